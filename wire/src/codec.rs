@@ -1,0 +1,485 @@
+//! Encoding and decoding of frame bodies. See the crate documentation for the layout.
+
+use crate::{
+    Credential, Decision, PamRequest, Phase, Request, Response, Verdict, Verify, MAX_FRAME,
+    PROTOCOL_VERSION,
+};
+use std::fmt;
+
+/// Bytes of the length prefix in front of every body.
+pub const FRAME_HEADER_LEN: usize = 4;
+
+// Operation codes. Requests are below 0x80, responses above.
+const OP_PAM: u8 = 0x01;
+const OP_RESOLVE: u8 = 0x02;
+const OP_STATUS: u8 = 0x03;
+const OP_CACHE_FLUSH: u8 = 0x04;
+const OP_DECISION: u8 = 0x81;
+const OP_STATUS_REPLY: u8 = 0x83;
+const OP_FLUSHED: u8 = 0x84;
+const OP_ERROR: u8 = 0xFF;
+
+/// Why a body could not be decoded. The daemon logs it and answers with
+/// [`Response::Error`]; a client treats it as an unusable daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The body ended before a field did.
+    Truncated,
+    /// Bytes left over after the last field.
+    TrailingBytes(usize),
+    /// A version this build does not speak.
+    Version(u16),
+    UnknownOp(u8),
+    /// A field held a value outside its set (name of the field).
+    BadValue(&'static str),
+    /// A string field was not UTF-8 (name of the field).
+    NotUtf8(&'static str),
+    /// A frame longer than [`MAX_FRAME`].
+    TooLarge(usize),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => write!(f, "truncated message"),
+            DecodeError::TrailingBytes(n) => write!(f, "{n} unexpected bytes after the message"),
+            DecodeError::Version(v) => write!(
+                f,
+                "unsupported protocol version {v} (this daemon speaks {PROTOCOL_VERSION})"
+            ),
+            DecodeError::UnknownOp(op) => write!(f, "unknown operation 0x{op:02x}"),
+            DecodeError::BadValue(field) => write!(f, "invalid value in field {field}"),
+            DecodeError::NotUtf8(field) => write!(f, "field {field} is not UTF-8"),
+            DecodeError::TooLarge(n) => {
+                write!(f, "frame of {n} bytes exceeds the limit of {MAX_FRAME}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Builds one frame: the length prefix is filled in by [`Writer::finish`].
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn new(op: u8) -> Writer {
+        let mut v = Vec::with_capacity(128);
+        v.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+        v.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+        v.push(op);
+        Writer(v)
+    }
+
+    fn u8(&mut self, x: u8) {
+        self.0.push(x);
+    }
+
+    fn u32(&mut self, x: u32) {
+        self.0.extend_from_slice(&x.to_be_bytes());
+    }
+
+    /// A length-prefixed byte string. Longer than u16::MAX is cut there: no legitimate field
+    /// comes near it, and the daemon refuses over-long names anyway.
+    fn bytes(&mut self, b: &[u8]) {
+        let len = b.len().min(u16::MAX as usize);
+        self.0.extend_from_slice(&(len as u16).to_be_bytes());
+        self.0.extend_from_slice(&b[..len]);
+    }
+
+    fn str(&mut self, s: &str) {
+        // Cutting a string must not split a UTF-8 sequence, or the peer sees invalid UTF-8.
+        let mut end = s.len().min(u16::MAX as usize);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.bytes(&s.as_bytes()[..end]);
+    }
+
+    fn list(&mut self, items: &[String]) {
+        let n = items.len().min(u16::MAX as usize);
+        self.0.extend_from_slice(&(n as u16).to_be_bytes());
+        for s in &items[..n] {
+            self.str(s);
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let body = (self.0.len() - FRAME_HEADER_LEN) as u32;
+        self.0[..FRAME_HEADER_LEN].copy_from_slice(&body.to_be_bytes());
+        self.0
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.u16()? as usize;
+        self.take(n)
+    }
+
+    fn str(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        let b = self.bytes()?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::NotUtf8(field))
+    }
+
+    fn bool(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::BadValue(field)),
+        }
+    }
+
+    fn list(&mut self, field: &'static str) -> Result<Vec<String>, DecodeError> {
+        let n = self.u16()? as usize;
+        // Each item takes at least two bytes: a count larger than that is a lie, and
+        // believing it would let a 64 KiB frame reserve gigabytes.
+        if n > self.buf.len() / 2 {
+            return Err(DecodeError::Truncated);
+        }
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(self.str(field)?);
+        }
+        Ok(v)
+    }
+
+    fn end(self) -> Result<(), DecodeError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes(self.buf.len()))
+        }
+    }
+}
+
+/// Reads version and op from the start of a body.
+fn header(body: &[u8]) -> Result<(Reader<'_>, u8), DecodeError> {
+    if body.len() > MAX_FRAME {
+        return Err(DecodeError::TooLarge(body.len()));
+    }
+    let mut r = Reader { buf: body };
+    let version = r.u16()?;
+    if version != PROTOCOL_VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let op = r.u8()?;
+    Ok((r, op))
+}
+
+/// Encodes a request as a complete frame (length prefix included).
+pub fn encode_request(req: &Request) -> Vec<u8> {
+    match req {
+        Request::Pam(p) => {
+            let mut w = Writer::new(OP_PAM);
+            w.str(&p.service);
+            w.u8(match p.phase {
+                Phase::Auth => 1,
+                Phase::Account => 2,
+            });
+            w.str(&p.user);
+            w.str(&p.rhost);
+            w.u8(match p.verify {
+                Verify::None => 0,
+                Verify::Ldap => 1,
+                Verify::Oidc => 2,
+                Verify::Device => 3,
+                Verify::Proxy => 4,
+            });
+            match &p.credential {
+                None => w.u8(0),
+                Some(c) => {
+                    w.u8(1);
+                    w.bytes(c.expose());
+                }
+            }
+            w.finish()
+        }
+        Request::Resolve { service, name } => {
+            let mut w = Writer::new(OP_RESOLVE);
+            w.str(service);
+            w.str(name);
+            w.finish()
+        }
+        Request::Status => Writer::new(OP_STATUS).finish(),
+        Request::CacheFlush => Writer::new(OP_CACHE_FLUSH).finish(),
+    }
+}
+
+/// Decodes a request body (without the length prefix).
+pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
+    let (mut r, op) = header(body)?;
+    let req = match op {
+        OP_PAM => {
+            let service = r.str("service")?;
+            let phase = match r.u8()? {
+                1 => Phase::Auth,
+                2 => Phase::Account,
+                _ => return Err(DecodeError::BadValue("phase")),
+            };
+            let user = r.str("user")?;
+            let rhost = r.str("rhost")?;
+            let verify = match r.u8()? {
+                0 => Verify::None,
+                1 => Verify::Ldap,
+                2 => Verify::Oidc,
+                3 => Verify::Device,
+                4 => Verify::Proxy,
+                _ => return Err(DecodeError::BadValue("verify")),
+            };
+            let credential = if r.bool("credential")? {
+                Some(Credential::new(r.bytes()?.to_vec()))
+            } else {
+                None
+            };
+            Request::Pam(PamRequest {
+                service,
+                phase,
+                user,
+                rhost,
+                verify,
+                credential,
+            })
+        }
+        OP_RESOLVE => Request::Resolve {
+            service: r.str("service")?,
+            name: r.str("name")?,
+        },
+        OP_STATUS => Request::Status,
+        OP_CACHE_FLUSH => Request::CacheFlush,
+        other => return Err(DecodeError::UnknownOp(other)),
+    };
+    r.end()?;
+    Ok(req)
+}
+
+fn verdict_code(v: Verdict) -> u8 {
+    match v {
+        Verdict::Allowed => 0,
+        Verdict::UserUnknown => 1,
+        Verdict::PolicyDenied => 2,
+        Verdict::AuthFailed => 3,
+        Verdict::Unavailable => 4,
+        Verdict::BadInput => 5,
+    }
+}
+
+/// Encodes a response as a complete frame (length prefix included).
+pub fn encode_response(resp: &Response) -> Vec<u8> {
+    match resp {
+        Response::Decision(d) => {
+            let mut w = Writer::new(OP_DECISION);
+            w.u8(verdict_code(d.verdict));
+            w.str(&d.account);
+            match d.uid {
+                None => w.u8(0),
+                Some(uid) => {
+                    w.u8(1);
+                    w.u32(uid);
+                }
+            }
+            w.str(&d.reason);
+            w.str(&d.rule);
+            w.list(&d.groups);
+            w.finish()
+        }
+        Response::Status(pairs) => {
+            let mut w = Writer::new(OP_STATUS_REPLY);
+            let flat: Vec<String> = pairs
+                .iter()
+                .flat_map(|(k, v)| [k.clone(), v.clone()])
+                .collect();
+            w.list(&flat);
+            w.finish()
+        }
+        Response::Flushed(n) => {
+            let mut w = Writer::new(OP_FLUSHED);
+            w.u32(*n);
+            w.finish()
+        }
+        Response::Error(reason) => {
+            let mut w = Writer::new(OP_ERROR);
+            w.str(reason);
+            w.finish()
+        }
+    }
+}
+
+/// Decodes a response body (without the length prefix).
+pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
+    let (mut r, op) = header(body)?;
+    let resp = match op {
+        OP_DECISION => {
+            let verdict = match r.u8()? {
+                0 => Verdict::Allowed,
+                1 => Verdict::UserUnknown,
+                2 => Verdict::PolicyDenied,
+                3 => Verdict::AuthFailed,
+                4 => Verdict::Unavailable,
+                5 => Verdict::BadInput,
+                _ => return Err(DecodeError::BadValue("verdict")),
+            };
+            let account = r.str("account")?;
+            let uid = if r.bool("uid")? { Some(r.u32()?) } else { None };
+            Response::Decision(Decision {
+                verdict,
+                account,
+                uid,
+                reason: r.str("reason")?,
+                rule: r.str("rule")?,
+                groups: r.list("groups")?,
+            })
+        }
+        OP_STATUS_REPLY => {
+            let flat = r.list("status")?;
+            if flat.len() % 2 != 0 {
+                return Err(DecodeError::BadValue("status"));
+            }
+            let mut pairs = Vec::with_capacity(flat.len() / 2);
+            let mut it = flat.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            Response::Status(pairs)
+        }
+        OP_FLUSHED => Response::Flushed(r.u32()?),
+        OP_ERROR => Response::Error(r.str("reason")?),
+        other => return Err(DecodeError::UnknownOp(other)),
+    };
+    r.end()?;
+    Ok(resp)
+}
+
+/// Reads the length prefix of a frame and checks it against [`MAX_FRAME`].
+pub fn frame_len(header: [u8; FRAME_HEADER_LEN]) -> Result<usize, DecodeError> {
+    let n = u32::from_be_bytes(header) as usize;
+    if n > MAX_FRAME {
+        Err(DecodeError::TooLarge(n))
+    } else {
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn pam(credential: Option<&[u8]>) -> Request {
+        Request::Pam(PamRequest {
+            service: "rstudio".into(),
+            phase: Phase::Auth,
+            user: "John.Doe@Company.com".into(),
+            rhost: "127.0.0.1".into(),
+            verify: Verify::Proxy,
+            credential: credential.map(|c| Credential::new(c.to_vec())),
+        })
+    }
+
+    #[rstest]
+    #[case::pam_no_credential(pam(None))]
+    #[case::pam_empty_credential(pam(Some(b"")))]
+    #[case::pam_credential(pam(Some(b"date\nsig")))]
+    #[case::resolve(Request::Resolve { service: "sshd".into(), name: "rsuser24/jsmith".into() })]
+    #[case::status(Request::Status)]
+    #[case::flush(Request::CacheFlush)]
+    fn requests_round_trip(#[case] req: Request) {
+        let frame = encode_request(&req);
+        let len = frame_len([frame[0], frame[1], frame[2], frame[3]]);
+        assert_eq!(len, Ok(frame.len() - FRAME_HEADER_LEN));
+        assert_eq!(decode_request(&frame[FRAME_HEADER_LEN..]), Ok(req));
+    }
+
+    #[rstest]
+    #[case::decision(Response::Decision(Decision {
+        verdict: Verdict::PolicyDenied,
+        account: "jdoe".into(),
+        uid: Some(1001),
+        reason: "not in any required group".into(),
+        rule: "rewrite[1]".into(),
+        groups: vec!["jdoe".into(), "staff".into()],
+    }))]
+    #[case::decision_no_uid(Response::Decision(Decision {
+        verdict: Verdict::UserUnknown, account: String::new(), uid: None,
+        reason: String::new(), rule: String::new(), groups: vec![],
+    }))]
+    #[case::status(Response::Status(vec![("version".into(), "0.1.0".into())]))]
+    #[case::flushed(Response::Flushed(7))]
+    #[case::error(Response::Error("no".into()))]
+    fn responses_round_trip(#[case] resp: Response) {
+        let frame = encode_response(&resp);
+        assert_eq!(decode_response(&frame[FRAME_HEADER_LEN..]), Ok(resp));
+    }
+
+    #[rstest]
+    #[case::empty(&[], DecodeError::Truncated)]
+    #[case::version_only(&[0, 1], DecodeError::Truncated)]
+    #[case::wrong_version(&[0, 2, OP_STATUS], DecodeError::Version(2))]
+    #[case::unknown_op(&[0, 1, 0x42], DecodeError::UnknownOp(0x42))]
+    #[case::trailing(&[0, 1, OP_STATUS, 9], DecodeError::TrailingBytes(1))]
+    #[case::string_past_end(&[0, 1, OP_RESOLVE, 0, 200, b'a'], DecodeError::Truncated)]
+    #[case::bad_utf8(&[0, 1, OP_RESOLVE, 0, 1, 0xff, 0, 0], DecodeError::NotUtf8("service"))]
+    #[case::bad_phase(&[0, 1, OP_PAM, 0, 0, 9], DecodeError::BadValue("phase"))]
+    fn malformed_requests_are_errors(#[case] body: &[u8], #[case] want: DecodeError) {
+        assert_eq!(decode_request(body), Err(want));
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_from_the_header() {
+        let n = (MAX_FRAME as u32 + 1).to_be_bytes();
+        assert_eq!(frame_len(n), Err(DecodeError::TooLarge(MAX_FRAME + 1)));
+    }
+
+    #[test]
+    fn a_lying_list_count_does_not_allocate() {
+        // Decision with a group count of 65535 and no items.
+        let mut body = vec![0, 1, OP_DECISION, 0, 0, 0, 0, 0, 0, 0, 0];
+        body.extend_from_slice(&[0xff, 0xff]);
+        assert_eq!(decode_response(&body), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn debug_and_log_forms_never_show_the_credential() {
+        let req = pam(Some(b"hunter2"));
+        assert!(!format!("{req:?}").contains("hunter2"));
+        assert!(!req.log_form().contains("hunter2"));
+    }
+
+    #[test]
+    fn every_prefix_of_a_valid_request_is_an_error_not_a_panic() {
+        let frame = encode_request(&pam(Some(b"secret")));
+        let body = &frame[FRAME_HEADER_LEN..];
+        for n in 0..body.len() {
+            assert!(decode_request(&body[..n]).is_err(), "prefix {n} decoded");
+        }
+    }
+}

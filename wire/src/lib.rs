@@ -1,0 +1,225 @@
+//! The language accountmap's clients (PAM module, NSS module, `accountmapctl`) and its daemon
+//! (`accountmapd`) speak over the Unix socket, and the small blocking client they share.
+//!
+//! Every message is one frame: a 4-byte big-endian length, then a body of at most
+//! [`MAX_FRAME`] bytes. A body starts with the protocol version (u16) and an operation code (u8),
+//! followed by that operation's fields. Strings are a u16 length and UTF-8 bytes. The decoder
+//! rejects truncated bodies, trailing bytes, bad UTF-8 and unknown codes, so a malformed frame is
+//! an error value, never a panic.
+//!
+//! The format is hand-written rather than serde-based on purpose: it keeps the PAM and NSS
+//! modules small (they are loaded into sshd, login and rserver) and the whole parser fits on a
+//! screen for review and fuzzing.
+// Only the client touches libc (non-blocking connect, SO_PEERCRED); the codec is safe code.
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+mod client;
+mod codec;
+
+pub use client::{call, ClientError};
+pub use codec::{
+    decode_request, decode_response, encode_request, encode_response, frame_len, DecodeError,
+    FRAME_HEADER_LEN,
+};
+
+use std::fmt;
+
+/// The protocol version this build speaks. A daemon refuses any other.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The largest frame body either side accepts. Requests are a few hundred bytes; an ID token
+/// is a few KiB. Anything larger is refused before it is read.
+pub const MAX_FRAME: usize = 64 * 1024;
+/// The longest name (user, service, host) the daemon considers; longer ones are unusable input.
+pub const MAX_NAME_LEN: usize = 256;
+/// The longest credential the daemon considers (an ID token fits comfortably).
+pub const MAX_CREDENTIAL_LEN: usize = 16 * 1024;
+/// Where the daemon listens unless configured otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/accountmap/accountmapd.sock";
+/// Environment variable that overrides the socket path for clients.
+pub const SOCKET_ENV: &str = "ACCOUNTMAP_SOCKET";
+
+/// Which PAM phase a request comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Auth,
+    Account,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Auth => "auth",
+            Phase::Account => "account",
+        }
+    }
+}
+
+/// What the auth phase checks besides identity and policy (`verify=` of the PAM module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verify {
+    None,
+    Ldap,
+    Oidc,
+    Device,
+    Proxy,
+}
+
+impl Verify {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verify::None => "none",
+            Verify::Ldap => "ldap",
+            Verify::Oidc => "oidc",
+            Verify::Device => "device",
+            Verify::Proxy => "proxy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verify> {
+        Some(match s {
+            "none" => Verify::None,
+            "ldap" => Verify::Ldap,
+            "oidc" => Verify::Oidc,
+            "device" => Verify::Device,
+            "proxy" => Verify::Proxy,
+            _ => return None,
+        })
+    }
+}
+
+/// A password or token. Its `Debug` form never shows the content, and its bytes are
+/// overwritten when it is dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential(Vec<u8>);
+
+impl Credential {
+    pub fn new(bytes: Vec<u8>) -> Credential {
+        Credential(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credential(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+impl Drop for Credential {
+    fn drop(&mut self) {
+        // Wipe the secret before the allocator reuses the memory; `black_box` keeps the
+        // optimiser from treating the writes to memory about to be freed as dead.
+        self.0.fill(0);
+        std::hint::black_box(&self.0);
+    }
+}
+
+/// A PAM module asking for a decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PamRequest {
+    /// PAM_SERVICE of the host (`rstudio`, `sshd`). Logged; never trusted for authorisation.
+    pub service: String,
+    pub phase: Phase,
+    /// PAM_USER as the host handed it over (may be an alias).
+    pub user: String,
+    /// PAM_RHOST, or empty. Logged only.
+    pub rhost: String,
+    pub verify: Verify,
+    /// The password or token of `verify=`, when the auth phase has one.
+    pub credential: Option<Credential>,
+}
+
+/// A request to the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A PAM auth or account decision.
+    Pam(PamRequest),
+    /// `accountmapctl resolve`: the same pipeline and policy, answered with the details.
+    Resolve { service: String, name: String },
+    /// `accountmapctl status`.
+    Status,
+    /// `accountmapctl cache flush`.
+    CacheFlush,
+}
+
+impl Request {
+    /// A one-line description for logs. It cannot print a credential.
+    pub fn log_form(&self) -> String {
+        match self {
+            Request::Pam(p) => format!(
+                "pam {} service={:?} user={:?} rhost={:?} verify={} credential={}",
+                p.phase.as_str(),
+                p.service,
+                p.user,
+                p.rhost,
+                p.verify.as_str(),
+                if p.credential.is_some() { "yes" } else { "no" }
+            ),
+            Request::Resolve { service, name } => {
+                format!("resolve service={service:?} name={name:?}")
+            }
+            Request::Status => "status".to_string(),
+            Request::CacheFlush => "cache flush".to_string(),
+        }
+    }
+}
+
+/// The daemon's verdict. Each maps to one PAM return code per phase (see the PAM module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// No such account after resolution.
+    UserUnknown,
+    /// Refused by policy: uid, group, denied user, domain, or a peer asking about someone else.
+    PolicyDenied,
+    /// Wrong password, bad or expired token.
+    AuthFailed,
+    /// A backend is down or not configured for what was asked.
+    Unavailable,
+    /// Unusable input: empty password, NUL bytes, over-long or malformed names.
+    BadInput,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::UserUnknown => "user-unknown",
+            Verdict::PolicyDenied => "denied",
+            Verdict::AuthFailed => "auth-failed",
+            Verdict::Unavailable => "unavailable",
+            Verdict::BadInput => "bad-input",
+        }
+    }
+}
+
+/// The answer to a [`Request::Pam`] or [`Request::Resolve`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The local account the name resolved to (empty when none).
+    pub account: String,
+    pub uid: Option<u32>,
+    /// Why: for the log and for `accountmapctl resolve`, never shown to the user signing in.
+    pub reason: String,
+    /// Which mapping step gave the account (`accounts-file:12`, `rewrite[0]`, `identity`).
+    pub rule: String,
+    /// The account's groups, primary first (filled for `resolve`).
+    pub groups: Vec<String>,
+}
+
+/// A reply from the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    Decision(Decision),
+    /// Ordered key/value pairs for `accountmapctl status`.
+    Status(Vec<(String, String)>),
+    /// How many cached answers `cache flush` dropped.
+    Flushed(u32),
+    /// The request was refused as a whole (malformed, wrong version, not permitted).
+    Error(String),
+}
