@@ -225,7 +225,8 @@ mod tests {
 
     #[test]
     fn google_accounts_format_parses() {
-        let text = "# RStudio google-accounts\n\n  John.Doe@Company.com = jdoe \nann@company.com=ann\n";
+        let text =
+            "# RStudio google-accounts\n\n  John.Doe@Company.com = jdoe \nann@company.com=ann\n";
         let acc = Accounts::parse(text).map_err(|e| e.to_string());
         assert!(acc.is_ok(), "{acc:?}");
         let acc = acc.unwrap_or_default();
@@ -258,7 +259,8 @@ mod tests {
     }
 
     #[test]
-    fn edits_are_followed_and_bad_edits_keep_the_old_version() -> Result<(), Box<dyn std::error::Error>> {
+    fn edits_are_followed_and_bad_edits_keep_the_old_version(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("accounts");
         let file = AccountsFile::open(&path)?;
@@ -272,9 +274,16 @@ mod tests {
 
         std::fs::write(&path, "a@x.org=alice\nbroken line\n")?;
         let (acc, what) = file.current();
-        assert!(matches!(what, Reload::Failed(ref e) if e.contains(":2:1: expected")), "{what:?}");
+        assert!(
+            matches!(what, Reload::Failed(ref e) if e.contains(":2:1: expected")),
+            "{what:?}"
+        );
         assert_eq!(acc.lookup("a@x.org"), Some(("alice", 1)));
-        assert_eq!(file.current().1, Reload::Unchanged, "a bad edit is reported once");
+        assert_eq!(
+            file.current().1,
+            Reload::Unchanged,
+            "a bad edit is reported once"
+        );
 
         std::fs::remove_file(&path)?;
         assert_eq!(file.current().1, Reload::Missing);

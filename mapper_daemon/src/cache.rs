@@ -1,1 +1,238 @@
-//! (being written)
+//! A TTL cache in front of a [`Directory`]: positive answers for `cache_ttl`, "no such user" for
+//! `negative_cache_ttl`, each with a little jitter so that a burst of sign-ins does not expire
+//! all at once. When the directory fails, an expired answer is served rather than none, and the
+//! caller is told it is stale so that it can say so in the log.
+
+use crate::system::{Account, Directory, LookupError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// More entries than this and expired ones are dropped before inserting; a bound, so that a
+/// flood of made-up names cannot grow the daemon without limit.
+const MAX_ENTRIES: usize = 65_536;
+
+#[derive(Clone, Debug)]
+struct Entry {
+    value: Option<Account>,
+    expires: Instant,
+}
+
+/// Where an answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    Cached,
+    /// Expired, served because the directory failed.
+    Stale,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub entries: usize,
+    pub hits: u64,
+    pub misses: u64,
+    pub stale: u64,
+}
+
+pub struct CachedDirectory {
+    inner: Arc<dyn Directory>,
+    ttl: Duration,
+    negative_ttl: Duration,
+    entries: Mutex<HashMap<String, Entry>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    stale: AtomicU64,
+}
+
+impl CachedDirectory {
+    pub fn new(inner: Arc<dyn Directory>, ttl: Duration, negative_ttl: Duration) -> Self {
+        CachedDirectory {
+            inner,
+            ttl,
+            negative_ttl,
+            entries: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic while holding the lock cannot leave the map inconsistent (every update is a
+        // single insert or clear), so a poisoned lock is safe to keep using.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The account called `name`, from the cache when fresh.
+    pub fn account(&self, name: &str) -> Result<(Option<Account>, Freshness), LookupError> {
+        let now = Instant::now();
+        let cached = self.lock().get(name).cloned();
+        if let Some(entry) = &cached {
+            if entry.expires > now {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok((entry.value.clone(), Freshness::Cached));
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        match self.inner.account(name) {
+            Ok(value) => {
+                let ttl = if value.is_some() {
+                    self.ttl
+                } else {
+                    self.negative_ttl
+                };
+                if !ttl.is_zero() {
+                    self.insert(name, value.clone(), now + jitter(ttl, name));
+                }
+                Ok((value, Freshness::Fresh))
+            }
+            Err(e) => match cached {
+                Some(entry) => {
+                    self.stale.fetch_add(1, Ordering::Relaxed);
+                    Ok((entry.value, Freshness::Stale))
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    fn insert(&self, name: &str, value: Option<Account>, expires: Instant) {
+        let mut map = self.lock();
+        if map.len() >= MAX_ENTRIES && !map.contains_key(name) {
+            let now = Instant::now();
+            map.retain(|_, e| e.expires > now);
+            if map.len() >= MAX_ENTRIES {
+                // Everything is fresh: forget it all rather than grow. Correctness does not
+                // depend on the cache, only speed.
+                map.clear();
+            }
+        }
+        map.insert(name.to_string(), Entry { value, expires });
+    }
+
+    /// Drops every cached answer; returns how many there were.
+    pub fn flush(&self) -> usize {
+        let mut map = self.lock();
+        let n = map.len();
+        map.clear();
+        n
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            entries: self.lock().len(),
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            stale: self.stale.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The TTL shortened by up to a tenth, chosen from the name so that it is spread across names
+/// but needs no random number generator.
+fn jitter(ttl: Duration, name: &str) -> Duration {
+    let spread = name
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+        % 1000;
+    ttl - ttl / 10 * spread / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    struct Flaky {
+        calls: AtomicU64,
+        down: AtomicBool,
+    }
+
+    impl Directory for Flaky {
+        fn account(&self, name: &str) -> Result<Option<Account>, LookupError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if self.down.load(Ordering::Relaxed) {
+                return Err(LookupError::Failed("directory down".into()));
+            }
+            Ok((name == "alice").then(|| Account {
+                name: "alice".into(),
+                uid: 1001,
+                gid: 1001,
+                gecos: String::new(),
+                dir: "/home/alice".into(),
+                shell: "/bin/sh".into(),
+                groups: vec!["alice".into()],
+            }))
+        }
+    }
+
+    fn flaky() -> Arc<Flaky> {
+        Arc::new(Flaky {
+            calls: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+        })
+    }
+
+    #[test]
+    fn answers_are_reused_within_their_ttl() {
+        let dir = flaky();
+        let cache = CachedDirectory::new(
+            dir.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        for _ in 0..3 {
+            assert!(cache.account("alice").unwrap().0.is_some());
+            assert!(cache.account("nobody").unwrap().0.is_none());
+        }
+        assert_eq!(dir.calls.load(Ordering::Relaxed), 2);
+        let stats = cache.stats();
+        assert_eq!((stats.entries, stats.hits, stats.misses), (2, 4, 2));
+        assert_eq!(cache.flush(), 2);
+        assert!(cache.account("alice").unwrap().0.is_some());
+        assert_eq!(dir.calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn zero_ttl_means_no_caching() {
+        let dir = flaky();
+        let cache = CachedDirectory::new(dir.clone(), Duration::ZERO, Duration::ZERO);
+        cache.account("alice").unwrap();
+        cache.account("alice").unwrap();
+        assert_eq!(dir.calls.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn expired_answers_are_served_stale_while_the_directory_is_down() {
+        let dir = flaky();
+        let cache = CachedDirectory::new(
+            dir.clone(),
+            Duration::from_millis(1),
+            Duration::from_millis(1),
+        );
+        assert_eq!(cache.account("alice").unwrap().1, Freshness::Fresh);
+        std::thread::sleep(Duration::from_millis(5));
+        dir.down.store(true, Ordering::Relaxed);
+        let (value, freshness) = cache.account("alice").unwrap();
+        assert_eq!(
+            (value.map(|a| a.uid), freshness),
+            (Some(1001), Freshness::Stale)
+        );
+        assert!(cache.account("never-seen").is_err());
+    }
+
+    #[test]
+    fn jitter_stays_within_a_tenth() {
+        for name in ["a", "alice", "bob@example.com", ""] {
+            let j = jitter(Duration::from_secs(300), name);
+            assert!(
+                j <= Duration::from_secs(300) && j >= Duration::from_secs(270),
+                "{name}: {j:?}"
+            );
+        }
+    }
+}

@@ -839,17 +839,10 @@ impl Ctx {
         }
         if let Some(list) = pick(s, |f| mapping(f)?.rewrite.as_ref()) {
             for (i, item) in list.items().enumerate() {
-                match RewriteRule::parse(item.get()) {
+                // Names are lower-cased before the rules run, so the rules match without
+                // regard to case: SPEC's own '^UID-([a-z]+)$ $1' must match "UID-jsmith".
+                match RewriteRule::parse_with(item.get(), m.lowercase) {
                     Ok(rule) => {
-                        if m.lowercase && has_upper_case_literal(rule_pattern(item.get())) {
-                            self.warn(
-                                item,
-                                format!(
-                                    "rewrite rule {} has upper-case letters, but mapping.lowercase = true lower-cases names before the rules run, so they never match: write the rule in lower case or start it with (?i)",
-                                    i + 1
-                                ),
-                            );
-                        }
                         m.rewrite.push(rule);
                     }
                     Err(e) => {
@@ -1319,63 +1312,6 @@ fn offset_in_literal(item: Val<'_, String>, offset: usize) -> Option<usize> {
         off -= 1;
     }
     Some(quote + value.get(..off).map_or(0, |s| s.chars().count()))
-}
-
-/// The regex part of a rule (everything before the last space).
-fn rule_pattern(rule: &str) -> &str {
-    let trimmed = rule.trim_end();
-    match trimmed.rfind([' ', '\t']) {
-        Some(i) => trimmed.get(..i).unwrap_or(trimmed),
-        None => trimmed,
-    }
-}
-
-/// Whether a regex has upper-case letters that must match literally: escapes (`\D`, `\p{Lu}`),
-/// group names and case-insensitive patterns (`(?i)`) do not count.
-fn has_upper_case_literal(pattern: &str) -> bool {
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars.get(i).copied().unwrap_or(' ');
-        let next = chars.get(i + 1).copied();
-        if c == '\\' {
-            match next {
-                Some('p' | 'P') if chars.get(i + 2) == Some(&'{') => {
-                    i += 3;
-                    while i < chars.len() && chars.get(i) != Some(&'}') {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                Some('p' | 'P') => i += 3,
-                _ => i += 2,
-            }
-            continue;
-        }
-        if c == '(' && next == Some('?') {
-            let flags: String = chars
-                .iter()
-                .skip(i + 2)
-                .take_while(|c| c.is_ascii_alphabetic() || **c == '-')
-                .collect();
-            if flags.split('-').next().is_some_and(|on| on.contains('i')) {
-                return false;
-            }
-            let rest: String = chars.iter().skip(i + 2).take(2).collect();
-            if rest.starts_with("P<") || rest.starts_with('<') {
-                while i < chars.len() && chars.get(i) != Some(&'>') {
-                    i += 1;
-                }
-            }
-            i += 1;
-            continue;
-        }
-        if c.is_uppercase() {
-            return true;
-        }
-        i += 1;
-    }
-    false
 }
 
 fn is_acceptable_endpoint(url: &str) -> bool {
@@ -1974,18 +1910,6 @@ max_clock_skew = 30
             "{:?}",
             c.warnings
         );
-    }
-
-    #[test]
-    fn upper_case_rules_under_lowercase_get_a_warning() {
-        let f = Fixture::new();
-        let c = f.load(
-            "[mapping]\nrewrite = ['^UID-([a-z]+)$ $1', '^(?i)UID-([a-z]+)$ $1', '^(?P<User>[a-z]+)\\D$ ${User}', '^[\\p{Ll}]+@x\\.com$ a']\n",
-        );
-        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        assert!(c.warnings[0].contains(":2:12: rewrite rule 1 has upper-case letters"));
-        let c = f.load("[mapping]\nlowercase = false\nrewrite = ['^UID-([a-z]+)$ $1']\n");
-        assert!(c.warnings.is_empty());
     }
 
     #[test]

@@ -1,1 +1,387 @@
-//! (being written)
+//! From a request and the peer who sent it to a response: the one place where the pipeline
+//! ([`crate::resolve`]), the account data ([`crate::cache`]) and the policy ([`crate::policy`])
+//! are put together. No I/O but the directory lookups, so tests call it directly.
+
+use crate::accounts_file::{AccountsFile, Reload};
+use crate::cache::{CachedDirectory, Freshness};
+use crate::config::{Config, MinimumUid};
+use crate::log;
+use crate::policy::{self, AccessRules, Refusal};
+use crate::resolve::{map_name, MapError, Mapped, MappingRules};
+use crate::system::{self, Account, Directory};
+use accountmap_wire::{Decision, PamRequest, Phase, Request, Response, Verdict, Verify};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Who is asking, from SO_PEERCRED: never from anything the client sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Peer {
+    fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+/// A config turned into something that answers requests. A reload builds a new one; the
+/// old one finishes the requests it has.
+pub struct Engine {
+    config: Arc<Config>,
+    accounts: Option<AccountsFile>,
+    directory: CachedDirectory,
+    minimum_uid: u32,
+    started: Instant,
+    requests: AtomicU64,
+}
+
+/// What a decision was about, for the log line.
+struct Subject<'a> {
+    service: &'a str,
+    what: &'a str,
+    name: &'a str,
+}
+
+impl Engine {
+    pub fn new(config: Config, directory: Arc<dyn Directory>) -> Result<Engine, String> {
+        let accounts = match &config.mapping.accounts_file {
+            Some(path) => Some(AccountsFile::open(path)?),
+            None => None,
+        };
+        let minimum_uid = match config.access.minimum_uid {
+            MinimumUid::Auto => system::auto_minimum_uid(std::path::Path::new(system::LOGIN_DEFS)),
+            MinimumUid::Fixed(n) => n,
+        };
+        let directory = CachedDirectory::new(
+            directory,
+            config.daemon.cache_ttl,
+            config.daemon.negative_cache_ttl,
+        );
+        Ok(Engine {
+            config: Arc::new(config),
+            accounts,
+            directory,
+            minimum_uid,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn minimum_uid(&self) -> u32 {
+        self.minimum_uid
+    }
+
+    /// Answers one request from `peer`, and logs the decision.
+    pub fn handle(&self, peer: &Peer, request: &Request) -> Response {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match request {
+            Request::Pam(pam) => {
+                let decision = self.decide_pam(peer, pam);
+                self.log_decision(
+                    peer,
+                    &Subject {
+                        service: &pam.service,
+                        what: pam.phase.as_str(),
+                        name: &pam.user,
+                    },
+                    &decision,
+                );
+                Response::Decision(decision)
+            }
+            Request::Resolve { service, name } => {
+                let decision = self.decide(peer, name, None);
+                self.log_decision(
+                    peer,
+                    &Subject {
+                        service,
+                        what: "resolve",
+                        name,
+                    },
+                    &decision,
+                );
+                Response::Decision(decision)
+            }
+            Request::Status => Response::Status(self.status()),
+            Request::CacheFlush => {
+                if !peer.is_root() {
+                    log::warning(&format!(
+                        "refused cache flush from uid {} pid {}: only root may flush the cache",
+                        peer.uid, peer.pid
+                    ));
+                    return Response::Error("only root may flush the cache".into());
+                }
+                let n = self.directory.flush();
+                log::notice(&format!(
+                    "cache flushed by pid {}: {n} answers dropped",
+                    peer.pid
+                ));
+                Response::Flushed(u32::try_from(n).unwrap_or(u32::MAX))
+            }
+        }
+    }
+
+    fn decide_pam(&self, peer: &Peer, req: &PamRequest) -> Decision {
+        if req.phase == Phase::Auth && req.verify != Verify::None {
+            // Unusable credentials are refused before anything is looked up, so that a
+            // backend never sees an empty password (an unauthenticated LDAP bind succeeds).
+            match &req.credential {
+                None => {
+                    return refusal(
+                        Verdict::BadInput,
+                        "no credential was given for verify=".to_string() + req.verify.as_str(),
+                    )
+                }
+                Some(c) if c.expose().is_empty() => {
+                    return refusal(Verdict::BadInput, "empty password".into())
+                }
+                Some(c) if c.expose().contains(&0) => {
+                    return refusal(Verdict::BadInput, "password contains a NUL byte".into())
+                }
+                Some(c) if c.expose().len() > accountmap_wire::MAX_CREDENTIAL_LEN => {
+                    return refusal(Verdict::BadInput, "credential too long".into())
+                }
+                Some(_) => {}
+            }
+        }
+        let verify = if req.phase == Phase::Auth {
+            Some(req.verify)
+        } else {
+            None
+        };
+        self.decide(peer, &req.user, verify)
+    }
+
+    /// The pipeline, the peer rule, the policy and (for auth) the credential, in that order.
+    fn decide(&self, peer: &Peer, name: &str, verify: Option<Verify>) -> Decision {
+        let mapped = match self.map(name) {
+            Ok(m) => m,
+            Err(e) => {
+                let verdict = match e {
+                    MapError::InvalidAccount { .. } => Verdict::UserUnknown,
+                    _ => Verdict::BadInput,
+                };
+                return refusal(verdict, e.to_string());
+            }
+        };
+        let rule = mapped.rule.to_string();
+        let account = match self.directory.account(&mapped.account) {
+            Ok((Some(account), freshness)) => {
+                if freshness == Freshness::Stale {
+                    log::warning(&format!(
+                        "the system could not look up {:?}; using the cached answer",
+                        mapped.account
+                    ));
+                }
+                account
+            }
+            Ok((None, _)) => {
+                let mut d = refusal(
+                    Verdict::UserUnknown,
+                    if mapped.is_alias() {
+                        format!(
+                            "no such account {:?} (mapped from {:?} by {rule})",
+                            mapped.account, name
+                        )
+                    } else {
+                        format!("no such account {:?}", mapped.account)
+                    },
+                );
+                d.rule = rule;
+                return d;
+            }
+            Err(e) => {
+                let mut d = refusal(
+                    Verdict::Unavailable,
+                    format!("cannot look up {:?}: {e}", mapped.account),
+                );
+                d.rule = rule;
+                return d;
+            }
+        };
+        let mut decision = Decision {
+            verdict: Verdict::Allowed,
+            account: account.name.clone(),
+            uid: Some(account.uid),
+            reason: String::new(),
+            rule,
+            groups: account.groups.clone(),
+        };
+        // A local user may ask only about the account it runs as; otherwise a world-writable
+        // socket would tell anyone who may sign in, and later check their passwords.
+        if !peer.is_root() && peer.uid != account.uid {
+            decision.verdict = Verdict::PolicyDenied;
+            decision.reason = format!(
+                "peer uid {} (pid {}) may only ask about its own account, not {:?}",
+                peer.uid, peer.pid, account.name
+            );
+            return decision;
+        }
+        if let Err(refused) = self.check_policy(&mapped, &account) {
+            decision.verdict = match refused {
+                Refusal::AliasToPrivileged { .. } => Verdict::UserUnknown,
+                _ => Verdict::PolicyDenied,
+            };
+            decision.reason = refused.to_string();
+            return decision;
+        }
+        if let Some(v) = verify {
+            if v != Verify::None {
+                decision.verdict = Verdict::Unavailable;
+                decision.reason = format!(
+                    "verify={} is not supported by this version of accountmapd",
+                    v.as_str()
+                );
+                return decision;
+            }
+        }
+        decision.reason = match &mapped.display {
+            Some(display) => format!("allowed (display name {display:?})"),
+            None => "allowed".into(),
+        };
+        decision
+    }
+
+    fn map(&self, name: &str) -> Result<Mapped, MapError> {
+        let accounts = match &self.accounts {
+            Some(file) => {
+                let (accounts, reload) = file.current();
+                match reload {
+                    Reload::Unchanged => {}
+                    Reload::Reloaded(n) => log::notice(&format!(
+                        "accounts file {} loaded: {n} entries",
+                        file.path().display()
+                    )),
+                    Reload::Missing => log::warning(&format!(
+                        "accounts file {} does not exist; no accounts are mapped through it",
+                        file.path().display()
+                    )),
+                    Reload::Failed(e) => log::error(&format!(
+                        "accounts file not reloaded, the previous version stays in force: {e}"
+                    )),
+                }
+                accounts
+            }
+            None => Default::default(),
+        };
+        let mapping = &self.config.mapping;
+        map_name(
+            name,
+            &MappingRules {
+                lowercase: mapping.lowercase,
+                display_separator: mapping.display_separator.as_deref(),
+                accounts: &accounts,
+                rewrite: &mapping.rewrite,
+            },
+        )
+    }
+
+    fn check_policy(&self, mapped: &Mapped, account: &Account) -> Result<(), Refusal> {
+        let access = &self.config.access;
+        policy::check(
+            mapped,
+            account,
+            &AccessRules {
+                minimum_uid: self.minimum_uid,
+                required_groups: &access.required_groups,
+                denied_users: &access.denied_users,
+            },
+        )
+    }
+
+    fn log_decision(&self, peer: &Peer, subject: &Subject<'_>, d: &Decision) {
+        let line = format!(
+            "decision peer=uid:{}/pid:{} service={:?} {} name={:?} account={:?} uid={} verdict={} rule={:?} reason={:?}",
+            peer.uid,
+            peer.pid,
+            subject.service,
+            subject.what,
+            subject.name,
+            d.account,
+            d.uid.map_or_else(|| "-".to_string(), |u| u.to_string()),
+            d.verdict.as_str(),
+            d.rule,
+            d.reason
+        );
+        match d.verdict {
+            Verdict::Allowed => log::info(&line),
+            Verdict::Unavailable => log::error(&line),
+            _ => log::notice(&line),
+        }
+    }
+
+    fn status(&self) -> Vec<(String, String)> {
+        let c = &self.config;
+        let stats = self.directory.stats();
+        let mut out = vec![
+            ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            (
+                "config".to_string(),
+                c.files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            ("socket".to_string(), c.daemon.socket.display().to_string()),
+            (
+                "uptime".to_string(),
+                format!("{}s", self.started.elapsed().as_secs()),
+            ),
+            (
+                "requests".to_string(),
+                self.requests.load(Ordering::Relaxed).to_string(),
+            ),
+            ("minimum uid".to_string(), self.minimum_uid.to_string()),
+            (
+                "required groups".to_string(),
+                if c.access.required_groups.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    c.access.required_groups.join(", ")
+                },
+            ),
+            (
+                "rewrite rules".to_string(),
+                c.mapping.rewrite.len().to_string(),
+            ),
+        ];
+        if let Some(file) = &self.accounts {
+            out.push((
+                "accounts file".to_string(),
+                format!(
+                    "{} ({} entries)",
+                    file.path().display(),
+                    file.current().0.len()
+                ),
+            ));
+        }
+        out.push(("backend local-nss".to_string(), "reachable".to_string()));
+        out.push((
+            "cache".to_string(),
+            format!(
+                "{} entries, {} hits, {} misses, {} stale",
+                stats.entries, stats.hits, stats.misses, stats.stale
+            ),
+        ));
+        out
+    }
+}
+
+fn refusal(verdict: Verdict, reason: String) -> Decision {
+    Decision {
+        verdict,
+        account: String::new(),
+        uid: None,
+        reason,
+        rule: String::new(),
+        groups: Vec::new(),
+    }
+}

@@ -25,7 +25,7 @@ pub struct MappingRules<'a> {
 pub enum Rule {
     /// A line of the accounts file (1-based).
     AccountsFile { line: usize },
-    /// `mapping.rewrite[index]` (0-based, as the config array is indexed), as written.
+    /// `mapping.rewrite[index]` (0-based); shown 1-based, as `check-config` counts rules.
     Rewrite { index: usize, source: String },
     /// No rule matched: the name itself is the account.
     Identity,
@@ -35,7 +35,7 @@ impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rule::AccountsFile { line } => write!(f, "accounts-file:{line}"),
-            Rule::Rewrite { index, source } => write!(f, "rewrite[{index}] '{source}'"),
+            Rule::Rewrite { index, source } => write!(f, "rewrite rule {} '{source}'", index + 1),
             Rule::Identity => f.write_str("identity"),
         }
     }
@@ -435,7 +435,7 @@ bad@company.com = j@doe
 
     #[rstest]
     #[case(Rule::AccountsFile { line: 12 }, "accounts-file:12")]
-    #[case(Rule::Rewrite { index: 0, source: "^UID-([a-z]+)$ $1".into() }, "rewrite[0] '^UID-([a-z]+)$ $1'")]
+    #[case(Rule::Rewrite { index: 0, source: "^UID-([a-z]+)$ $1".into() }, "rewrite rule 1 '^UID-([a-z]+)$ $1'")]
     #[case(Rule::Identity, "identity")]
     fn rules_display(#[case] rule: Rule, #[case] want: &str) {
         assert_eq!(rule.to_string(), want);

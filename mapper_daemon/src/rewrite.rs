@@ -36,8 +36,15 @@ impl RewriteRule {
     /// Parses `"<regex> <replacement>"`. The split is at the last space, so a regex may itself
     /// contain spaces; a replacement (an account name) never does.
     pub fn parse(rule: &str) -> Result<RewriteRule, RuleError> {
+        RewriteRule::parse_with(rule, false)
+    }
+
+    /// Like [`RewriteRule::parse`]; with `case_insensitive` the regex ignores case. The
+    /// config uses it when `mapping.lowercase` is on: names reach the rules lower-cased, and
+    /// a rule written as RStudio documents it (`^UID-([a-z]+)$ $1`) must still match.
+    pub fn parse_with(rule: &str, case_insensitive: bool) -> Result<RewriteRule, RuleError> {
         let trimmed = rule.trim_end();
-        let Some(split) = trimmed.rfind(|c: char| c == ' ' || c == '\t') else {
+        let Some(split) = trimmed.rfind([' ', '\t']) else {
             return Err(RuleError {
                 offset: 0,
                 message: format!(
@@ -55,6 +62,7 @@ impl RewriteRule {
         }
         let regex = regex::RegexBuilder::new(pattern)
             .size_limit(REGEX_SIZE_LIMIT)
+            .case_insensitive(case_insensitive)
             .build()
             .map_err(|e| RuleError {
                 offset: 0,
@@ -62,7 +70,10 @@ impl RewriteRule {
                 // line so that the FILE:LINE:COLUMN form stays greppable.
                 message: format!(
                     "rewrite rule regex does not compile: {}",
-                    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+                    e.to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 ),
             })?;
         check_references(&regex, replacement).map_err(|message| RuleError {
@@ -117,7 +128,9 @@ fn check_references(regex: &Regex, replacement: &str) -> Result<(), String> {
             (&replacement[i..end], end)
         };
         if name.is_empty() {
-            return Err(format!("lone $ in replacement {replacement:?}; write $$ for a dollar sign"));
+            return Err(format!(
+                "lone $ in replacement {replacement:?}; write $$ for a dollar sign"
+            ));
         }
         let known = match name.parse::<usize>() {
             Ok(n) => n < regex.captures_len(),
@@ -141,7 +154,11 @@ mod tests {
     #[rstest]
     #[case::rstudio_doc_example("^UID-([a-z]+)$ $1", "uid-jsmith", None)]
     #[case::rstudio_doc_example_match("^UID-([a-z]+)$ $1", "UID-jsmith", Some("jsmith"))]
-    #[case::email_domain(r"^([a-z0-9._-]+)@company\.com$ $1", "john.doe@company.com", Some("john.doe"))]
+    #[case::email_domain(
+        r"^([a-z0-9._-]+)@company\.com$ $1",
+        "john.doe@company.com",
+        Some("john.doe")
+    )]
     #[case::other_domain(r"^([a-z0-9._-]+)@company\.com$ $1", "john@evil.com", None)]
     #[case::named_capture(r"^(?P<u>[a-z]+)\+.*$ ${u}", "jdoe+lab", Some("jdoe"))]
     #[case::braced_number(r"^x-([a-z]+)$ ${1}_ext", "x-ann", Some("ann_ext"))]
@@ -154,6 +171,14 @@ mod tests {
         if let Ok(r) = parsed {
             assert_eq!(r.apply(name).as_deref(), want);
         }
+    }
+
+    #[test]
+    fn case_insensitive_rules_match_lower_cased_names() {
+        let r = RewriteRule::parse_with("^UID-([a-z]+)$ $1", true).unwrap();
+        assert_eq!(r.apply("uid-jsmith").as_deref(), Some("jsmith"));
+        let r = RewriteRule::parse_with("^UID-([a-z]+)$ $1", false).unwrap();
+        assert_eq!(r.apply("uid-jsmith"), None);
     }
 
     #[rstest]

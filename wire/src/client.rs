@@ -81,7 +81,11 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-fn write_all(stream: &mut UnixStream, mut buf: &[u8], deadline: Instant) -> Result<(), ClientError> {
+fn write_all(
+    stream: &mut UnixStream,
+    mut buf: &[u8],
+    deadline: Instant,
+) -> Result<(), ClientError> {
     while !buf.is_empty() {
         stream
             .set_write_timeout(Some(remaining(deadline)?))
@@ -97,7 +101,11 @@ fn write_all(stream: &mut UnixStream, mut buf: &[u8], deadline: Instant) -> Resu
     Ok(())
 }
 
-fn read_exact(stream: &mut UnixStream, mut buf: &mut [u8], deadline: Instant) -> Result<(), ClientError> {
+fn read_exact(
+    stream: &mut UnixStream,
+    mut buf: &mut [u8],
+    deadline: Instant,
+) -> Result<(), ClientError> {
     while !buf.is_empty() {
         stream
             .set_read_timeout(Some(remaining(deadline)?))
@@ -207,7 +215,8 @@ mod tests {
     use std::os::unix::net::UnixListener;
 
     fn temp_socket(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("accountmap-wire-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("accountmap-wire-{}-{name}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("s");
         let _ = std::fs::remove_file(&path);
@@ -217,7 +226,11 @@ mod tests {
     #[test]
     fn no_daemon_fails_at_once() {
         let start = Instant::now();
-        let err = call(Path::new("/nonexistent/accountmap.sock"), &Request::Status, Duration::from_secs(5));
+        let err = call(
+            Path::new("/nonexistent/accountmap.sock"),
+            &Request::Status,
+            Duration::from_secs(5),
+        );
         assert!(matches!(err, Err(ClientError::Connect(_))), "{err:?}");
         assert!(start.elapsed() < Duration::from_millis(100));
     }
@@ -231,7 +244,10 @@ mod tests {
         let err = call(&path, &Request::Status, Duration::from_millis(300));
         let took = start.elapsed();
         assert!(matches!(err, Err(ClientError::Timeout)), "{err:?}");
-        assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(800), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(800),
+            "{took:?}"
+        );
     }
 
     #[test]
