@@ -1,0 +1,495 @@
+//! What the module does, written against [`PamHandle`] and [`Daemon`] so that it runs in unit
+//! tests without libpam or a socket. `handle.rs` implements [`PamHandle`] over a real
+//! `pam_handle_t`; `lib.rs` wires the two into the exported hooks.
+
+use crate::ffi::{
+    Code, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_BUF_ERR, PAM_CONV_ERR, PAM_PERM_DENIED,
+    PAM_SERVICE_ERR, PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_USER_UNKNOWN,
+};
+use crate::options::{self, Options, Pass};
+use accountmap_wire::{
+    ClientError, Credential, Decision, PamRequest, Phase, Request, Response, Verdict, Verify,
+    DEFAULT_SOCKET, MAX_CREDENTIAL_LEN, MAX_NAME_LEN,
+};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The string items the module reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Item {
+    Service,
+    User,
+    Rhost,
+}
+
+/// Syslog priorities the module uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Err,
+    Warning,
+    Notice,
+    Debug,
+}
+
+impl Level {
+    pub fn priority(self) -> std::ffi::c_int {
+        match self {
+            Level::Err => libc::LOG_ERR,
+            Level::Warning => libc::LOG_WARNING,
+            Level::Notice => libc::LOG_NOTICE,
+            Level::Debug => libc::LOG_DEBUG,
+        }
+    }
+}
+
+/// A successful auth decision, kept on the PAM handle for the account phase that follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedDecision {
+    /// PAM_USER as the auth phase received it.
+    pub original: String,
+    /// The local account the daemon resolved it to.
+    pub account: String,
+    /// When the daemon allowed it.
+    pub at: Instant,
+}
+
+/// How long the account phase may reuse the auth phase's decision. RStudio, sshd and login
+/// call acct_mgmt right after authenticate; a handle kept open longer (a screen locker) asks
+/// the daemon again, so that an edit of `denied_users` is not outlived by an old handle.
+pub const CACHE_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The PAM handle as the module sees it.
+pub trait PamHandle {
+    /// A string item as bytes; `Ok(None)` when it is not set.
+    fn item(&self, which: Item) -> Result<Option<Vec<u8>>, Code>;
+    /// Sets PAM_USER.
+    fn set_user(&mut self, user: &str) -> Result<(), Code>;
+    /// PAM_AUTHTOK as an earlier module in the stack left it; `Ok(None)` when it is not set.
+    fn authtok(&self) -> Result<Option<Credential>, Code>;
+    /// Sets PAM_AUTHTOK for the modules stacked after this one. `cred` has no NUL byte.
+    fn set_authtok(&mut self, cred: &Credential) -> Result<(), Code>;
+    /// Exactly one conversation message, PAM_PROMPT_ECHO_OFF with the text `Password: `
+    /// (what RStudio's rserver-pam answers), and the answer. Any failure is `Err(PAM_CONV_ERR)` (or
+    /// PAM_BUF_ERR when memory runs out).
+    fn prompt_password(&mut self) -> Result<Credential, Code>;
+    fn log(&self, level: Level, msg: &str);
+    /// The decision an earlier successful auth phase on this handle stored.
+    fn cached_decision(&self) -> Option<CachedDecision>;
+    /// Stores (`Some`) or forgets (`None`) the decision for the account phase.
+    fn store_decision(&mut self, decision: Option<CachedDecision>) -> Result<(), Code>;
+}
+
+/// The way to the daemon: [`accountmap_wire::call`] in the module, a double in tests.
+pub trait Daemon {
+    fn call(
+        &mut self,
+        socket: &Path,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, ClientError>;
+}
+
+impl<F> Daemon for F
+where
+    F: FnMut(&Path, &Request, Duration) -> Result<Response, ClientError>,
+{
+    fn call(
+        &mut self,
+        socket: &Path,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        self(socket, req, timeout)
+    }
+}
+
+/// The process environment the module consults: `ACCOUNTMAP_SOCKET` as `secure_getenv`
+/// returns it.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    pub socket: Option<PathBuf>,
+}
+
+/// The PAM return code for a daemon verdict in a phase: SPEC's table.
+pub fn code_for(verdict: Verdict, phase: Phase) -> Code {
+    match (verdict, phase) {
+        (Verdict::Allowed, _) => PAM_SUCCESS,
+        (Verdict::UserUnknown, _) => PAM_USER_UNKNOWN,
+        (Verdict::PolicyDenied | Verdict::AuthFailed, Phase::Auth) => PAM_AUTH_ERR,
+        (Verdict::PolicyDenied | Verdict::AuthFailed, Phase::Account) => PAM_PERM_DENIED,
+        (Verdict::Unavailable, _) => PAM_AUTHINFO_UNAVAIL,
+        (Verdict::BadInput, _) => unusable_input(phase),
+    }
+}
+
+/// The code for input the module refuses itself, without asking the daemon.
+fn unusable_input(phase: Phase) -> Code {
+    match phase {
+        Phase::Auth => PAM_AUTH_ERR,
+        Phase::Account => PAM_USER_UNKNOWN,
+    }
+}
+
+/// A readable name for the codes this module returns or receives, for the log.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        PAM_SUCCESS => "PAM_SUCCESS",
+        PAM_SERVICE_ERR => "PAM_SERVICE_ERR",
+        PAM_SYSTEM_ERR => "PAM_SYSTEM_ERR",
+        PAM_BUF_ERR => "PAM_BUF_ERR",
+        PAM_PERM_DENIED => "PAM_PERM_DENIED",
+        PAM_AUTH_ERR => "PAM_AUTH_ERR",
+        PAM_AUTHINFO_UNAVAIL => "PAM_AUTHINFO_UNAVAIL",
+        PAM_USER_UNKNOWN => "PAM_USER_UNKNOWN",
+        PAM_CONV_ERR => "PAM_CONV_ERR",
+        _ => "another PAM error",
+    }
+}
+
+fn flatten(r: Result<(), Code>) -> Code {
+    match r {
+        Ok(()) => PAM_SUCCESS,
+        Err(code) => code,
+    }
+}
+
+/// pam_sm_authenticate.
+pub fn authenticate<H: PamHandle, D: Daemon>(
+    h: &mut H,
+    args: &[&[u8]],
+    env: &Env,
+    daemon: &mut D,
+) -> Code {
+    flatten(auth_inner(h, args, env, daemon))
+}
+
+/// pam_sm_acct_mgmt.
+pub fn acct_mgmt<H: PamHandle, D: Daemon>(
+    h: &mut H,
+    args: &[&[u8]],
+    env: &Env,
+    daemon: &mut D,
+) -> Code {
+    flatten(account_inner(h, args, env, daemon))
+}
+
+fn auth_inner<H: PamHandle, D: Daemon>(
+    h: &mut H,
+    args: &[&[u8]],
+    env: &Env,
+    daemon: &mut D,
+) -> Result<(), Code> {
+    // A new authentication on the same handle (sshd retries on one handle) first forgets what
+    // an earlier one decided: only a success of this call may be reused by acct_mgmt.
+    if h.cached_decision().is_some() {
+        h.store_decision(None).map_err(|code| {
+            h.log(
+                Level::Err,
+                &format!(
+                    "cannot clear the previous decision on this handle: {}",
+                    code_name(code)
+                ),
+            );
+            code
+        })?;
+    }
+    let opts = parse_options(h, args)?;
+    if opts.verify == Verify::Device {
+        h.log(
+            Level::Err,
+            "verify=device is not supported by this version of pam_accountmap",
+        );
+        return Err(PAM_AUTHINFO_UNAVAIL);
+    }
+    let user = pam_user(h, Phase::Auth)?;
+    let credential = match opts.verify {
+        Verify::None => None,
+        _ => Some(obtain_credential(h, &opts)?),
+    };
+    let decision = ask_daemon(h, &opts, env, daemon, Phase::Auth, &user, credential)?;
+
+    let account = decision.account;
+    if account.is_empty() || account.len() > MAX_NAME_LEN || account.contains('\0') {
+        h.log(
+            Level::Err,
+            &format!(
+                "accountmapd allowed {user:?} but named no usable local account ({account:?}); refusing"
+            ),
+        );
+        return Err(PAM_AUTHINFO_UNAVAIL);
+    }
+    if !opts.keep_user && account != user {
+        h.set_user(&account).map_err(|code| {
+            h.log(
+                Level::Err,
+                &format!("cannot set PAM_USER to {account:?}: {}", code_name(code)),
+            );
+            code
+        })?;
+        if opts.debug {
+            h.log(
+                Level::Debug,
+                &format!("PAM_USER changed from {user:?} to {account:?}"),
+            );
+        }
+    }
+    let cached = CachedDecision {
+        original: user,
+        account,
+        at: Instant::now(),
+    };
+    // The cache only saves the account phase a round trip: failing to store it is not fatal.
+    if let Err(code) = h.store_decision(Some(cached)) {
+        h.log(
+            Level::Warning,
+            &format!(
+                "cannot keep the decision for the account phase: {}",
+                code_name(code)
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn account_inner<H: PamHandle, D: Daemon>(
+    h: &mut H,
+    args: &[&[u8]],
+    env: &Env,
+    daemon: &mut D,
+) -> Result<(), Code> {
+    let opts = parse_options(h, args)?;
+    let user = pam_user(h, Phase::Account)?;
+    if let Some(cached) = h.cached_decision() {
+        let fresh = cached.at.elapsed() < CACHE_MAX_AGE;
+        if fresh && (user == cached.original || user == cached.account) {
+            if opts.debug {
+                h.log(
+                    Level::Debug,
+                    &format!(
+                        "account: {user:?} allowed by this handle's auth decision ({:?} as {:?}); not asking accountmapd again",
+                        cached.original, cached.account
+                    ),
+                );
+            }
+            return Ok(());
+        }
+    }
+    ask_daemon(h, &opts, env, daemon, Phase::Account, &user, None).map(|_| ())
+}
+
+fn parse_options<H: PamHandle>(h: &H, args: &[&[u8]]) -> Result<Options, Code> {
+    match options::parse(args) {
+        Ok(parsed) => {
+            for arg in &parsed.unknown {
+                h.log(Level::Warning, &format!("unknown option {arg:?} ignored"));
+            }
+            Ok(parsed.options)
+        }
+        Err(options::OptionError(why)) => {
+            h.log(Level::Err, &format!("misconfigured: {why}"));
+            Err(PAM_SERVICE_ERR)
+        }
+    }
+}
+
+/// PAM_USER, checked. Never `pam_get_user`: it may prompt with PAM_PROMPT_ECHO_ON.
+fn pam_user<H: PamHandle>(h: &H, phase: Phase) -> Result<String, Code> {
+    let Some(raw) = h.item(Item::User)? else {
+        h.log(
+            Level::Err,
+            "PAM_USER is not set (pam_accountmap never asks for a user name; the application or an earlier module must set it)",
+        );
+        return Err(PAM_USER_UNKNOWN);
+    };
+    let problem = if raw.is_empty() {
+        Some("empty".to_string())
+    } else if raw.len() > MAX_NAME_LEN {
+        Some(format!("{} bytes, more than {MAX_NAME_LEN}", raw.len()))
+    } else if raw.contains(&0) {
+        Some("contains a NUL byte".to_string())
+    } else {
+        None
+    };
+    let refuse = |why: &str| {
+        h.log(
+            Level::Notice,
+            &format!("{}: refusing an unusable user name ({why})", phase.as_str()),
+        );
+        unusable_input(phase)
+    };
+    if let Some(why) = problem {
+        return Err(refuse(&why));
+    }
+    String::from_utf8(raw).map_err(|_| refuse("not UTF-8"))
+}
+
+/// A string item for the request's log-only fields: never refused, made printable and cut to
+/// [`MAX_NAME_LEN`] bytes.
+fn log_item<H: PamHandle>(h: &H, which: Item) -> Result<String, Code> {
+    let raw = h.item(which)?.unwrap_or_default();
+    let mut s = String::from_utf8_lossy(&raw).replace('\0', "");
+    if s.len() > MAX_NAME_LEN {
+        let mut end = MAX_NAME_LEN;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    Ok(s)
+}
+
+/// The credential `verify=` checks, from the stack or from one prompt, checked for use.
+fn obtain_credential<H: PamHandle>(h: &mut H, opts: &Options) -> Result<Credential, Code> {
+    let stacked = match opts.pass {
+        Pass::Prompt => None,
+        Pass::TryFirst | Pass::UseFirst => h.authtok()?,
+    };
+    let cred = match (stacked, opts.pass) {
+        (Some(c), _) => c,
+        (None, Pass::UseFirst) => {
+            h.log(
+                Level::Err,
+                "use_first_pass: no password from an earlier module (PAM_AUTHTOK is not set)",
+            );
+            return Err(PAM_AUTH_ERR);
+        }
+        (None, _) => prompt(h)?,
+    };
+    let bytes = cred.expose();
+    let problem = if bytes.is_empty() {
+        Some("empty password".to_string())
+    } else if bytes.len() > MAX_CREDENTIAL_LEN {
+        Some(format!(
+            "password of {} bytes, more than {MAX_CREDENTIAL_LEN}",
+            bytes.len()
+        ))
+    } else if bytes.contains(&0) {
+        Some("password contains a NUL byte".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = problem {
+        h.log(
+            Level::Notice,
+            &format!("auth: refusing unusable input ({why})"),
+        );
+        return Err(PAM_AUTH_ERR);
+    }
+    Ok(cred)
+}
+
+fn prompt<H: PamHandle>(h: &mut H) -> Result<Credential, Code> {
+    let cred = h.prompt_password().map_err(|code| {
+        h.log(
+            Level::Err,
+            &format!("password conversation failed: {}", code_name(code)),
+        );
+        code
+    })?;
+    // Like pam_get_authtok: what was typed is offered to the modules stacked after this one
+    // (use_first_pass), so that the user is asked once. A NUL byte cannot come from a C
+    // conversation and cannot be stored; such input is refused by the caller anyway.
+    if !cred.expose().contains(&0) {
+        h.set_authtok(&cred).map_err(|code| {
+            h.log(
+                Level::Err,
+                &format!("cannot set PAM_AUTHTOK: {}", code_name(code)),
+            );
+            code
+        })?;
+    }
+    Ok(cred)
+}
+
+/// Sends the request and turns the reply into the decision (when allowed) or the return code.
+fn ask_daemon<H: PamHandle, D: Daemon>(
+    h: &H,
+    opts: &Options,
+    env: &Env,
+    daemon: &mut D,
+    phase: Phase,
+    user: &str,
+    credential: Option<Credential>,
+) -> Result<Decision, Code> {
+    let req = Request::Pam(PamRequest {
+        service: log_item(h, Item::Service)?,
+        phase,
+        user: user.to_string(),
+        rhost: log_item(h, Item::Rhost)?,
+        verify: opts.verify,
+        credential,
+    });
+    let socket = opts
+        .socket
+        .clone()
+        .or_else(|| env.socket.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    if opts.debug {
+        h.log(
+            Level::Debug,
+            &format!(
+                "asking accountmapd at {}: {}",
+                socket.display(),
+                req.log_form()
+            ),
+        );
+    }
+    let unavailable = |why: String| {
+        h.log(
+            Level::Err,
+            &format!(
+                "{} for {user:?}: {why} (socket {}); returning PAM_AUTHINFO_UNAVAIL",
+                phase.as_str(),
+                socket.display()
+            ),
+        );
+        PAM_AUTHINFO_UNAVAIL
+    };
+    let decision = match daemon.call(&socket, &req, opts.timeout) {
+        Ok(Response::Decision(d)) => d,
+        Ok(Response::Error(msg)) => {
+            return Err(unavailable(format!(
+                "accountmapd refused the request: {msg}"
+            )))
+        }
+        Ok(other) => {
+            return Err(unavailable(format!(
+                "unexpected answer from accountmapd: {}",
+                response_kind(&other)
+            )))
+        }
+        Err(e) => return Err(unavailable(e.to_string())),
+    };
+    let code = code_for(decision.verdict, phase);
+    if opts.debug {
+        h.log(
+            Level::Debug,
+            &format!(
+                "{}: {user:?} -> {} account={:?} rule={:?} reason={:?}: {}",
+                phase.as_str(),
+                decision.verdict.as_str(),
+                decision.account,
+                decision.rule,
+                decision.reason,
+                code_name(code)
+            ),
+        );
+    }
+    if code == PAM_SUCCESS {
+        Ok(decision)
+    } else {
+        Err(code)
+    }
+}
+
+fn response_kind(r: &Response) -> &'static str {
+    match r {
+        Response::Decision(_) => "decision",
+        Response::Status(_) => "status",
+        Response::Flushed(_) => "flushed",
+        Response::Error(_) => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,412 @@
+//! The built module under the real libpam (pam_start_confdir, no pam_wrapper, no root), talking
+//! to a fake daemon on a Unix socket in this process. This covers what the unit tests cannot:
+//! the conversation as the application sees it, pam_set_item / pam_set_data, freeing replies.
+
+// Test code: a failed unwrap is a failed test (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use accountmap_wire::{
+    decode_request, encode_response, frame_len, Decision, Request, Response, Verdict,
+    FRAME_HEADER_LEN,
+};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PAM_SUCCESS: c_int = 0;
+const PAM_PERM_DENIED: c_int = 6;
+const PAM_AUTH_ERR: c_int = 7;
+const PAM_AUTHINFO_UNAVAIL: c_int = 9;
+const PAM_CONV_ERR: c_int = 19;
+const PAM_USER: c_int = 2;
+const PAM_PROMPT_ECHO_OFF: c_int = 1;
+
+#[repr(C)]
+struct PamMessage {
+    msg_style: c_int,
+    msg: *const c_char,
+}
+
+#[repr(C)]
+struct PamResponse {
+    resp: *mut c_char,
+    resp_retcode: c_int,
+}
+
+type ConvFn = unsafe extern "C" fn(
+    c_int,
+    *mut *const PamMessage,
+    *mut *mut PamResponse,
+    *mut c_void,
+) -> c_int;
+
+#[repr(C)]
+struct PamConv {
+    conv: Option<ConvFn>,
+    appdata_ptr: *mut c_void,
+}
+
+#[link(name = "pam")]
+extern "C" {
+    fn pam_start_confdir(
+        service: *const c_char,
+        user: *const c_char,
+        conv: *const PamConv,
+        confdir: *const c_char,
+        pamh: *mut *mut c_void,
+    ) -> c_int;
+    fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_acct_mgmt(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_setcred(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_open_session(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_close_session(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
+    fn pam_get_item(pamh: *const c_void, item: c_int, out: *mut *const c_void) -> c_int;
+    fn pam_getenv(pamh: *mut c_void, name: *const c_char) -> *const c_char;
+}
+
+/// How the test application's conversation behaves.
+#[derive(Clone, Copy)]
+enum ConvMode {
+    Answer(&'static str),
+    Fail,
+    NullReply,
+    NullResp,
+}
+
+struct App {
+    mode: ConvMode,
+    /// (style, text) of every message the module sent.
+    seen: Vec<(c_int, String)>,
+}
+
+unsafe extern "C" fn conversation(
+    n: c_int,
+    msgs: *mut *const PamMessage,
+    resp: *mut *mut PamResponse,
+    appdata: *mut c_void,
+) -> c_int {
+    // SAFETY: libpam passes `n` valid messages and a place for the reply; `appdata` is the
+    // `App` of the running transaction.
+    unsafe {
+        let app = &mut *(appdata as *mut App);
+        for i in 0..n as usize {
+            let m = &**msgs.add(i);
+            let text = CStr::from_ptr(m.msg).to_string_lossy().into_owned();
+            app.seen.push((m.msg_style, text));
+        }
+        match app.mode {
+            ConvMode::Fail => PAM_CONV_ERR,
+            ConvMode::NullReply => {
+                *resp = std::ptr::null_mut();
+                PAM_SUCCESS
+            }
+            ConvMode::NullResp | ConvMode::Answer(_) => {
+                let r = libc::calloc(n as usize, std::mem::size_of::<PamResponse>())
+                    as *mut PamResponse;
+                if let ConvMode::Answer(pw) = app.mode {
+                    let c = CString::new(pw).unwrap();
+                    (*r).resp = libc::strdup(c.as_ptr());
+                }
+                *resp = r;
+                PAM_SUCCESS
+            }
+        }
+    }
+}
+
+/// A daemon double listening on a socket in a private directory.
+struct FakeDaemon {
+    dir: PathBuf,
+    socket: PathBuf,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl FakeDaemon {
+    /// Answers every request with `answer`; `None` accepts and never answers.
+    fn start(name: &str, answer: Option<Response>) -> FakeDaemon {
+        let dir =
+            std::env::temp_dir().join(format!("pam-accountmap-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("d.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let Some(answer) = answer.clone() else {
+                    held.push(stream);
+                    continue;
+                };
+                let mut header = [0u8; FRAME_HEADER_LEN];
+                if stream.read_exact(&mut header).is_err() {
+                    continue;
+                }
+                let mut body = vec![0u8; frame_len(header).unwrap()];
+                stream.read_exact(&mut body).unwrap();
+                seen.lock().unwrap().push(decode_request(&body).unwrap());
+                let _ = stream.write_all(&encode_response(&answer));
+            }
+        });
+        FakeDaemon {
+            dir,
+            socket,
+            requests,
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    /// A PAM config directory with one service whose lines name the built module.
+    fn service(&self, lines: &[&str]) -> PathBuf {
+        let so = common::cdylib();
+        let text: String = lines
+            .iter()
+            .map(|l| {
+                l.replace("MODULE", so.to_str().unwrap())
+                    .replace("SOCKET", self.socket.to_str().unwrap())
+                    + "\n"
+            })
+            .collect();
+        let confdir = self.dir.join("pam.d");
+        std::fs::create_dir_all(&confdir).unwrap();
+        std::fs::write(confdir.join("svc"), text).unwrap();
+        confdir
+    }
+}
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn decision(verdict: Verdict, account: &str) -> Response {
+    Response::Decision(Decision {
+        verdict,
+        account: account.into(),
+        uid: Some(1001),
+        reason: "test".into(),
+        rule: "identity".into(),
+        groups: vec![],
+    })
+}
+
+/// One PAM transaction.
+struct Txn {
+    pamh: *mut c_void,
+    app: Box<App>,
+    _conv: Box<PamConv>,
+}
+
+impl Txn {
+    fn start(confdir: &Path, user: &str, mode: ConvMode) -> Txn {
+        let mut app = Box::new(App {
+            mode,
+            seen: Vec::new(),
+        });
+        let conv = Box::new(PamConv {
+            conv: Some(conversation),
+            appdata_ptr: (&mut *app as *mut App).cast(),
+        });
+        let service = CString::new("svc").unwrap();
+        let user = CString::new(user).unwrap();
+        let dir = CString::new(confdir.to_str().unwrap()).unwrap();
+        let mut pamh = std::ptr::null_mut();
+        let rc = unsafe {
+            pam_start_confdir(
+                service.as_ptr(),
+                user.as_ptr(),
+                &*conv,
+                dir.as_ptr(),
+                &mut pamh,
+            )
+        };
+        assert_eq!(rc, PAM_SUCCESS);
+        Txn {
+            pamh,
+            app,
+            _conv: conv,
+        }
+    }
+
+    fn user(&self) -> String {
+        let mut p: *const c_void = std::ptr::null();
+        assert_eq!(
+            unsafe { pam_get_item(self.pamh, PAM_USER, &mut p) },
+            PAM_SUCCESS
+        );
+        unsafe { CStr::from_ptr(p.cast()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        let n = CString::new(name).unwrap();
+        let p = unsafe { pam_getenv(self.pamh, n.as_ptr()) };
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        unsafe { pam_end(self.pamh, PAM_SUCCESS) };
+    }
+}
+
+const GET_ITEMS: &str = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_get_items.so";
+
+#[test]
+fn rstudio_like_auth_then_account() {
+    let d = FakeDaemon::start("allowed", Some(decision(Verdict::Allowed, "jdoe")));
+    let has_get_items = std::path::Path::new(GET_ITEMS).exists();
+    let mut lines = vec!["auth required MODULE socket=SOCKET verify=ldap"];
+    let get_items = format!("auth optional {GET_ITEMS}");
+    if has_get_items {
+        lines.push(&get_items);
+    }
+    lines.push("account required MODULE socket=SOCKET");
+    lines.push("session required MODULE");
+    let confdir = d.service(&lines);
+    let mut t = Txn::start(&confdir, "John.Doe@Company.com", ConvMode::Answer("s3cret"));
+
+    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_SUCCESS);
+    assert_eq!(
+        t.app.seen,
+        vec![(PAM_PROMPT_ECHO_OFF, "Password: ".to_string())]
+    );
+    assert_eq!(t.user(), "jdoe");
+    match &d.requests.lock().unwrap()[0] {
+        Request::Pam(p) => {
+            assert_eq!(p.user, "John.Doe@Company.com");
+            assert_eq!(p.service, "svc");
+            assert_eq!(p.credential.as_ref().unwrap().expose(), b"s3cret");
+        }
+        other => panic!("{other:?}"),
+    }
+    if has_get_items {
+        // The module offered the typed password to the modules stacked after it.
+        assert_eq!(t.env("PAM_AUTHTOK").as_deref(), Some("s3cret"));
+    }
+
+    // The account phase reuses the decision kept with pam_set_data.
+    assert_eq!(unsafe { pam_acct_mgmt(t.pamh, 0) }, PAM_SUCCESS);
+    assert_eq!(d.calls(), 1);
+    assert_eq!(unsafe { pam_setcred(t.pamh, 0) }, PAM_SUCCESS);
+    assert_eq!(unsafe { pam_open_session(t.pamh, 0) }, PAM_SUCCESS);
+    assert_eq!(unsafe { pam_close_session(t.pamh, 0) }, PAM_SUCCESS);
+    t.app.seen.clear();
+    drop(t); // pam_end runs the cleanup of the kept decision
+}
+
+#[test]
+fn account_alone_asks_the_daemon() {
+    let d = FakeDaemon::start("account", Some(decision(Verdict::PolicyDenied, "jdoe")));
+    let confdir = d.service(&["account required MODULE socket=SOCKET"]);
+    let t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
+    assert_eq!(unsafe { pam_acct_mgmt(t.pamh, 0) }, PAM_PERM_DENIED);
+    assert_eq!(d.calls(), 1);
+    assert!(t.app.seen.is_empty());
+}
+
+#[test]
+fn denied_leaves_pam_user_alone() {
+    let d = FakeDaemon::start("denied", Some(decision(Verdict::PolicyDenied, "jdoe")));
+    let confdir = d.service(&["auth required MODULE socket=SOCKET"]);
+    let t = Txn::start(&confdir, "alias", ConvMode::Fail);
+    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_AUTH_ERR);
+    assert_eq!(t.user(), "alias");
+    assert!(t.app.seen.is_empty(), "verify=none must not converse");
+}
+
+#[test]
+fn keep_user_keeps_the_name() {
+    let d = FakeDaemon::start("keep", Some(decision(Verdict::Allowed, "jdoe")));
+    let confdir = d.service(&["auth required MODULE socket=SOCKET keep_user"]);
+    let t = Txn::start(&confdir, "alias", ConvMode::Fail);
+    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_SUCCESS);
+    assert_eq!(t.user(), "alias");
+}
+
+#[test]
+fn conversation_failures_are_conv_err() {
+    let d = FakeDaemon::start("conv", Some(decision(Verdict::Allowed, "jdoe")));
+    let confdir = d.service(&["auth required MODULE socket=SOCKET verify=proxy"]);
+    for mode in [ConvMode::Fail, ConvMode::NullReply, ConvMode::NullResp] {
+        let t = Txn::start(&confdir, "jdoe", mode);
+        assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_CONV_ERR);
+        assert_eq!(t.app.seen.len(), 1);
+    }
+    assert_eq!(d.calls(), 0);
+}
+
+#[test]
+fn empty_password_is_refused_without_the_daemon() {
+    let d = FakeDaemon::start("empty", Some(decision(Verdict::Allowed, "jdoe")));
+    let confdir = d.service(&["auth required MODULE socket=SOCKET verify=ldap"]);
+    let t = Txn::start(&confdir, "jdoe", ConvMode::Answer(""));
+    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_AUTH_ERR);
+    assert_eq!(d.calls(), 0);
+}
+
+#[test]
+fn use_first_pass_without_a_password_does_not_converse() {
+    let d = FakeDaemon::start("ufp", Some(decision(Verdict::Allowed, "jdoe")));
+    let confdir = d.service(&["auth required MODULE socket=SOCKET verify=ldap use_first_pass"]);
+    let t = Txn::start(&confdir, "jdoe", ConvMode::Answer("pw"));
+    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_AUTH_ERR);
+    assert!(t.app.seen.is_empty());
+    assert_eq!(d.calls(), 0);
+}
+
+#[test]
+fn no_daemon_is_authinfo_unavail_at_once() {
+    let d = FakeDaemon::start("nodaemon", None);
+    let confdir = d.service(&[
+        "auth required MODULE socket=/nonexistent/accountmap.sock",
+        "account required MODULE socket=/nonexistent/accountmap.sock",
+    ]);
+    let t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
+    let start = Instant::now();
+    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(unsafe { pam_acct_mgmt(t.pamh, 0) }, PAM_AUTHINFO_UNAVAIL);
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn silent_daemon_is_authinfo_unavail_after_the_timeout() {
+    let d = FakeDaemon::start("silent", None);
+    let confdir = d.service(&["auth required MODULE socket=SOCKET timeout=1"]);
+    let t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
+    let start = Instant::now();
+    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_AUTHINFO_UNAVAIL);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn bad_option_values_are_service_err() {
+    let d = FakeDaemon::start("badopt", Some(decision(Verdict::Allowed, "jdoe")));
+    let confdir = d.service(&["auth required MODULE socket=SOCKET verify=bogus"]);
+    let t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
+    // PAM_SERVICE_ERR (3).
+    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, 3);
+    assert_eq!(d.calls(), 0);
+}
