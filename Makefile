@@ -1,0 +1,37 @@
+# accountmap: build, lint, test and demo.
+#   make test   install missing prerequisites, then fmt check, clippy, build, all tests
+#   make demo   install missing prerequisites, build, then sign a few made-up users in
+#   make build | lint | clean
+
+CARGO ?= cargo
+
+.PHONY: all build lint test demo deps clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+build:
+	$(CARGO) build --workspace
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Sequential on purpose: the end-to-end tests need the binaries `cargo build` makes
+# (target/debug/accountmapd, accountmapctl, libpam_accountmap.so).
+test:
+	scripts/install-deps.sh
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) build --workspace
+	$(CARGO) test --workspace
+
+demo:
+	scripts/install-deps.sh
+	$(CARGO) build --workspace
+	scripts/demo.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages accountmap's build, tests and demo need, only when missing:
+#   pamtester, libpam-wrapper, libnss-wrapper  real PAM stacks with made-up users, no root setup
+#   libpam0g-dev                                 links the PAM module
+#   openssl                                      the reference recipe for proxy signatures
+#   util-linux                                   setpriv (tests run a client as an unprivileged user)
+#   build-essential, pkg-config                  the C toolchain cargo links with
+# Runs `apt-get update` first when something is missing; uses sudo only when not root.
+set -euo pipefail
+
+PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all prerequisites present"
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps: missing ${missing[*]} and no apt-get here; install them by hand" >&2
+    exit 1
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=(sudo)
+fi
+
+echo "install-deps: installing ${missing[*]}"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

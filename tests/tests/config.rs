@@ -1,0 +1,521 @@
+//! Config validation (`accountmapd --check`, `accountmapctl check-config`), reload on SIGHUP, and
+//! accounts-file edits taking effect without a restart.
+//!
+//! Each bad config is a small edit of a valid one, so the error can only come from that edit;
+//! the test asserts exit 2, the `FILE:LINE:COLUMN: message` form pointing at the edited line, and
+//! words of the message that tell the administrator what is wrong. Where a check depends on a
+//! value (a secret file's mode, tls vs start_tls) the same config with the right value must pass.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use accountmap_tests::*;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// A valid config, line by line, so that cases can name line numbers.
+fn base_lines(env: &Env) -> Vec<String> {
+    vec![
+        "[daemon]".into(),                                                             // 1
+        format!("socket = \"{}\"", env.socket.display()),                              // 2
+        "cache_ttl = 0".into(),                                                        // 3
+        String::new(),                                                                 // 4
+        "[access]".into(),                                                             // 5
+        "minimum_uid = 1000".into(),                                                   // 6
+        "required_groups = [\"rstudio-users\"]".into(),                                // 7
+        "denied_users = [\"mallory\"]".into(),                                         // 8
+        String::new(),                                                                 // 9
+        "[mapping]".into(),                                                            // 10
+        "lowercase = true".into(),                                                     // 11
+        "display_separator = \"/\"".into(),                                            // 12
+        format!("accounts_file = \"{}\"", env.accounts_path.display()),                // 13
+        r"rewrite = ['^UID-([a-z]+)$ $1', '^([a-z0-9._-]+)@company\.com$ $1']".into(), // 14
+    ]
+}
+
+/// An `[[ldap]]` section (lines 16..) with `tls` and `start_tls` as given.
+fn ldap_section(start_tls: bool, tls: bool) -> Vec<String> {
+    vec![
+        String::new(),                                                   // 15
+        "[[ldap]]".into(),                                               // 16
+        "name = \"corp\"".into(),                                        // 17
+        "server_address = [\"127.0.0.1:1389\"]".into(),                  // 18
+        format!("start_tls = {start_tls}"),                              // 19
+        format!("tls = {tls}"),                                          // 20
+        "anonymous_bind = true".into(),                                  // 21
+        "user_search_base_dn = \"ou=People,dc=company,dc=com\"".into(),  // 22
+        "user_object_class = \"posixAccount\"".into(),                   // 23
+        "username_attribute = \"uid\"".into(),                           // 24
+        "user_email_attribute = \"mail\"".into(),                        // 25
+        "group_search_base_dn = \"ou=Groups,dc=company,dc=com\"".into(), // 26
+        "group_object_class = \"posixGroup\"".into(),                    // 27
+        "group_name_attribute = \"cn\"".into(),                          // 28
+    ]
+}
+
+fn proxy_section(key: &Path) -> Vec<String> {
+    vec![
+        String::new(),                                    // 15
+        "[proxy]".into(),                                 // 16
+        format!("hmac_key_file = \"{}\"", key.display()), // 17
+        "max_clock_skew = 60".into(),                     // 18
+    ]
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    write_atomic(path, &(lines.join("\n") + "\n"));
+}
+
+/// One `FILE:LINE:COLUMN: message` line.
+#[derive(Debug)]
+struct Diag {
+    line: usize,
+    column: usize,
+    message: String,
+}
+
+/// The diagnostics about `file` in `text`, in `FILE:LINE:COLUMN: message` form.
+fn diags(file: &Path, text: &str) -> Vec<Diag> {
+    let prefix = format!("{}:", file.display());
+    text.lines()
+        .filter_map(|l| l.find(&prefix).map(|i| &l[i + prefix.len()..]))
+        .filter_map(|rest| {
+            let mut parts = rest.splitn(3, ':');
+            let line = parts.next()?.trim().parse().ok()?;
+            let column = parts.next()?.trim().parse().ok()?;
+            let message = parts.next()?.trim().to_string();
+            Some(Diag {
+                line,
+                column,
+                message,
+            })
+        })
+        .collect()
+}
+
+/// What a bad config must produce.
+struct Expect<'a> {
+    /// acceptable lines (one, except where several lines of a section are fair pointers)
+    lines: &'a [usize],
+    /// acceptable columns (the key's or the value's, where either is a fair pointer)
+    columns: &'a [usize],
+    /// words the message must contain (all of them, case-insensitive)
+    words: &'a [&'a str],
+}
+
+fn assert_invalid(config: &Path, want: &Expect) {
+    let daemon = daemon_check(config);
+    let ctl = ctl_check(config);
+    for (who, out, text) in [
+        ("accountmapd --check", &daemon, daemon.stderr.clone()),
+        (
+            "accountmapctl check-config",
+            &ctl,
+            format!("{}{}", ctl.stdout, ctl.stderr),
+        ),
+    ] {
+        assert_eq!(out.code, 2, "{who} must exit 2\n{}", out.all());
+        let found = diags(config, &text);
+        let hit = found.iter().find(|d| {
+            want.lines.contains(&d.line)
+                && (want.columns.is_empty() || want.columns.contains(&d.column))
+                && want
+                    .words
+                    .iter()
+                    .all(|w| d.message.to_lowercase().contains(&w.to_lowercase()))
+        });
+        assert!(
+            hit.is_some(),
+            "{who}: expected `{}:{:?}:{:?}: …{:?}…`, got {found:?}\n{}",
+            config.display(),
+            want.lines,
+            want.columns,
+            want.words,
+            out.all()
+        );
+    }
+}
+
+fn assert_valid(config: &Path) {
+    let daemon = daemon_check(config);
+    assert_eq!(
+        daemon.code,
+        0,
+        "accountmapd --check must accept\n{}",
+        daemon.all()
+    );
+    let ctl = ctl_check(config);
+    assert_eq!(
+        ctl.code,
+        0,
+        "accountmapctl check-config must accept\n{}",
+        ctl.all()
+    );
+}
+
+#[test]
+fn valid_config_passes_both_checks() {
+    let env = Env::builder("cfg-valid").no_daemon().build();
+    let path = env.path("valid.toml");
+    write_lines(&path, &base_lines(&env));
+    assert_valid(&path);
+    // and the harness's own rendering of the config
+    assert_valid(&env.config_path);
+}
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let shipped = workspace_root().join("etc/accountmap.toml");
+    assert!(
+        shipped.is_file(),
+        "{} is missing (SPEC: valid as shipped)",
+        shipped.display()
+    );
+    let out = daemon_check(&shipped);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let out = ctl_check(&shipped);
+    assert_eq!(out.code, 0, "{}", out.all());
+}
+
+#[test]
+fn unknown_key_is_an_error_at_its_line() {
+    let env = Env::builder("cfg-unknown").no_daemon().build();
+    let path = env.path("c.toml");
+    let mut lines = base_lines(&env);
+    lines[5] = "minimum_uids = 1000".into(); // a typo on line 6
+    write_lines(&path, &lines);
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[6],
+            columns: &[1],
+            words: &["minimum_uids"],
+        },
+    );
+
+    let mut lines = base_lines(&env);
+    lines.push("[mappings]".into()); // line 15: an unknown section
+    lines.push("lowercase = true".into());
+    write_lines(&path, &lines);
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[15],
+            columns: &[],
+            words: &["mappings"],
+        },
+    );
+}
+
+#[test]
+fn wrong_type_is_an_error_at_its_line() {
+    let env = Env::builder("cfg-type").no_daemon().build();
+    let path = env.path("c.toml");
+    let mut lines = base_lines(&env);
+    lines[2] = "cache_ttl = \"soon\"".into(); // line 3, value at column 13
+    write_lines(&path, &lines);
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[3],
+            columns: &[1, 13],
+            words: &[],
+        },
+    );
+    let out = daemon_check(&path);
+    let d = diags(&path, &out.stderr);
+    assert!(
+        d.iter()
+            .any(|d| d.message.contains("cache_ttl") || d.message.contains("invalid type")),
+        "the message must say what is wrong with cache_ttl: {d:?}"
+    );
+
+    let mut lines = base_lines(&env);
+    lines[6] = "required_groups = \"rstudio-users\"".into(); // line 7: a string, not a list
+    write_lines(&path, &lines);
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[7],
+            columns: &[1, 19],
+            words: &[],
+        },
+    );
+
+    let mut lines = base_lines(&env);
+    lines[10] = "lowercase = \"yes\"".into(); // line 11
+    write_lines(&path, &lines);
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[11],
+            columns: &[1, 13],
+            words: &[],
+        },
+    );
+}
+
+#[test]
+fn tls_and_start_tls_together_are_an_error() {
+    let env = Env::builder("cfg-tls").no_daemon().build();
+    let path = env.path("c.toml");
+    let mut lines = base_lines(&env);
+    lines.extend(ldap_section(true, false));
+    write_lines(&path, &lines);
+    assert_valid(&path); // start_tls alone is fine…
+
+    let mut lines = base_lines(&env);
+    lines.extend(ldap_section(true, true));
+    write_lines(&path, &lines);
+    // …both is not; the error points into the section (its header, start_tls or tls line)
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[16, 19, 20],
+            columns: &[],
+            words: &["tls", "start_tls"],
+        },
+    );
+}
+
+#[test]
+fn secret_file_readable_by_others_is_an_error() {
+    let env = Env::builder("cfg-secret").no_daemon().build();
+    let key = env.path("proxy-hmac-key");
+    let path = env.path("c.toml");
+    let mut lines = base_lines(&env);
+    lines.extend(proxy_section(&key));
+    write_lines(&path, &lines);
+
+    write_with_mode(&key, "s3cr3t\n", 0o600);
+    assert_valid(&path);
+
+    write_with_mode(&key, "s3cr3t\n", 0o644);
+    let out = daemon_check(&path);
+    assert_eq!(out.code, 2, "a 0644 secret must be refused\n{}", out.all());
+    let text = out.stderr.clone();
+    assert!(
+        text.contains(key.to_str().unwrap()) && (text.contains("0644") || text.contains("0600")),
+        "the message must name the file and its mode:\n{text}"
+    );
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[17],
+            columns: &[1, 17],
+            words: &[],
+        },
+    );
+
+    // a secret file that does not exist
+    std::fs::remove_file(&key).unwrap();
+    let out = daemon_check(&path);
+    assert_eq!(
+        out.code,
+        2,
+        "a missing secret file must be refused\n{}",
+        out.all()
+    );
+    assert!(out.stderr.contains(key.to_str().unwrap()), "{}", out.all());
+}
+
+#[test]
+fn rewrite_rule_that_does_not_compile_is_an_error() {
+    let env = Env::builder("cfg-regex").no_daemon().build();
+    let path = env.path("c.toml");
+    let mut lines = base_lines(&env);
+    lines[13] = "rewrite = ['^UID-([a-z]+)$ $1', '^UID-([a-z]+$ $1']".into(); // line 14
+    write_lines(&path, &lines);
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[14],
+            columns: &[],
+            words: &["does not compile"],
+        },
+    );
+
+    // a replacement naming a capture the regex lacks
+    let mut lines = base_lines(&env);
+    lines[13] = "rewrite = ['^UID-([a-z]+)$ $2']".into();
+    write_lines(&path, &lines);
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[14],
+            columns: &[],
+            words: &["$2"],
+        },
+    );
+}
+
+#[test]
+fn relative_path_and_broken_toml_are_errors() {
+    let env = Env::builder("cfg-misc").no_daemon().build();
+    let path = env.path("c.toml");
+    let mut lines = base_lines(&env);
+    lines[12] = "accounts_file = \"accounts\"".into(); // line 13
+    write_lines(&path, &lines);
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[13],
+            columns: &[],
+            words: &["absolute"],
+        },
+    );
+
+    let mut lines = base_lines(&env);
+    lines[4] = "[access".into(); // line 5
+    write_lines(&path, &lines);
+    assert_invalid(
+        &path,
+        &Expect {
+            lines: &[5],
+            columns: &[],
+            words: &[],
+        },
+    );
+}
+
+#[test]
+fn missing_config_file_is_an_error() {
+    let env = Env::builder("cfg-missing").no_daemon().build();
+    let path = env.path("does-not-exist.toml");
+    let out = daemon_check(&path);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains(path.to_str().unwrap()), "{}", out.all());
+    let out = ctl_check(&path);
+    assert_eq!(out.code, 2, "{}", out.all());
+}
+
+// --- reload -----------------------------------------------------------------------------------
+
+const RELOAD_LIMIT: Duration = Duration::from_secs(5);
+
+/// Polls `accountmapctl resolve NAME` (bounded) until its exit code is `code`.
+fn wait_for_resolve(env: &Env, name: &str, code: i32) -> bool {
+    wait_until(RELOAD_LIMIT, || env.ctl(&["resolve", name]).code == code)
+}
+
+#[test]
+fn sighup_with_a_bad_config_keeps_serving_the_old_policy() {
+    let mut env = Env::new("hup-bad");
+    let run = env.pam(SVC, "alice", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+
+    // A new config that would deny alice, with a typo that makes it invalid.
+    let mut bad = env.config().clone();
+    bad.denied_users = vec!["alice".into(), "mallory".into()];
+    bad.extra = "\n[access2]\nbogus = 1\n".into();
+    let text = bad.render(&env.socket, &env.accounts_path);
+    env.write_config_text(&text);
+    let from = env.log_len();
+    env.sighup();
+    let config = env.config_path.display().to_string();
+    let line = env.wait_for_log(from, RELOAD_LIMIT, |l| l.contains(&config));
+    assert!(
+        line.is_some(),
+        "the daemon must log why the new config was refused (naming {config}):\n{}",
+        env.daemon_log()
+    );
+
+    assert!(
+        env.daemon_alive(),
+        "the daemon died on a bad reload:\n{}",
+        env.daemon_log()
+    );
+    let run = env.pam(SVC, "alice", &["authenticate", "acct_mgmt"]);
+    assert_eq!(
+        run.verdicts(),
+        vec![AUTH_OK, ACCT_OK],
+        "old policy must stay\n{}",
+        run.out.all()
+    );
+    let run = env.pam(SVC, "bob", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+
+    // Fixing the file and sending SIGHUP again applies it.
+    bad.extra = String::new();
+    env.write_config(&bad);
+    env.sighup();
+    assert!(
+        wait_for_resolve(&env, "alice", 1),
+        "fixed config not applied:\n{}",
+        env.daemon_log()
+    );
+    let run = env.pam(SVC, "alice", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+}
+
+#[test]
+fn sighup_with_a_good_config_takes_effect() {
+    let mut env = Env::new("hup-good");
+    let run = env.pam(SVC, "bob", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    let run = env.pam(SVC, "sysuser", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+
+    let mut cfg = env.config().clone();
+    cfg.required_groups = vec!["staff".into()];
+    cfg.minimum_uid = "400".into();
+    env.write_config(&cfg);
+    env.sighup();
+    assert!(
+        wait_for_resolve(&env, "bob", 0),
+        "new config not applied:\n{}",
+        env.daemon_log()
+    );
+
+    let run = env.pam(SVC, "bob", &["authenticate", "acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    // alice is not in staff: now refused
+    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    // sysuser (uid 500 >= 400) is not in staff either; with the group dropped it would pass
+    cfg.required_groups = vec![];
+    env.write_config(&cfg);
+    env.sighup();
+    assert!(wait_for_resolve(&env, "sysuser", 0), "{}", env.daemon_log());
+    let run = env.pam(SVC, "sysuser", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![ACCT_OK], "{}", run.out.all());
+    assert!(env.daemon_alive());
+}
+
+#[test]
+fn edited_accounts_file_takes_effect_without_restart() {
+    let env = Env::new("accounts-edit");
+    let alias = "Alice.Smith@Lab.example";
+    let run = env.pam(SVC, alias, &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+
+    // Appended in place, as `echo … >> accounts` does. No signal.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&env.accounts_path)
+        .unwrap();
+    writeln!(f, "{alias} = alice").unwrap();
+    drop(f);
+    assert!(
+        wait_for_resolve(&env, alias, 0),
+        "edit not picked up:\n{}",
+        env.daemon_log()
+    );
+    let run = env.pam(SVC_ECHO, alias, &["authenticate", "acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    assert_eq!(run.pam_user_after("auth").as_deref(), Some("alice"));
+
+    // Replaced through a new file, as editors do: the alias is gone again, jdoe's changes.
+    env.write_accounts("John.Doe@Company.com = jsmith\n");
+    assert!(
+        wait_for_resolve(&env, alias, 1),
+        "removal not picked up:\n{}",
+        env.daemon_log()
+    );
+    let run = env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"]);
+    assert_eq!(
+        run.pam_user_after("auth").as_deref(),
+        Some("jsmith"),
+        "{}",
+        run.out.all()
+    );
+}

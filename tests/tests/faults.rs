@@ -1,0 +1,301 @@
+//! Faults an administrator worries about: the daemon is down, the daemon hangs, a client sends
+//! junk, an unprivileged local user probes the socket. The PAM module must answer
+//! PAM_AUTHINFO_UNAVAIL quickly or at its `timeout`, and the daemon must keep serving others.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use accountmap_tests::*;
+use accountmap_wire::{Response, MAX_FRAME};
+use std::io::Write;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+#[test]
+fn sigterm_stops_the_daemon_with_exit_0() {
+    let mut env = Env::new("sigterm");
+    let status = env.stop_daemon();
+    assert_eq!(status.code(), Some(0), "{status}\n{}", env.daemon_log());
+}
+
+#[test]
+fn daemon_stopped_gives_authinfo_unavail_at_once() {
+    let mut env = Env::new("stopped");
+    let run = env.pam(SVC, "alice", &["authenticate"]);
+    assert_eq!(
+        run.verdicts(),
+        vec![AUTH_OK],
+        "sanity: up first\n{}",
+        run.out.all()
+    );
+
+    // Clean stop (SIGTERM): the socket file may or may not be removed.
+    env.stop_daemon();
+    for ops in [&["authenticate"][..], &["acct_mgmt"][..]] {
+        let run = env.pam(SVC, "alice", ops);
+        assert_eq!(
+            run.verdicts(),
+            vec![AUTHINFO_UNAVAIL],
+            "{ops:?}\n{}",
+            run.out.all()
+        );
+        assert!(
+            run.elapsed() < Duration::from_millis(500),
+            "{ops:?} took {:?} with the daemon stopped",
+            run.elapsed()
+        );
+    }
+}
+
+#[test]
+fn daemon_killed_leaves_a_dead_socket_and_still_gives_authinfo_unavail() {
+    let mut env = Env::new("killed");
+    env.kill_daemon();
+    // After SIGKILL the socket file is left behind: connect gets ECONNREFUSED.
+    for ops in [&["authenticate"][..], &["acct_mgmt"][..]] {
+        let run = env.pam(SVC, "alice", ops);
+        assert_eq!(
+            run.verdicts(),
+            vec![AUTHINFO_UNAVAIL],
+            "{ops:?}\n{}",
+            run.out.all()
+        );
+        assert!(
+            run.elapsed() < Duration::from_millis(500),
+            "took {:?}",
+            run.elapsed()
+        );
+    }
+}
+
+#[test]
+fn socket_that_never_existed_gives_authinfo_unavail() {
+    let env = Env::builder("no-socket").no_daemon().build();
+    let run = env.pam(SVC, "alice", &["authenticate", "acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
+    assert!(
+        run.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        run.elapsed()
+    );
+}
+
+/// A "daemon" that accepts every connection and never answers, until dropped.
+struct SilentListener {
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl SilentListener {
+    fn bind(path: &std::path::Path) -> SilentListener {
+        let listener = UnixListener::bind(path).expect("bind the silent listener");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut held = Vec::new();
+            // bounded: the test drops us within seconds; 60 s is a backstop
+            let start = std::time::Instant::now();
+            while !flag.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
+                match listener.accept() {
+                    Ok((s, _)) => held.push(s),
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        SilentListener {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SilentListener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn silent_daemon_module_gives_up_at_timeout() {
+    let env = Env::builder("silent").no_daemon().build();
+    let _listener = SilentListener::bind(&env.socket);
+    env.add_service("timeout1", "timeout=1", false);
+    for ops in [&["authenticate"][..], &["acct_mgmt"][..]] {
+        let run = env.pam("timeout1", "alice", ops);
+        assert_eq!(
+            run.verdicts(),
+            vec![AUTHINFO_UNAVAIL],
+            "{ops:?}\n{}",
+            run.out.all()
+        );
+        let took = run.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took <= Duration::from_secs(3),
+            "{ops:?}: the module should give up at timeout=1, took {took:?}"
+        );
+    }
+}
+
+fn refused(reply: &RawReply) -> bool {
+    matches!(
+        reply,
+        RawReply::Closed | RawReply::Reply(Response::Error(_))
+    )
+}
+
+#[test]
+fn malformed_oversized_and_wrong_version_frames_are_refused_while_others_sign_in() {
+    let mut env = Env::new("bad-frames");
+    let limit = Duration::from_secs(3);
+
+    // Sanity: the raw client speaks the protocol (a valid Status frame gets a Status reply),
+    // so "closed" below really is the daemon refusing the frame.
+    let status = raw_exchange(&env.socket, &frame(&[0, 1, 0x03]), limit);
+    assert!(
+        matches!(status, RawReply::Reply(Response::Status(_))),
+        "{status:?}"
+    );
+
+    // Clients that connect and stall: a half-sent header, and a header promising a body that
+    // never comes. They must not block anyone else.
+    let mut stalled = Vec::new();
+    for i in 0..10 {
+        let mut s = UnixStream::connect(&env.socket).expect("connect");
+        if i % 2 == 0 {
+            s.write_all(&[0, 0]).expect("write");
+        } else {
+            s.write_all(&[0, 0, 0, 100, 0, 1]).expect("write");
+        }
+        stalled.push(s);
+    }
+
+    // A legitimate sign-in runs concurrently with the junk below.
+    let pam = env.pamtester_command(SVC, "alice", &["authenticate", "acct_mgmt"]);
+    let signin = thread::spawn(move || {
+        let mut pam = pam;
+        run_bounded(&mut pam, None, Duration::from_secs(20))
+    });
+
+    let over = (MAX_FRAME as u32 + 1).to_be_bytes();
+    let mut oversized = over.to_vec();
+    oversized.extend_from_slice(&[0, 1, 0x03]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "length 0xffffffff",
+            vec![0xff, 0xff, 0xff, 0xff, 0, 1, 0x03],
+        ),
+        ("length MAX_FRAME+1", oversized),
+        ("oversized with its whole body", {
+            let mut v = over.to_vec();
+            v.extend(vec![b'A'; MAX_FRAME + 1]);
+            v
+        }),
+        ("HTTP request", b"GET / HTTP/1.0\r\n\r\n".to_vec()),
+        ("wrong version 2", frame(&[0, 2, 0x03])),
+        ("wrong version 0xffff", frame(&[0xff, 0xff, 0x03])),
+        ("empty body", frame(&[])),
+        ("version only", frame(&[0, 1])),
+        ("unknown op", frame(&[0, 1, 0x42])),
+        ("a response op", frame(&[0, 1, 0x81])),
+        ("trailing bytes", frame(&[0, 1, 0x03, 9])),
+        ("string past the end", frame(&[0, 1, 0x02, 0, 200, b'a'])),
+        ("bad utf-8", frame(&[0, 1, 0x02, 0, 1, 0xff, 0, 0])),
+        ("bad phase", frame(&[0, 1, 0x01, 0, 0, 9])),
+    ];
+    for (what, bytes) in &cases {
+        let reply = raw_exchange(&env.socket, bytes, limit);
+        assert!(
+            refused(&reply),
+            "{what}: the daemon must answer an error or close the connection, got {reply:?}"
+        );
+    }
+
+    let out = signin.join().expect("sign-in thread");
+    let run = PamRun { out };
+    assert_eq!(
+        run.verdicts(),
+        vec![AUTH_OK, ACCT_OK],
+        "a legitimate sign-in failed while junk was being sent\n{}\n--- daemon.log ---\n{}",
+        run.out.all(),
+        env.daemon_log()
+    );
+
+    // and another one after, with the stalled clients still connected
+    let run = env.pam(SVC, "alice", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+    drop(stalled);
+    assert!(env.daemon_alive(), "the daemon died:\n{}", env.daemon_log());
+    assert!(env.daemon_answers());
+}
+
+#[test]
+fn concurrent_sign_ins_all_succeed() {
+    let env = Env::new("concurrent");
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let user = ["alice", "John.Doe@Company.com", "carol", "rsuser24/x"][i % 4];
+            let mut cmd = env.pamtester_command(SVC, user, &["authenticate", "acct_mgmt"]);
+            thread::spawn(move || run_bounded(&mut cmd, None, Duration::from_secs(20)))
+        })
+        .collect();
+    for h in handles {
+        let run = PamRun {
+            out: h.join().expect("thread"),
+        };
+        assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    }
+    clean_stale_pam_wrapper_dirs();
+}
+
+#[test]
+fn unprivileged_peer_may_ask_only_about_itself() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run a client as uid 65534");
+        return;
+    }
+    let env = Env::new("peer");
+    let ctl = accountmapctl();
+    let socket = env.socket.to_str().unwrap().to_string();
+
+    // uid 65534 is "nobody" in the test world, allowed by policy: asking about itself works…
+    let own = env.run_unprivileged(&ctl, &["--socket", &socket, "resolve", "nobody"], false);
+    assert_eq!(own.code, 0, "nobody asking about itself\n{}", own.all());
+
+    // …asking about alice (allowed when root asks) is refused.
+    let other = env.run_unprivileged(&ctl, &["--socket", &socket, "resolve", "alice"], false);
+    assert_eq!(
+        other.code,
+        1,
+        "nobody asking about alice must be refused\n{}",
+        other.all()
+    );
+    let root_asks = env.ctl(&["resolve", "alice"]);
+    assert_eq!(root_asks.code, 0, "{}", root_asks.all());
+
+    // The same through a PAM stack run by an unprivileged process (a password-guessing
+    // oracle otherwise): auth fails for alice, works for nobody itself.
+    let pamtester = std::path::Path::new("/usr/bin/pamtester");
+    let other = env.run_unprivileged(pamtester, &[SVC, "alice", "authenticate"], true);
+    let run = PamRun { out: other };
+    assert_eq!(
+        run.verdicts(),
+        vec![AUTH_ERR],
+        "{}\n{}",
+        run.out.all(),
+        env.daemon_log()
+    );
+    let own = env.run_unprivileged(pamtester, &[SVC, "nobody", "authenticate"], true);
+    let run = PamRun { out: own };
+    assert_eq!(
+        run.verdicts(),
+        vec![AUTH_OK],
+        "{}\n{}",
+        run.out.all(),
+        env.daemon_log()
+    );
+}

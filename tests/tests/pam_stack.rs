@@ -1,0 +1,383 @@
+//! Real PAM stacks: pamtester under pam_wrapper + nss_wrapper, `pam_accountmap.so` by absolute
+//! path, a real accountmapd. Each case is what an administrator would try with pamtester, and
+//! each assertion is on pamtester's verdict lines, i.e. on the PAM code of SPEC's table:
+//!
+//! | situation | auth | account |
+//! |---|---|---|
+//! | allowed | `successfully authenticated` | `account management done.` |
+//! | no such account after resolution | `User not known…` | `User not known…` |
+//! | refused by policy | `Authentication failure` | `Permission denied` |
+//! | unusable input | `Authentication failure` | `User not known…` |
+//!
+//! PAM_USER after our module is read from a `pam_echo.so "auth: PAM_USER=%u"` line stacked
+//! after it (pam_echo expands `%u` from PAM_USER when it runs; pamtester prints the text).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use accountmap_tests::*;
+
+/// One sign-in as an administrator would check it.
+struct Case {
+    name: &'static str,
+    /// verdict of `pamtester SVC NAME authenticate`
+    auth: &'static str,
+    /// verdict of `pamtester SVC NAME acct_mgmt` (a fresh transaction: PAM_USER is the name)
+    acct: &'static str,
+    /// PAM_USER after a successful auth (rewritten to the local account)
+    account: Option<&'static str>,
+}
+
+#[rustfmt::skip]
+const CASES: &[Case] = &[
+    // uid above the minimum, in rstudio-users as a supplementary group
+    Case { name: "alice", auth: AUTH_OK, acct: ACCT_OK, account: Some("alice") },
+    // rstudio-users is carol's PRIMARY group only (not listed as a member): it counts
+    Case { name: "carol", auth: AUTH_OK, acct: ACCT_OK, account: Some("carol") },
+    // not in the required group (only in staff)
+    Case { name: "bob", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    // in the group, but uid 500 < minimum_uid 1000
+    Case { name: "sysuser", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    // uid 0 asked for by name: below the minimum
+    Case { name: "root", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    // listed in denied_users although in the group
+    Case { name: "mallory", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    // no such account anywhere
+    Case { name: "ghost", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    // names are lower-cased
+    Case { name: "ALICE", auth: AUTH_OK, acct: ACCT_OK, account: Some("alice") },
+    // accounts file: `John.Doe@Company.com = jdoe` (compared lower-cased)
+    Case { name: "John.Doe@Company.com", auth: AUTH_OK, acct: ACCT_OK, account: Some("jdoe") },
+    Case { name: "john.doe@company.com", auth: AUTH_OK, acct: ACCT_OK, account: Some("jdoe") },
+    // rewrite rule 2: ^([a-z0-9._-]+)@company\.com$ -> $1
+    Case { name: "jsmith@company.com", auth: AUTH_OK, acct: ACCT_OK, account: Some("jsmith") },
+    Case { name: "bob@company.com", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    // rewrite to an account that does not exist
+    Case { name: "nobody-here@company.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    // a domain no rule matches: the name itself, which is no account
+    Case { name: "jsmith@evil.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    // system/display: the account is the part before the separator
+    Case { name: "rsuser24/jsmith", auth: AUTH_OK, acct: ACCT_OK, account: Some("rsuser24") },
+    Case { name: "bob/Bob Builder", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    // an alias never maps to uid 0 (accounts file: ops@company.com=root)…
+    Case { name: "ops@company.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    // …nor below the minimum uid (accounts file: legacy-sys = sysuser, uid 500)
+    Case { name: "legacy-sys", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+];
+
+fn check_case(env: &Env, c: &Case) {
+    let auth = env.pam(SVC_ECHO, c.name, &["authenticate"]);
+    assert_eq!(
+        auth.verdicts(),
+        vec![c.auth.to_string()],
+        "auth of {:?}\n{}\n--- daemon.log ---\n{}",
+        c.name,
+        auth.out.all(),
+        env.daemon_log()
+    );
+    assert_eq!(auth.code(), if c.auth == AUTH_OK { 0 } else { 1 });
+    assert_eq!(
+        auth.pam_user_after("auth").as_deref(),
+        c.account,
+        "PAM_USER after auth of {:?}\n{}",
+        c.name,
+        auth.out.all()
+    );
+
+    let acct = env.pam(SVC, c.name, &["acct_mgmt"]);
+    assert_eq!(
+        acct.verdicts(),
+        vec![c.acct.to_string()],
+        "account phase of {:?}\n{}\n--- daemon.log ---\n{}",
+        c.name,
+        acct.out.all(),
+        env.daemon_log()
+    );
+}
+
+#[test]
+fn verdicts_of_spec_table_for_each_kind_of_user() {
+    let env = Env::new("table");
+    for c in CASES {
+        check_case(&env, c);
+    }
+}
+
+#[test]
+fn rstudio_doc_rewrite_rule_uid_prefix() {
+    // SPEC's example config: lowercase = true and the rule '^UID-([a-z]+)$ $1', as in RStudio's
+    // documentation. An administrator copying it expects UID-jsmith to sign in as jsmith.
+    let env = Env::new("uid-rule");
+    check_case(
+        &env,
+        &Case {
+            name: "UID-jsmith",
+            auth: AUTH_OK,
+            acct: ACCT_OK,
+            account: Some("jsmith"),
+        },
+    );
+}
+
+#[test]
+fn lowercase_rewrite_rule_applies_to_lowercased_name() {
+    let env = Env::builder("uid-rule-lc")
+        .config(|c| c.rewrite = vec!["^uid-([a-z]+)$ $1".into()])
+        .build();
+    check_case(
+        &env,
+        &Case {
+            name: "UID-jsmith",
+            auth: AUTH_OK,
+            acct: ACCT_OK,
+            account: Some("jsmith"),
+        },
+    );
+    // the first matching rule wins and rules are tried in order; an unmatched name is itself
+    check_case(
+        &env,
+        &Case {
+            name: "uid-",
+            auth: USER_UNKNOWN,
+            acct: USER_UNKNOWN,
+            account: None,
+        },
+    );
+}
+
+#[test]
+fn auth_then_account_in_one_transaction_as_rstudio_does() {
+    let env = Env::new("auth-acct");
+    let run = env.pam(
+        SVC_ECHO,
+        "John.Doe@Company.com",
+        &["authenticate", "acct_mgmt"],
+    );
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    assert_eq!(run.pam_user_after("auth").as_deref(), Some("jdoe"));
+    // the account phase sees the rewritten user
+    assert_eq!(run.pam_user_after("account").as_deref(), Some("jdoe"));
+
+    let run = env.pam(SVC, "bob", &["authenticate", "acct_mgmt"]);
+    // auth is requisite: the transaction stops at the first failure
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+}
+
+#[test]
+fn keep_user_leaves_pam_user_alone() {
+    let env = Env::new("keep-user");
+    let run = env.pam(
+        SVC_KEEP,
+        "John.Doe@Company.com",
+        &["authenticate", "acct_mgmt"],
+    );
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    assert_eq!(
+        run.pam_user_after("auth").as_deref(),
+        Some("John.Doe@Company.com")
+    );
+    assert_eq!(
+        run.pam_user_after("account").as_deref(),
+        Some("John.Doe@Company.com")
+    );
+
+    // without keep_user the same sign-in is rewritten
+    let run = env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"]);
+    assert_eq!(
+        run.pam_user_after("auth").as_deref(),
+        Some("jdoe"),
+        "{}",
+        run.out.all()
+    );
+
+    // keep_user changes nothing about the decision
+    let run = env.pam(SVC_KEEP, "bob", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+}
+
+#[test]
+fn rewritten_user_is_what_the_next_module_checks() {
+    // A second, independent check of the rewrite: pam_succeed_if after ours only passes when
+    // PAM_USER is the local account.
+    let env = Env::new("succeed-if");
+    let ours = env.module_line("auth", "requisite", "");
+    env.add_service_text(
+        "chain",
+        &format!("{ours}auth required pam_succeed_if.so user = jdoe\n"),
+    );
+    let keep = env.module_line("auth", "requisite", "keep_user");
+    env.add_service_text(
+        "chain-keep",
+        &format!("{keep}auth required pam_succeed_if.so user = jdoe\n"),
+    );
+    let run = env.pam("chain", "John.Doe@Company.com", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+    let run = env.pam("chain-keep", "John.Doe@Company.com", &["authenticate"]);
+    assert_ne!(
+        run.verdicts(),
+        vec![AUTH_OK],
+        "keep_user must not rewrite\n{}",
+        run.out.all()
+    );
+}
+
+#[test]
+fn any_one_of_several_required_groups_is_enough() {
+    let env = Env::builder("two-groups")
+        .config(|c| c.required_groups = vec!["rstudio-users".into(), "rstudio-admins".into()])
+        .build();
+    for (name, auth) in [("erin", AUTH_OK), ("alice", AUTH_OK), ("bob", AUTH_ERR)] {
+        let run = env.pam(SVC, name, &["authenticate"]);
+        assert_eq!(run.verdicts(), vec![auth], "{name}\n{}", run.out.all());
+    }
+    // and erin is refused where only rstudio-users is required
+    let env = Env::new("one-group");
+    let run = env.pam(SVC, "erin", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+}
+
+#[test]
+fn no_required_groups_means_uid_policy_only() {
+    let env = Env::builder("no-groups")
+        .config(|c| c.required_groups = vec![])
+        .build();
+    let run = env.pam(SVC, "bob", &["authenticate", "acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    let run = env.pam(SVC, "sysuser", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+}
+
+#[test]
+fn minimum_uid_boundary() {
+    let env = Env::builder("min-uid")
+        .config(|c| c.minimum_uid = "1003".into())
+        .build();
+    // alice 1001 < 1003: denied; jdoe 1003 == minimum: allowed; jsmith 1004: allowed
+    for (name, acct) in [
+        ("alice", PERM_DENIED),
+        ("jdoe", ACCT_OK),
+        ("jsmith", ACCT_OK),
+    ] {
+        let run = env.pam(SVC, name, &["acct_mgmt"]);
+        assert_eq!(run.verdicts(), vec![acct], "{name}\n{}", run.out.all());
+    }
+    // an alias to an account below this minimum is "user unknown", not "denied"
+    let env = Env::builder("min-uid-alias")
+        .config(|c| c.minimum_uid = "1004".into())
+        .build();
+    let run = env.pam(SVC, "John.Doe@Company.com", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+}
+
+#[test]
+fn lowercase_false_keeps_case() {
+    let env = Env::builder("case").config(|c| c.lowercase = false).build();
+    let run = env.pam(SVC, "ALICE", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+    let run = env.pam(SVC, "alice", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+}
+
+#[test]
+fn unusable_input_is_refused() {
+    let env = Env::new("bad-input");
+    let long = "a".repeat(300);
+    let run = env.pam(SVC, &long, &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    let run = env.pam(SVC, &long, &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+}
+
+#[test]
+fn setcred_and_session_succeed_for_an_allowed_user() {
+    let env = Env::new("session");
+    let run = env.pam(
+        SVC,
+        "alice",
+        &["authenticate", "setcred", "open_session", "close_session"],
+    );
+    assert_eq!(
+        run.verdicts(),
+        vec![AUTH_OK, SETCRED_OK, OPEN_SESSION_OK, CLOSE_SESSION_OK],
+        "{}",
+        run.out.all()
+    );
+}
+
+#[test]
+fn every_decision_is_logged_with_its_reason() {
+    let env = Env::new("log");
+    let run = env.pam(SVC, "John.Doe@Company.com", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+    let run = env.pam(SVC, "bob", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    let run = env.pam(SVC, "ghost", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+
+    let log = env.daemon_log();
+    let jdoe = env.decision_lines("John.Doe@Company.com");
+    assert!(
+        jdoe.iter().any(|l| l.contains("verdict=allowed")
+            && l.contains("account=\"jdoe\"")
+            && l.contains("rule=")
+            && l.contains("reason=")),
+        "no allowed decision line for John.Doe@Company.com → jdoe:\n{log}"
+    );
+    let bob = env.decision_lines("bob");
+    assert!(
+        bob.iter().any(|l| l.contains("verdict=denied")
+            && l.contains("account=\"bob\"")
+            && l.contains("rstudio-users")),
+        "bob's denial must be logged with the group it lacks:\n{log}"
+    );
+    let ghost = env.decision_lines("ghost");
+    assert!(
+        ghost.iter().any(|l| l.contains("verdict=user-unknown")),
+        "ghost's refusal must be logged:\n{log}"
+    );
+}
+
+#[test]
+fn a_password_typed_into_the_stack_never_reaches_the_log() {
+    // verify=proxy makes the module read the password and send it to the daemon (the proxy
+    // backend is not configured here, so the answer is a refusal); whatever the verdict, the
+    // daemon's log must not contain the secret.
+    let env = Env::new("no-secret");
+    env.add_service("proxy", "verify=proxy", false);
+    let run = env.pam_with_stdin(
+        "proxy",
+        "alice",
+        &["authenticate"],
+        Some(b"hunter2-SECRET\n"),
+    );
+    assert_ne!(
+        run.verdicts(),
+        vec![AUTH_OK],
+        "an unsigned proxy login must not pass"
+    );
+    let _ = env.wait_for_log(0, std::time::Duration::from_secs(2), |l| {
+        l.contains("verdict=") && l.contains("name=\"alice\"")
+    });
+    let log = env.daemon_log();
+    assert!(
+        !log.contains("hunter2"),
+        "the credential leaked into the log:\n{log}"
+    );
+}
+
+#[test]
+fn socket_from_accountmap_socket_when_no_option_is_given() {
+    let env = Env::new("socket-env");
+    env.add_service_text(
+        "no-socket-option",
+        &format!(
+            "auth requisite {m}\naccount required {m}\n",
+            m = pam_module().display()
+        ),
+    );
+    let mut cmd =
+        env.pamtester_command("no-socket-option", "alice", &["authenticate", "acct_mgmt"]);
+    cmd.env("ACCOUNTMAP_SOCKET", &env.socket);
+    let run = PamRun {
+        out: run_bounded(&mut cmd, None, COMMAND_LIMIT),
+    };
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+}
