@@ -4,7 +4,7 @@
 //! auth     requisite  pam_accountmap.so [socket=PATH] [verify=none|ldap|oidc|device|proxy]
 //!                                       [use_first_pass|try_first_pass] [keep_user]
 //!                                       [timeout=SECONDS] [debug]
-//! account  required   pam_accountmap.so [socket=PATH] [timeout=SECONDS] [debug]
+//! account  required   pam_accountmap.so [the same options; the credential ones do nothing here]
 //! ```
 //!
 //! Every decision is the daemon's; the module reads PAM_USER (never prompting for it), asks
