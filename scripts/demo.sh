@@ -124,8 +124,12 @@ config_from_shipped() {
                 done[s] = 1
             }
         }
+        # a multi-line array ends at a line (not a comment) ending in "]"
+        function closes(line) {
+            return line !~ /^[ \t]*#/ && line ~ /\][ \t]*(#[^\047"]*)?$/
+        }
         skipping {
-            if ($0 ~ /\]/) skipping = 0
+            if (closes($0)) skipping = 0
             next
         }
         /^[ \t]*\[/ {
@@ -140,7 +144,7 @@ config_from_shipped() {
             sub(/^[ \t]*/, "", key); sub(/[ \t]*=.*/, "", key)
             if ((section "." key) in val) {
                 rest = $0; sub(/^[^=]*=[ \t]*/, "", rest)
-                if (rest ~ /^\[/ && rest !~ /\]/) skipping = 1
+                if (rest ~ /^\[/ && !closes(rest)) skipping = 1
                 next
             }
         }
@@ -155,8 +159,8 @@ SHIPPED=$ROOT/etc/accountmap.toml
 CONFIG_NOTE="inline demo config"
 if [ -f "$SHIPPED" ]; then
     config_from_shipped "$SHIPPED" >"$CONFIG"
-    CONFIG_NOTE="etc/accountmap.toml with the demo's socket, users and rules"
-    if ! "$DAEMON" --check --config "$CONFIG" 2>"$TMP/check.err"; then
+    CONFIG_NOTE="etc/accountmap.toml with the demo's socket and policy"
+    if ! "$DAEMON" --check --config "$CONFIG" >/dev/null 2>"$TMP/check.err"; then
         echo "demo: the shipped config, adapted, did not validate; using an inline one:" >&2
         sed 's/^/  /' "$TMP/check.err" >&2
         inline_config >"$CONFIG"
@@ -165,7 +169,7 @@ if [ -f "$SHIPPED" ]; then
 else
     inline_config >"$CONFIG"
 fi
-"$DAEMON" --check --config "$CONFIG"
+"$DAEMON" --check --config "$CONFIG" >/dev/null
 
 # --- PAM service (pam_wrapper reads it from our directory) ------------------------------------
 mkdir "$TMP/pam.d"
@@ -193,7 +197,8 @@ fi
 cat <<EOF
 accountmap demo
 ===============
-accountmapd is running on $SOCKET ($CONFIG_NOTE):
+accountmapd is running on $SOCKET
+config: $CONFIG_NOTE, i.e.
   minimum uid 1000, required group rstudio-users, denied user mallory,
   accounts file: John.Doe@Company.com = jdoe,
   rewrite rules: '^UID-([a-z]+)\$ \$1' and '^([a-z0-9._-]+)@company\\.com\$ \$1'.
@@ -201,8 +206,8 @@ Made-up users: alice 1001, bob 1002 (not in rstudio-users), sysuser 500, jdoe 10
 jsmith 1004, rsuser24 1005, carol 1006 (rstudio-users as primary group), mallory 1007.
 
 Each name below signs in through a real PAM stack (pamtester, service "rstudio":
-auth + account with pam_accountmap.so); ACCOUNT and REASON come from
-\`accountmapctl --json resolve NAME\`.
+auth + account with pam_accountmap.so); ACCOUNT, RULE (which mapping step gave the
+account) and REASON come from \`accountmapctl --json resolve NAME\`.
 
 EOF
 
@@ -230,19 +235,20 @@ pam_verdict() {
     esac
 }
 
-FORMAT="%-22s %-18s %-10s %s\n"
+FORMAT="%-22s %-18s %-10s %-18s %s\n"
 # shellcheck disable=SC2059
-printf "$FORMAT" NAME "PAM VERDICT" ACCOUNT REASON
+printf "$FORMAT" NAME "PAM VERDICT" ACCOUNT RULE REASON
 # shellcheck disable=SC2059
-printf "$FORMAT" ---- ----------- ------- ------
+printf "$FORMAT" ---- ----------- ------- ---- ------
 for name in alice carol bob sysuser mallory John.Doe@Company.com UID-jsmith \
     jsmith@company.com rsuser24/jsmith ghost; do
     verdict=$(pam_verdict "$name")
     json=$("$CTL" --socket "$SOCKET" --json resolve "$name" 2>/dev/null || true)
     account=$(printf '%s' "$json" | json_string account)
+    rule=$(printf '%s' "$json" | json_string rule | sed -E "s/^(rewrite rule [0-9]+) .*/\\1/")
     reason=$(printf '%s' "$json" | json_string reason)
     # shellcheck disable=SC2059
-    printf "$FORMAT" "$name" "$verdict" "${account:--}" "${reason:--}"
+    printf "$FORMAT" "$name" "$verdict" "${account:--}" "${rule:--}" "${reason:--}"
 done
 
 cat <<EOF

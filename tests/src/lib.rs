@@ -143,14 +143,72 @@ impl Outcome {
     /// stdout then stderr, for messages.
     pub fn all(&self) -> String {
         format!(
-            "--- stdout ---\n{}--- stderr ---\n{}",
-            self.stdout, self.stderr
+            "--- exit code {} after {:?} ---\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.code, self.elapsed, self.stdout, self.stderr
         )
     }
 }
 
 /// Runs `cmd` with `stdin` fed to it; kills it and fails the test after `limit`.
 pub fn run_bounded(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Outcome {
+    run_inner(cmd, stdin, limit, false)
+}
+
+/// As [`run_bounded`], for a command preloaded with pam_wrapper.
+///
+/// pam_wrapper picks its `/tmp/pam.X` directory with a check-then-mkdir race: processes that
+/// start at the same moment collide ("Failed to create pam_wrapper config dir … File exists",
+/// then "Initialization failure" or a stack with no modules). So starts are serialised: a lock
+/// file is held from just before the spawn until the child's `/tmp/pam.X/pid` names it (or it
+/// has exited). The PAM transactions themselves still run concurrently.
+pub fn run_bounded_pam(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Outcome {
+    let out = run_inner(cmd, stdin, limit, true);
+    clean_stale_pam_wrapper_dirs();
+    out
+}
+
+/// An exclusive `flock` on a lock file shared by every test process on the machine.
+struct StartLock {
+    // Held for its descriptor: closing it releases the lock.
+    _file: fs::File,
+}
+
+const PAM_WRAPPER_LOCK: &str = "/tmp/accountmap-tests.pam_wrapper.lock";
+
+impl StartLock {
+    fn acquire() -> StartLock {
+        use std::os::fd::AsRawFd;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(PAM_WRAPPER_LOCK)
+            .unwrap_or_else(|e| panic!("open {PAM_WRAPPER_LOCK}: {e}"));
+        let _ = fs::set_permissions(PAM_WRAPPER_LOCK, fs::Permissions::from_mode(0o666));
+        let got = wait_until(Duration::from_secs(60), || {
+            // SAFETY: flock on a descriptor we own; non-blocking, so the wait stays bounded.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+        });
+        assert!(got, "could not take {PAM_WRAPPER_LOCK} within 60 s");
+        StartLock { _file: file }
+    }
+}
+
+/// Whether some `/tmp/pam.X/pid` names `pid`: pam_wrapper has set that process up.
+fn pam_wrapper_ready(pid: u32) -> bool {
+    let Ok(entries) = fs::read_dir("/tmp") else {
+        return true;
+    };
+    let want = pid.to_string();
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.starts_with("pam.")
+            && name.len() == 5
+            && fs::read_to_string(e.path().join("pid")).is_ok_and(|p| p.trim() == want)
+    })
+}
+
+fn run_inner(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration, pam: bool) -> Outcome {
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
@@ -158,6 +216,11 @@ pub fn run_bounded(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> 
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    let mut lock = if pam {
+        Some(StartLock::acquire())
+    } else {
+        None
+    };
     let start = Instant::now();
     let mut child = cmd
         .spawn()
@@ -175,6 +238,11 @@ pub fn run_bounded(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> 
         if let Some(status) = child.try_wait().expect("waitpid") {
             break status;
         }
+        if lock.is_some()
+            && (pam_wrapper_ready(child.id()) || start.elapsed() > Duration::from_secs(5))
+        {
+            lock = None;
+        }
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
@@ -184,9 +252,10 @@ pub fn run_bounded(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> 
                 "{cmd:?} did not finish within {limit:?}\n--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
             );
         }
-        thread::sleep(Duration::from_millis(2));
+        thread::sleep(Duration::from_millis(if lock.is_some() { 1 } else { 2 }));
     };
     let elapsed = start.elapsed();
+    drop(lock);
     Outcome {
         code: status.code().unwrap_or(-1),
         stdout: out_reader.join().unwrap_or_default(),
@@ -901,9 +970,9 @@ impl Env {
         stdin: Option<&[u8]>,
     ) -> PamRun {
         let mut cmd = self.pamtester_command(service, user, ops);
-        let out = run_bounded(&mut cmd, stdin, COMMAND_LIMIT);
-        clean_stale_pam_wrapper_dirs();
-        PamRun { out }
+        PamRun {
+            out: run_bounded_pam(&mut cmd, stdin, COMMAND_LIMIT),
+        }
     }
 
     /// The pamtester command line, for tests that start it themselves.
@@ -962,10 +1031,10 @@ impl Env {
             .current_dir("/");
         if pam {
             self.pam_wrapped(&mut cmd);
+            run_bounded_pam(&mut cmd, None, COMMAND_LIMIT)
+        } else {
+            run_bounded(&mut cmd, None, COMMAND_LIMIT)
         }
-        let out = run_bounded(&mut cmd, None, COMMAND_LIMIT);
-        clean_stale_pam_wrapper_dirs();
-        out
     }
 }
 

@@ -134,6 +134,7 @@ fn silent_daemon_module_gives_up_at_timeout() {
             run.out.all()
         );
         let took = run.elapsed();
+        eprintln!("silent daemon, timeout=1, {ops:?}: gave up after {took:?}");
         assert!(
             took >= Duration::from_millis(900) && took <= Duration::from_secs(3),
             "{ops:?}: the module should give up at timeout=1, took {took:?}"
@@ -178,7 +179,7 @@ fn malformed_oversized_and_wrong_version_frames_are_refused_while_others_sign_in
     let pam = env.pamtester_command(SVC, "alice", &["authenticate", "acct_mgmt"]);
     let signin = thread::spawn(move || {
         let mut pam = pam;
-        run_bounded(&mut pam, None, Duration::from_secs(20))
+        run_bounded_pam(&mut pam, None, Duration::from_secs(20))
     });
 
     let over = (MAX_FRAME as u32 + 1).to_be_bytes();
@@ -240,7 +241,7 @@ fn concurrent_sign_ins_all_succeed() {
         .map(|i| {
             let user = ["alice", "John.Doe@Company.com", "carol", "rsuser24/x"][i % 4];
             let mut cmd = env.pamtester_command(SVC, user, &["authenticate", "acct_mgmt"]);
-            thread::spawn(move || run_bounded(&mut cmd, None, Duration::from_secs(20)))
+            thread::spawn(move || run_bounded_pam(&mut cmd, None, Duration::from_secs(20)))
         })
         .collect();
     for h in handles {

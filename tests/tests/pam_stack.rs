@@ -377,7 +377,7 @@ fn socket_from_accountmap_socket_when_no_option_is_given() {
         env.pamtester_command("no-socket-option", "alice", &["authenticate", "acct_mgmt"]);
     cmd.env("ACCOUNTMAP_SOCKET", &env.socket);
     let run = PamRun {
-        out: run_bounded(&mut cmd, None, COMMAND_LIMIT),
+        out: run_bounded_pam(&mut cmd, None, COMMAND_LIMIT),
     };
     assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
 }
