@@ -190,6 +190,16 @@ fn cache_flush_makes_a_group_change_visible_at_once() {
         .retain(|m| m != "alice");
     env.write_world(&world);
 
+    // cache_ttl = 300: the positive answer is reused, so the change is not seen yet…
+    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
+    assert_eq!(
+        run.verdicts(),
+        vec![ACCT_OK],
+        "cached answer\n{}",
+        run.out.all()
+    );
+
+    // …until the cache is flushed.
     let out = env.ctl(&["cache", "flush"]);
     assert_eq!(out.code, 0, "{}", out.all());
     let out = env.ctl(&["resolve", "alice"]);

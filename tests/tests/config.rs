@@ -519,3 +519,24 @@ fn edited_accounts_file_takes_effect_without_restart() {
         run.out.all()
     );
 }
+
+#[test]
+fn sighup_applies_a_new_policy_to_cached_accounts() {
+    // With a cache, an answer given under the old policy must not outlive a reload.
+    let mut env = Env::builder("hup-cache")
+        .config(|c| c.cache_ttl = 300)
+        .build();
+    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![ACCT_OK], "{}", run.out.all());
+    let mut cfg = env.config().clone();
+    cfg.denied_users.push("alice".into());
+    env.write_config(&cfg);
+    env.sighup();
+    assert!(
+        wait_for_resolve(&env, "alice", 1),
+        "reload not applied:\n{}",
+        env.daemon_log()
+    );
+    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+}

@@ -300,3 +300,54 @@ fn unprivileged_peer_may_ask_only_about_itself() {
         env.daemon_log()
     );
 }
+
+#[test]
+fn socket_is_world_connectable() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let env = Env::new("socket-mode");
+    let meta = std::fs::metadata(&env.socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o666);
+}
+
+#[test]
+fn restart_after_a_crash_and_refusal_of_a_second_daemon() {
+    let mut env = Env::new("restart");
+    // A second daemon on the same socket must not steal it from the running one.
+    let mut second = std::process::Command::new(accountmapd());
+    second
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("--log-stderr");
+    env.nss_wrapped(&mut second);
+    let out = run_bounded(&mut second, None, Duration::from_secs(10));
+    assert_ne!(
+        out.code,
+        0,
+        "a second daemon must refuse to start\n{}",
+        out.all()
+    );
+    assert!(
+        env.daemon_answers(),
+        "the first daemon lost its socket:\n{}",
+        env.daemon_log()
+    );
+    let run = env.pam(SVC, "alice", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+
+    // SIGKILL leaves the socket file behind; a restart must still come up and serve.
+    env.kill_daemon();
+    assert!(
+        env.socket.exists(),
+        "expected a stale socket file after SIGKILL"
+    );
+    env.start_daemon();
+    let run = env.pam(SVC, "alice", &["authenticate", "acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    // and a clean stop removes the socket
+    assert_eq!(env.stop_daemon().code(), Some(0));
+    assert!(
+        !env.socket.exists(),
+        "the socket file must go with a clean stop"
+    );
+}

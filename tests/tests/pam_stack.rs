@@ -61,6 +61,18 @@ const CASES: &[Case] = &[
     Case { name: "ops@company.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
     // …nor below the minimum uid (accounts file: legacy-sys = sysuser, uid 500)
     Case { name: "legacy-sys", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    // the same through a rewrite rule: sysuser@company.com -> sysuser (500), root@… -> root (0)
+    Case { name: "sysuser@company.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    Case { name: "root@company.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    // denied_users applies to the account an alias resolves to, and after lower-casing
+    Case { name: "mallory@company.com", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    Case { name: "MALLORY", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    // the email's domain is lower-cased too before the rule sees it
+    Case { name: "jdoe@COMPANY.COM", auth: AUTH_OK, acct: ACCT_OK, account: Some("jdoe") },
+    // unusable input: empty name, empty account part, control characters
+    Case { name: "", auth: AUTH_ERR, acct: USER_UNKNOWN, account: None },
+    Case { name: "/jsmith", auth: AUTH_ERR, acct: USER_UNKNOWN, account: None },
+    Case { name: "ali\tce", auth: AUTH_ERR, acct: USER_UNKNOWN, account: None },
 ];
 
 fn check_case(env: &Env, c: &Case) {
@@ -327,6 +339,15 @@ fn every_decision_is_logged_with_its_reason() {
             && l.contains("account=\"bob\"")
             && l.contains("rstudio-users")),
         "bob's denial must be logged with the group it lacks:\n{log}"
+    );
+    // a name carrying a newline cannot forge a second log line
+    let forged = "ghost\nverdict=allowed name=\"alice\"";
+    let run = env.pam(SVC, forged, &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+    let log = env.daemon_log();
+    assert!(
+        !log.lines().any(|l| l.starts_with("verdict=allowed")),
+        "a newline in a name split a log line:\n{log}"
     );
     let ghost = env.decision_lines("ghost");
     assert!(
