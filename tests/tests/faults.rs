@@ -34,7 +34,10 @@ fn daemon_stopped_gives_authinfo_unavail_at_once() {
     env.stop_daemon();
     for ops in [&["authenticate"][..], &["acct_mgmt"][..]] {
         let run = env.pam(SVC, "alice", ops);
-        eprintln!("daemon stopped, {ops:?}: pamtester took {:?}", run.elapsed());
+        eprintln!(
+            "daemon stopped, {ops:?}: pamtester took {:?}",
+            run.elapsed()
+        );
         assert_eq!(
             run.verdicts(),
             vec![AUTHINFO_UNAVAIL],
