@@ -540,3 +540,101 @@ fn sighup_applies_a_new_policy_to_cached_accounts() {
     let run = env.pam(SVC, "alice", &["acct_mgmt"]);
     assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
 }
+
+#[test]
+fn drop_ins_are_read_in_name_order_and_later_wins() {
+    let env = Env::builder("conf-d").no_daemon().build();
+    let conf_d = env.path("conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    write_atomic(
+        &conf_d.join("10-deny.toml"),
+        "[access]\ndenied_users = [\"alice\"]\n",
+    );
+    let mut env = env;
+    env.start_daemon();
+    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
+    assert_eq!(
+        run.verdicts(),
+        vec![PERM_DENIED],
+        "10-deny.toml applies\n{}",
+        run.out.all()
+    );
+    let run = env.pam(SVC, "mallory", &["acct_mgmt"]);
+    assert_eq!(
+        run.verdicts(),
+        vec![ACCT_OK],
+        "the drop-in replaced the list\n{}",
+        run.out.all()
+    );
+
+    // a later file wins; applied on SIGHUP
+    write_atomic(
+        &conf_d.join("20-undo.toml"),
+        "[access]\ndenied_users = [\"mallory\"]\n",
+    );
+    env.sighup();
+    assert!(
+        wait_for_resolve(&env, "alice", 0),
+        "20-undo.toml not applied:\n{}",
+        env.daemon_log()
+    );
+    let run = env.pam(SVC, "mallory", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+
+    // an error in a drop-in is reported against the drop-in
+    let bad = conf_d.join("30-typo.toml");
+    write_atomic(&bad, "[access]\n\ndenied_user = []\n");
+    let out = daemon_check(&env.config_path);
+    assert_eq!(out.code, 2, "{}", out.all());
+    let d = diags(&bad, &out.stderr);
+    assert!(
+        d.iter()
+            .any(|d| d.line == 3 && d.column == 1 && d.message.contains("denied_user")),
+        "expected {}:3:1: …denied_user…, got {d:?}\n{}",
+        bad.display(),
+        out.all()
+    );
+}
+
+#[test]
+fn minimum_uid_auto_reads_login_defs() {
+    // "auto" = UID_MIN from /etc/login.defs, else 1000. Either way 500 is below and 1001 above
+    // on any Debian or RHEL host (UID_MIN 1000).
+    let env = Env::builder("uid-auto")
+        .config(|c| c.minimum_uid = "\"auto\"".into())
+        .build();
+    let run = env.pam(SVC, "sysuser", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![ACCT_OK], "{}", run.out.all());
+}
+
+#[test]
+fn a_broken_accounts_file_keeps_the_last_good_one() {
+    let env = Env::new("accounts-broken");
+    let run = env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"]);
+    assert_eq!(
+        run.pam_user_after("auth").as_deref(),
+        Some("jdoe"),
+        "{}",
+        run.out.all()
+    );
+    let from = env.log_len();
+    env.write_accounts("John.Doe@Company.com = jsmith\nthis line has no equals sign\n");
+    // The file is re-read when next needed: the sign-in still uses the last good version…
+    let run = env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"]);
+    assert_eq!(
+        run.pam_user_after("auth").as_deref(),
+        Some("jdoe"),
+        "{}",
+        run.out.all()
+    );
+    // …and the log says why the new one was refused (naming the file and line 2).
+    let accounts = format!("{}:2", env.accounts_path.display());
+    let line = env.wait_for_log(from, RELOAD_LIMIT, |l| l.contains(&accounts));
+    assert!(
+        line.is_some(),
+        "the bad accounts file must be logged:\n{}",
+        env.daemon_log()
+    );
+}
