@@ -217,12 +217,15 @@ impl Engine {
         // A local user may ask only about the account it runs as; otherwise a world-writable
         // socket would tell anyone who may sign in, and later check their passwords.
         if !peer.is_root() && peer.uid != account.uid {
-            decision.verdict = Verdict::PolicyDenied;
-            decision.reason = format!(
-                "peer uid {} (pid {}) may only ask about its own account, not {:?}",
-                peer.uid, peer.pid, account.name
-            );
-            return decision;
+            // The reply says no more about the other account than the refusal itself.
+            return Decision {
+                verdict: Verdict::PolicyDenied,
+                reason: format!(
+                    "peer uid {} (pid {}) may only ask about its own account, not {:?}",
+                    peer.uid, peer.pid, account.name
+                ),
+                ..refusal(Verdict::PolicyDenied, String::new())
+            };
         }
         if let Err(refused) = self.check_policy(&mapped, &account) {
             decision.verdict = match refused {
@@ -511,6 +514,11 @@ mod tests {
         assert_eq!(decide(&e, &alice, "alice").verdict, Verdict::Allowed);
         let d = decide(&e, &alice, "jdoe");
         assert_eq!(d.verdict, Verdict::PolicyDenied);
+        assert_eq!(
+            (d.uid, d.groups.len()),
+            (None, 0),
+            "nothing about jdoe leaks: {d:?}"
+        );
         assert!(d.reason.contains("peer uid 1001"), "{}", d.reason);
     }
 
