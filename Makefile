@@ -1,11 +1,12 @@
 # accountmap: build, lint, test and demo.
 #   make test   install missing prerequisites, then fmt check, clippy, build, all tests
 #   make demo   install missing prerequisites, build, then sign a few made-up users in
-#   make build | lint | clean
+#   make bench-policy   the policy benchmark against pam_succeed_if.so (release build)
+#   make build | release | lint | clean
 
 CARGO ?= cargo
 
-.PHONY: all build lint test demo deps clean
+.PHONY: all build release lint test demo deps clean bench-policy
 
 all: build
 
@@ -14,6 +15,9 @@ deps:
 
 build:
 	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release --workspace
 
 lint:
 	$(CARGO) fmt --all --check

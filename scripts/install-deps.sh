@@ -8,6 +8,16 @@
 # Runs `apt-get update` first when something is missing; uses sudo only when not root.
 set -euo pipefail
 
+# rustfmt and clippy: `make test` checks formatting and lints; a minimal rustup profile lacks them.
+if command -v rustup >/dev/null 2>&1; then
+    for component in rustfmt clippy; do
+        if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+            echo "install-deps: adding the Rust component $component"
+            rustup component add "$component"
+        fi
+    done
+fi
+
 PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config)
 
 missing=()
