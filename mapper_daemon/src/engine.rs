@@ -79,6 +79,11 @@ impl Engine {
         self.minimum_uid
     }
 
+    /// The cached account data (shared with [`crate::nss`]).
+    pub(crate) fn directory(&self) -> &CachedDirectory {
+        &self.directory
+    }
+
     /// Answers one request from `peer`, and logs the decision.
     pub fn handle(&self, peer: &Peer, request: &Request) -> Response {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -125,6 +130,7 @@ impl Engine {
                 ));
                 Response::Flushed(u32::try_from(n).unwrap_or(u32::MAX))
             }
+            Request::Getpwnam { name } => self.nss_getpwnam(peer, name),
         }
     }
 
@@ -252,7 +258,8 @@ impl Engine {
         decision
     }
 
-    fn map(&self, name: &str) -> Result<Mapped, MapError> {
+    /// Steps 1–6 of the pipeline with the accounts file in force (shared with [`crate::nss`]).
+    pub(crate) fn map(&self, name: &str) -> Result<Mapped, MapError> {
         let accounts = match &self.accounts {
             Some(file) => {
                 let (accounts, reload) = file.current();

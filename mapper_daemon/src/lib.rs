@@ -11,6 +11,7 @@ pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod log;
+pub mod nss;
 pub mod policy;
 pub mod proxy;
 pub mod resolve;

@@ -487,6 +487,7 @@ fn response_kind(r: &Response) -> &'static str {
         Response::Decision(_) => "decision",
         Response::Status(_) => "status",
         Response::Flushed(_) => "flushed",
+        Response::Passwd(_) => "passwd",
         Response::Error(_) => "error",
     }
 }

@@ -112,6 +112,10 @@ pub fn pam_module() -> PathBuf {
     artifact("libpam_accountmap.so")
 }
 
+pub fn nss_module() -> PathBuf {
+    artifact("libnss_accountmap.so")
+}
+
 /// Fails the test with an install hint when a system prerequisite is missing.
 pub fn require_system_tools() {
     for path in [LIBPAM_WRAPPER, LIBNSS_WRAPPER, "/usr/bin/pamtester"] {
@@ -803,7 +807,31 @@ impl Env {
             .env("NSS_WRAPPER_GROUP", &self.group_path);
     }
 
+    /// Sets nss_wrapper's variables with `libnss_accountmap.so` as its NSS module (nss_wrapper
+    /// asks `files` first, then the module), pointed at this environment's socket.
+    pub fn nss_module_wrapped(&self, cmd: &mut Command) {
+        self.nss_wrapped(cmd);
+        cmd.env("NSS_WRAPPER_MODULE_SO_PATH", nss_module())
+            .env("NSS_WRAPPER_MODULE_FN_PREFIX", "accountmap")
+            .env("ACCOUNTMAP_SOCKET", &self.socket)
+            .env_remove(accountmap_wire::DAEMON_ENV);
+    }
+
+    /// `getent passwd KEY` through nss_wrapper with our NSS module.
+    pub fn getent_passwd(&self, key: &str) -> Outcome {
+        let mut cmd = Command::new("getent");
+        cmd.arg("passwd").arg(key);
+        self.nss_module_wrapped(&mut cmd);
+        run_bounded(&mut cmd, None, COMMAND_LIMIT)
+    }
+
     pub fn start_daemon(&mut self) {
+        self.start_daemon_with(|_| {});
+    }
+
+    /// As [`Env::start_daemon`], with `extra` applied to the command line last (more
+    /// environment, such as nss_wrapper's module variables).
+    pub fn start_daemon_with(&mut self, extra: impl FnOnce(&mut Command)) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = fs::OpenOptions::new()
             .create(true)
@@ -820,6 +848,7 @@ impl Env {
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
         self.nss_wrapped(&mut cmd);
+        extra(&mut cmd);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start accountmapd: {e}"));

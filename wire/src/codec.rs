@@ -1,8 +1,8 @@
 //! Encoding and decoding of frame bodies. See the crate documentation for the layout.
 
 use crate::{
-    Credential, Decision, PamRequest, Phase, Request, Response, Verdict, Verify, MAX_FRAME,
-    PROTOCOL_VERSION,
+    Credential, Decision, PamRequest, PasswdEntry, Phase, Request, Response, Verdict, Verify,
+    MAX_FRAME, PROTOCOL_VERSION,
 };
 use std::fmt;
 
@@ -14,9 +14,11 @@ const OP_PAM: u8 = 0x01;
 const OP_RESOLVE: u8 = 0x02;
 const OP_STATUS: u8 = 0x03;
 const OP_CACHE_FLUSH: u8 = 0x04;
+const OP_GETPWNAM: u8 = 0x05;
 const OP_DECISION: u8 = 0x81;
 const OP_STATUS_REPLY: u8 = 0x83;
 const OP_FLUSHED: u8 = 0x84;
+const OP_PASSWD: u8 = 0x85;
 const OP_ERROR: u8 = 0xFF;
 
 /// Why a body could not be decoded. The daemon logs it and answers with
@@ -232,6 +234,11 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
         }
         Request::Status => Writer::new(OP_STATUS).finish(),
         Request::CacheFlush => Writer::new(OP_CACHE_FLUSH).finish(),
+        Request::Getpwnam { name } => {
+            let mut w = Writer::new(OP_GETPWNAM);
+            w.str(name);
+            w.finish()
+        }
     }
 }
 
@@ -276,6 +283,9 @@ pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
         },
         OP_STATUS => Request::Status,
         OP_CACHE_FLUSH => Request::CacheFlush,
+        OP_GETPWNAM => Request::Getpwnam {
+            name: r.str("name")?,
+        },
         other => return Err(DecodeError::UnknownOp(other)),
     };
     r.end()?;
@@ -326,6 +336,22 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             w.u32(*n);
             w.finish()
         }
+        Response::Passwd(entry) => {
+            let mut w = Writer::new(OP_PASSWD);
+            match entry {
+                None => w.u8(0),
+                Some(pw) => {
+                    w.u8(1);
+                    w.str(&pw.name);
+                    w.u32(pw.uid);
+                    w.u32(pw.gid);
+                    w.str(&pw.gecos);
+                    w.str(&pw.dir);
+                    w.str(&pw.shell);
+                }
+            }
+            w.finish()
+        }
         Response::Error(reason) => {
             let mut w = Writer::new(OP_ERROR);
             w.str(reason);
@@ -372,6 +398,18 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
             Response::Status(pairs)
         }
         OP_FLUSHED => Response::Flushed(r.u32()?),
+        OP_PASSWD => Response::Passwd(if r.bool("passwd")? {
+            Some(PasswdEntry {
+                name: r.str("pw_name")?,
+                uid: r.u32()?,
+                gid: r.u32()?,
+                gecos: r.str("pw_gecos")?,
+                dir: r.str("pw_dir")?,
+                shell: r.str("pw_shell")?,
+            })
+        } else {
+            None
+        }),
         OP_ERROR => Response::Error(r.str("reason")?),
         other => return Err(DecodeError::UnknownOp(other)),
     };
@@ -412,6 +450,8 @@ mod tests {
     #[case::resolve(Request::Resolve { service: "sshd".into(), name: "rsuser24/jsmith".into() })]
     #[case::status(Request::Status)]
     #[case::flush(Request::CacheFlush)]
+    #[case::getpwnam(Request::Getpwnam { name: "John.Doe@Company.com".into() })]
+    #[case::getpwnam_empty(Request::Getpwnam { name: String::new() })]
     fn requests_round_trip(#[case] req: Request) {
         let frame = encode_request(&req);
         let len = frame_len([frame[0], frame[1], frame[2], frame[3]]);
@@ -435,6 +475,11 @@ mod tests {
     #[case::status(Response::Status(vec![("version".into(), "0.1.0".into())]))]
     #[case::flushed(Response::Flushed(7))]
     #[case::error(Response::Error("no".into()))]
+    #[case::passwd(Response::Passwd(Some(PasswdEntry {
+        name: "jdoe".into(), uid: 1003, gid: 2000, gecos: "John Doe,,,".into(),
+        dir: "/home/jdoe".into(), shell: "/bin/bash".into(),
+    })))]
+    #[case::passwd_none(Response::Passwd(None))]
     fn responses_round_trip(#[case] resp: Response) {
         let frame = encode_response(&resp);
         assert_eq!(decode_response(&frame[FRAME_HEADER_LEN..]), Ok(resp));
@@ -449,8 +494,47 @@ mod tests {
     #[case::string_past_end(&[0, 1, OP_RESOLVE, 0, 200, b'a'], DecodeError::Truncated)]
     #[case::bad_utf8(&[0, 1, OP_RESOLVE, 0, 1, 0xff, 0, 0], DecodeError::NotUtf8("service"))]
     #[case::bad_phase(&[0, 1, OP_PAM, 0, 0, 9], DecodeError::BadValue("phase"))]
+    #[case::getpwnam_no_name(&[0, 1, OP_GETPWNAM], DecodeError::Truncated)]
+    #[case::getpwnam_name_past_end(&[0, 1, OP_GETPWNAM, 0, 5, b'j'], DecodeError::Truncated)]
+    #[case::getpwnam_bad_utf8(&[0, 1, OP_GETPWNAM, 0, 1, 0xc3], DecodeError::NotUtf8("name"))]
+    #[case::getpwnam_trailing(&[0, 1, OP_GETPWNAM, 0, 1, b'j', 0], DecodeError::TrailingBytes(1))]
     fn malformed_requests_are_errors(#[case] body: &[u8], #[case] want: DecodeError) {
         assert_eq!(decode_request(body), Err(want));
+    }
+
+    #[rstest]
+    #[case::no_presence_flag(&[0, 1, OP_PASSWD], DecodeError::Truncated)]
+    #[case::bad_presence_flag(&[0, 1, OP_PASSWD, 2], DecodeError::BadValue("passwd"))]
+    #[case::none_with_trailing(&[0, 1, OP_PASSWD, 0, 0], DecodeError::TrailingBytes(1))]
+    #[case::entry_without_uid(&[0, 1, OP_PASSWD, 1, 0, 1, b'j', 0, 0], DecodeError::Truncated)]
+    #[case::name_not_utf8(&[0, 1, OP_PASSWD, 1, 0, 1, 0xff], DecodeError::NotUtf8("pw_name"))]
+    fn malformed_responses_are_errors(#[case] body: &[u8], #[case] want: DecodeError) {
+        assert_eq!(decode_response(body), Err(want));
+    }
+
+    #[test]
+    fn every_prefix_of_a_passwd_reply_is_an_error_not_a_panic() {
+        let frame = encode_response(&Response::Passwd(Some(PasswdEntry {
+            name: "jdoe".into(),
+            uid: 1003,
+            gid: 1003,
+            gecos: String::new(),
+            dir: "/home/jdoe".into(),
+            shell: "/bin/sh".into(),
+        })));
+        let body = &frame[FRAME_HEADER_LEN..];
+        for n in 0..body.len() {
+            assert!(decode_response(&body[..n]).is_err(), "prefix {n} decoded");
+        }
+    }
+
+    #[test]
+    fn getpwnam_log_form_escapes_the_name() {
+        // A newline in a name must not start a forged log line.
+        let req = Request::Getpwnam {
+            name: "evil\nname".into(),
+        };
+        assert_eq!(req.log_form(), r#"getpwnam name="evil\nname""#);
     }
 
     #[test]

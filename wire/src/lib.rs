@@ -38,6 +38,10 @@ pub const MAX_CREDENTIAL_LEN: usize = 16 * 1024;
 pub const DEFAULT_SOCKET: &str = "/run/accountmap/accountmapd.sock";
 /// Environment variable that overrides the socket path for clients.
 pub const SOCKET_ENV: &str = "ACCOUNTMAP_SOCKET";
+/// Environment variable `accountmapd` sets in itself at start-up. The NSS module answers
+/// UNAVAIL at once in a process that has it, so that the daemon's own account lookups never
+/// come back to the daemon through nsswitch.conf.
+pub const DAEMON_ENV: &str = "ACCOUNTMAP_DAEMON";
 
 /// Which PAM phase a request comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +148,9 @@ pub enum Request {
     Status,
     /// `accountmapctl cache flush`.
     CacheFlush,
+    /// The NSS module's `getpwnam(name)`: the same pipeline as PAM, answered with
+    /// [`Response::Passwd`].
+    Getpwnam { name: String },
 }
 
 impl Request {
@@ -164,6 +171,7 @@ impl Request {
             }
             Request::Status => "status".to_string(),
             Request::CacheFlush => "cache flush".to_string(),
+            Request::Getpwnam { name } => format!("getpwnam name={name:?}"),
         }
     }
 }
@@ -212,6 +220,19 @@ pub struct Decision {
     pub groups: Vec<String>,
 }
 
+/// A passwd entry as the NSS module hands it to the C library. For an alias it is the local
+/// account's entry, `name` included: RStudio checks that `getpwuid(uid).pw_name` gives back the
+/// name `getpwnam` returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswdEntry {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub gecos: String,
+    pub dir: String,
+    pub shell: String,
+}
+
 /// A reply from the daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
@@ -220,6 +241,9 @@ pub enum Response {
     Status(Vec<(String, String)>),
     /// How many cached answers `cache flush` dropped.
     Flushed(u32),
+    /// The answer to [`Request::Getpwnam`]: `None` when the name is not an alias this daemon
+    /// answers for (local names, unknown names, aliases of privileged accounts).
+    Passwd(Option<PasswdEntry>),
     /// The request was refused as a whole (malformed, wrong version, not permitted).
     Error(String),
 }

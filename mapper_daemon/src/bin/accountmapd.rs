@@ -23,6 +23,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // The daemon looks accounts up through the system's NSS, and nsswitch.conf may list
+    // accountmap itself: this marker makes libnss_accountmap.so answer UNAVAIL inside the daemon
+    // instead of calling the daemon from one of its own request threads. Set first thing, before
+    // the runtime starts any thread (setenv is not thread-safe).
+    std::env::set_var(accountmap_wire::DAEMON_ENV, "1");
     let args = Args::parse();
     let path = args.config.unwrap_or_else(config::default_path);
     if args.check {
