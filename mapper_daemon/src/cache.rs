@@ -134,7 +134,7 @@ impl CachedDirectory {
 
 /// The TTL shortened by up to a tenth, chosen from the name so that it is spread across names
 /// but needs no random number generator.
-fn jitter(ttl: Duration, name: &str) -> Duration {
+pub(crate) fn jitter(ttl: Duration, name: &str) -> Duration {
     let spread = name
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))

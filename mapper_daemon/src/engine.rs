@@ -5,11 +5,14 @@
 use crate::accounts_file::{AccountsFile, Reload};
 use crate::cache::{CachedDirectory, Freshness};
 use crate::config::{Config, MinimumUid};
+use crate::ldap::{LdapBackend, LdapIdentity, PasswordCheck};
 use crate::log;
 use crate::policy::{self, AccessRules, Refusal};
-use crate::resolve::{map_name, MapError, Mapped, MappingRules};
+use crate::resolve::{map_name_with, DirectoryAnswer, MapError, Mapped, MappingRules};
 use crate::system::{self, Account, Directory};
-use accountmap_wire::{Decision, PamRequest, Phase, Request, Response, Verdict, Verify};
+use accountmap_wire::{
+    Credential, Decision, PamRequest, Phase, Request, Response, Verdict, Verify,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,6 +37,8 @@ pub struct Engine {
     config: Arc<Config>,
     accounts: Option<AccountsFile>,
     directory: CachedDirectory,
+    /// The `[[ldap]]` sections, `None` without any.
+    ldap: Option<LdapBackend>,
     minimum_uid: u32,
     started: Instant,
     requests: AtomicU64,
@@ -61,10 +66,18 @@ impl Engine {
             config.daemon.cache_ttl,
             config.daemon.negative_cache_ttl,
         );
+        let ldap = LdapBackend::new(
+            &config.ldap,
+            config.daemon.backend_timeout,
+            config.daemon.cache_ttl,
+            config.daemon.negative_cache_ttl,
+            config.mapping.lowercase,
+        )?;
         Ok(Engine {
             config: Arc::new(config),
             accounts,
             directory,
+            ldap,
             minimum_uid,
             started: Instant::now(),
             requests: AtomicU64::new(0),
@@ -102,7 +115,7 @@ impl Engine {
                 Response::Decision(decision)
             }
             Request::Resolve { service, name } => {
-                let decision = self.decide(peer, name, None);
+                let decision = self.decide(peer, name, None, None);
                 self.log_decision(
                     peer,
                     &Subject {
@@ -123,7 +136,7 @@ impl Engine {
                     ));
                     return Response::Error("only root may flush the cache".into());
                 }
-                let n = self.directory.flush();
+                let n = self.directory.flush() + self.ldap.as_ref().map_or(0, LdapBackend::flush);
                 log::notice(&format!(
                     "cache flushed by pid {}: {n} answers dropped",
                     peer.pid
@@ -162,23 +175,30 @@ impl Engine {
         } else {
             None
         };
-        self.decide(peer, &req.user, verify)
+        self.decide(peer, &req.user, verify, req.credential.as_ref())
     }
 
     /// The pipeline, the peer rule, the policy and (for auth) the credential, in that order.
-    fn decide(&self, peer: &Peer, name: &str, verify: Option<Verify>) -> Decision {
-        let mapped = match self.map(name) {
+    fn decide(
+        &self,
+        peer: &Peer,
+        name: &str,
+        verify: Option<Verify>,
+        credential: Option<&Credential>,
+    ) -> Decision {
+        let (mapped, ldap_identity) = match self.map_with_ldap(name) {
             Ok(m) => m,
             Err(e) => {
                 let verdict = match e {
                     MapError::InvalidAccount { .. } => Verdict::UserUnknown,
+                    MapError::DirectoryUnavailable(_) => Verdict::Unavailable,
                     _ => Verdict::BadInput,
                 };
                 return refusal(verdict, e.to_string());
             }
         };
         let rule = mapped.rule.to_string();
-        let account = match self.directory.account(&mapped.account) {
+        let mut account = match self.directory.account(&mapped.account) {
             Ok((Some(account), freshness)) => {
                 if freshness == Freshness::Stale {
                     log::warning(&format!(
@@ -212,6 +232,14 @@ impl Engine {
                 return d;
             }
         };
+        // LDAP group names count towards access.required_groups like the NSS groups.
+        if let Some(found) = &ldap_identity {
+            for g in &found.groups {
+                if !account.groups.contains(g) {
+                    account.groups.push(g.clone());
+                }
+            }
+        }
         let mut decision = Decision {
             verdict: Verdict::Allowed,
             account: account.name.clone(),
@@ -241,7 +269,20 @@ impl Engine {
             decision.reason = refused.to_string();
             return decision;
         }
-        if let Some(v) = verify {
+        if let Some(found) = ldap_identity.as_ref().filter(|f| !f.whitelisted) {
+            decision.verdict = Verdict::PolicyDenied;
+            decision.reason = not_whitelisted(found);
+            return decision;
+        }
+        if verify == Some(Verify::Ldap) {
+            if let Err((verdict, reason)) =
+                self.verify_ldap(&mapped, ldap_identity.as_ref(), credential)
+            {
+                decision.verdict = verdict;
+                decision.reason = reason;
+                return decision;
+            }
+        } else if let Some(v) = verify {
             if v != Verify::None {
                 decision.verdict = Verdict::Unavailable;
                 decision.reason = format!(
@@ -258,8 +299,63 @@ impl Engine {
         decision
     }
 
+    /// `verify=ldap`: a bind as the user's entry with the password, on a fresh connection. The
+    /// entry is the one step 5 found, or else the resolved account's entry looked up by the
+    /// username attribute (an account mapped by the accounts file or a rewrite rule).
+    fn verify_ldap(
+        &self,
+        mapped: &Mapped,
+        found: Option<&LdapIdentity>,
+        credential: Option<&Credential>,
+    ) -> Result<(), (Verdict, String)> {
+        let Some(ldap) = &self.ldap else {
+            return Err((
+                Verdict::Unavailable,
+                "verify=ldap, but the configuration has no [[ldap]] section".into(),
+            ));
+        };
+        let Some(password) = credential else {
+            return Err((Verdict::BadInput, "no password for verify=ldap".into()));
+        };
+        let entry = match found {
+            Some(f) => f.clone(),
+            None => match ldap.lookup(&mapped.account) {
+                Ok((Some(f), _)) => f,
+                Ok((None, _)) => {
+                    return Err((
+                        Verdict::AuthFailed,
+                        format!("{:?} has no entry in any LDAP directory", mapped.account),
+                    ))
+                }
+                Err(e) => return Err((Verdict::Unavailable, e)),
+            },
+        };
+        if !entry.whitelisted {
+            return Err((Verdict::PolicyDenied, not_whitelisted(&entry)));
+        }
+        match ldap.check_password(&entry, password.expose()) {
+            PasswordCheck::Accepted => Ok(()),
+            PasswordCheck::Refused(why) => Err((
+                Verdict::AuthFailed,
+                format!(
+                    "ldap {} refused the password of {:?}: {why}",
+                    entry.directory, entry.dn
+                ),
+            )),
+            PasswordCheck::Unavailable(e) => Err((Verdict::Unavailable, e)),
+        }
+    }
+
     /// Steps 1–6 of the pipeline with the accounts file in force (shared with [`crate::nss`]).
     pub(crate) fn map(&self, name: &str) -> Result<Mapped, MapError> {
+        self.map_with_ldap(name).map(|(mapped, _)| mapped)
+    }
+
+    /// As [`Engine::map`], with the directory entry step 5 found, if it was step 5 that answered.
+    pub(crate) fn map_with_ldap(
+        &self,
+        name: &str,
+    ) -> Result<(Mapped, Option<LdapIdentity>), MapError> {
         let accounts = match &self.accounts {
             Some(file) => {
                 let (accounts, reload) = file.current();
@@ -282,7 +378,22 @@ impl Engine {
             None => Default::default(),
         };
         let mapping = &self.config.mapping;
-        map_name(
+        let mut found: Option<LdapIdentity> = None;
+        let mut step5 = |identity: &str| -> Result<Option<DirectoryAnswer>, String> {
+            let Some(ldap) = &self.ldap else {
+                return Ok(None);
+            };
+            let (entry, _freshness) = ldap.lookup(identity)?;
+            Ok(entry.map(|e| {
+                let answer = DirectoryAnswer {
+                    account: e.account.clone(),
+                    directory: e.directory.clone(),
+                };
+                found = Some(e);
+                answer
+            }))
+        };
+        let mapped = map_name_with(
             name,
             &MappingRules {
                 lowercase: mapping.lowercase,
@@ -290,7 +401,9 @@ impl Engine {
                 accounts: &accounts,
                 rewrite: &mapping.rewrite,
             },
-        )
+            &mut step5,
+        )?;
+        Ok((mapped, found))
     }
 
     fn check_policy(&self, mapped: &Mapped, account: &Account) -> Result<(), Refusal> {
@@ -374,6 +487,9 @@ impl Engine {
             ));
         }
         out.push(("backend local-nss".to_string(), "reachable".to_string()));
+        if let Some(ldap) = &self.ldap {
+            out.extend(ldap.status());
+        }
         out.push((
             "cache".to_string(),
             format!(
@@ -383,6 +499,13 @@ impl Engine {
         ));
         out
     }
+}
+
+fn not_whitelisted(found: &LdapIdentity) -> String {
+    format!(
+        "{:?} is in none of the whitelisted_login_groups of ldap {}",
+        found.dn, found.directory
+    )
 }
 
 fn refusal(verdict: Verdict, reason: String) -> Decision {

@@ -10,6 +10,7 @@ pub mod accounts_file;
 pub mod cache;
 pub mod config;
 pub mod engine;
+pub mod ldap;
 pub mod log;
 pub mod nss;
 pub mod policy;

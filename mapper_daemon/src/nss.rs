@@ -23,6 +23,7 @@ use crate::cache::Freshness;
 use crate::engine::{Engine, Peer};
 use crate::log;
 use crate::policy;
+use crate::resolve::MapError;
 use accountmap_wire::{PasswdEntry, Response};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -61,8 +62,18 @@ impl Engine {
         // Empty, over-long, control characters, or a rule giving an impossible user name:
         // nothing to answer, and nothing worth a log line (the caller may be an attacker's
         // probe relayed by sshd).
-        let Ok(mapped) = self.map(name) else {
-            return Ok(None);
+        let mapped = match self.map(name) {
+            Ok(m) => m,
+            // A directory that cannot be asked is UNAVAIL, not "no such user": nscd and
+            // RStudio cache a NOTFOUND.
+            Err(MapError::DirectoryUnavailable(e)) => {
+                log::error(&format!(
+                    "nss peer=uid:{}/pid:{} getpwnam name={name:?}: {e}",
+                    peer.uid, peer.pid
+                ));
+                return Err(e);
+            }
+            Err(_) => return Ok(None),
         };
         // The name already is the account: the files (or sss, ldap) source answers it. Answering
         // here too would only duplicate it, and lookups of local names are the hot path.

@@ -27,6 +27,8 @@ pub enum Rule {
     AccountsFile { line: usize },
     /// `mapping.rewrite[index]` (0-based); shown 1-based, as `check-config` counts rules.
     Rewrite { index: usize, source: String },
+    /// Step 5: the `[[ldap]]` section of this name had an entry for the name.
+    Directory { name: String },
     /// No rule matched: the name itself is the account.
     Identity,
 }
@@ -36,6 +38,7 @@ impl fmt::Display for Rule {
         match self {
             Rule::AccountsFile { line } => write!(f, "accounts-file:{line}"),
             Rule::Rewrite { index, source } => write!(f, "rewrite rule {} '{source}'", index + 1),
+            Rule::Directory { name } => write!(f, "ldap {name}"),
             Rule::Identity => f.write_str("identity"),
         }
     }
@@ -74,6 +77,8 @@ pub enum MapError {
     ControlCharacter,
     /// The rule gave something that cannot be a user name; the caller reports "no such account".
     InvalidAccount { account: String, rule: Rule },
+    /// Step 5 could not be answered: no directory server could be asked.
+    DirectoryUnavailable(String),
 }
 
 impl fmt::Display for MapError {
@@ -98,14 +103,35 @@ impl fmt::Display for MapError {
                     "{rule} gives {account:?}, which is not a valid user name"
                 )
             }
+            MapError::DirectoryUnavailable(e) => write!(f, "directory unavailable: {e}"),
         }
     }
 }
 
 impl std::error::Error for MapError {}
 
-/// Runs SPEC's identity pipeline (steps 1–6) on `input`.
+/// Step 5's answer for a name: the account a directory entry gives, and the directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryAnswer {
+    pub account: String,
+    pub directory: String,
+}
+
+/// Step 5 as the caller performs it: `Ok(None)` when no directory knows the name, `Err` when
+/// none could be asked. Passed in so that this module stays free of I/O.
+pub type DirectoryStep<'a> = &'a mut dyn FnMut(&str) -> Result<Option<DirectoryAnswer>, String>;
+
+/// Runs SPEC's identity pipeline (steps 1–6) on `input`, without a directory (step 5 skipped).
 pub fn map_name(input: &str, rules: &MappingRules) -> Result<Mapped, MapError> {
+    map_name_with(input, rules, &mut |_| Ok(None))
+}
+
+/// Runs SPEC's identity pipeline (steps 1–6) on `input`, asking `directory` at step 5.
+pub fn map_name_with(
+    input: &str,
+    rules: &MappingRules,
+    directory: DirectoryStep<'_>,
+) -> Result<Mapped, MapError> {
     // Unusable input is refused before any rule sees it, so that no regex or log line ever
     // handles a NUL, a newline or an unbounded string.
     if input.is_empty() {
@@ -137,7 +163,7 @@ pub fn map_name(input: &str, rules: &MappingRules) -> Result<Mapped, MapError> {
         name.to_string()
     };
 
-    let (account, rule) = pick_account(&normalized, rules);
+    let (account, rule) = pick_account(&normalized, rules, directory)?;
     if !is_valid_account_name(&account) {
         return Err(MapError::InvalidAccount { account, rule });
     }
@@ -151,25 +177,37 @@ pub fn map_name(input: &str, rules: &MappingRules) -> Result<Mapped, MapError> {
 }
 
 /// Steps 3–6: the first rule that knows `name` gives the account.
-fn pick_account(name: &str, rules: &MappingRules) -> (String, Rule) {
+fn pick_account(
+    name: &str,
+    rules: &MappingRules,
+    directory: DirectoryStep<'_>,
+) -> Result<(String, Rule), MapError> {
     // 3. The accounts file is the administrator's explicit word, so it beats any pattern.
     if let Some((local, line)) = rules.accounts.lookup(name) {
-        return (local.to_string(), Rule::AccountsFile { line });
+        return Ok((local.to_string(), Rule::AccountsFile { line }));
     }
     // 4. Rewrite rules in config order; the first whose regex matches decides.
     for (index, rule) in rules.rewrite.iter().enumerate() {
         if let Some(account) = rule.apply(name) {
             let source = rule.source().to_string();
-            return (account, Rule::Rewrite { index, source });
+            return Ok((account, Rule::Rewrite { index, source }));
         }
     }
-    // 5. LDAP goes here, once it exists: an email-looking name is searched by the email
-    //    attribute, any other by the username attribute, and the entry's username attribute
-    //    gives the account. It needs a directory round trip, so this step will take its answer
-    //    as a parameter rather than perform the lookup, keeping this module pure.
-
+    // 5. LDAP: an email-looking name is searched by the email attribute, any other by the
+    //    username attribute, and the entry's username attribute gives the account (the caller
+    //    does the round trip). A name no directory knows falls through to step 6; a directory
+    //    that cannot be asked is an error, not a fall-through, so that an outage never maps a
+    //    name differently.
+    if let Some(found) = directory(name).map_err(MapError::DirectoryUnavailable)? {
+        return Ok((
+            found.account,
+            Rule::Directory {
+                name: found.directory,
+            },
+        ));
+    }
     // 6.
-    (name.to_string(), Rule::Identity)
+    Ok((name.to_string(), Rule::Identity))
 }
 
 /// Whether `name` can be a local user name: ASCII letters, digits, `.`, `_` and `-`, with an

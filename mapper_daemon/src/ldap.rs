@@ -1,0 +1,1124 @@
+//! The LDAP / Active Directory backend (`[[ldap]]` sections): identity-resolution step 5, the
+//! password check of `verify=ldap`, `whitelisted_login_groups`, and the LDAP group names that
+//! count towards `access.required_groups`.
+//!
+//! Built on ldap3's async `LdapConnAsync` under the daemon's tokio runtime (never the sync
+//! `LdapConn`, which starts a runtime of its own and panics inside ours). The engine is
+//! synchronous (it runs inside `block_in_place`), so the public methods here are synchronous
+//! and drive their futures with [`block_on`].
+//!
+//! What every call is bounded by, since ldap3 sets no timeout by default:
+//! - connecting (TCP, StartTLS, TLS handshake): `daemon.backend_timeout` per address;
+//! - every operation (bind, search): `daemon.backend_timeout`;
+//! - waiting for a service connection from the pool: `daemon.backend_timeout`.
+//!
+//! Addresses of one section are tried in order (failover); sections are asked in order and the
+//! first that knows the identity answers. Identity answers (never passwords) are cached for
+//! `cache_ttl` / `negative_cache_ttl`, served stale while every server is down, and identical
+//! look-ups in flight at the same moment share one directory round trip.
+
+use crate::cache::{jitter, Freshness};
+use crate::config::LdapConfig;
+use crate::log;
+use ldap3::{ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{OnceCell, Semaphore};
+
+/// Service connections kept per `[[ldap]]` section, and service operations run at once.
+pub const POOL_SIZE: usize = 4;
+/// Cached identities at most; a flood of made-up names cannot grow the daemon without limit.
+const MAX_CACHE_ENTRIES: usize = 65_536;
+/// Group entries read per user; a directory answering more is cut off (and logged).
+const MAX_GROUPS: usize = 1024;
+/// CA bundles and client certificates are small; the bound only makes a wrong path harmless.
+const MAX_PEM_FILE: u64 = 4 << 20;
+/// Where Debian and its derivatives keep the system CA bundle, used when a section names no
+/// `tls_ca_certificate`.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// LDAP result codes the backend tells apart (RFC 4511, appendix A).
+const RC_SUCCESS: u32 = 0;
+const RC_SIZE_LIMIT_EXCEEDED: u32 = 4;
+const RC_NO_SUCH_OBJECT: u32 = 32;
+const RC_INVALID_CREDENTIALS: u32 = 49;
+const RC_BUSY: u32 = 51;
+const RC_UNAVAILABLE: u32 = 52;
+
+/// What a directory knows about an identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LdapIdentity {
+    /// The `[[ldap]]` section that answered.
+    pub directory: String,
+    /// The user's entry: what `verify=ldap` binds as.
+    pub dn: String,
+    /// The entry's username attribute (lower-cased when `mapping.lowercase`): the local account.
+    pub account: String,
+    /// `group_name_attribute` of the groups the user is in (empty without `group_search_base_dn`).
+    pub groups: Vec<String>,
+    /// Member of at least one of `whitelisted_login_groups` (true when the list is empty).
+    pub whitelisted: bool,
+}
+
+/// The outcome of a password check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Accepted,
+    /// The directory answered and said no (wrong password, locked account, …).
+    Refused(String),
+    /// No server could be asked.
+    Unavailable(String),
+}
+
+/// Why an operation did not complete: the server answered with a result code, or it could
+/// not be asked at all (connection, TLS, timeout).
+#[derive(Clone, Debug)]
+enum OpError {
+    Result { rc: u32, text: String },
+    Transport(String),
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Result { rc, text } if text.is_empty() => write!(f, "result code {rc}"),
+            OpError::Result { rc, text } => write!(f, "result code {rc} ({text})"),
+            OpError::Transport(e) => f.write_str(e),
+        }
+    }
+}
+
+fn op_error(e: LdapError) -> OpError {
+    match e {
+        LdapError::LdapResult { result } => OpError::Result {
+            rc: result.rc,
+            text: one_line(&result.text),
+        },
+        other => OpError::Transport(one_line(&other.to_string())),
+    }
+}
+
+/// Server messages end up in log lines: keep each on one line and bounded.
+fn one_line(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// Drives `fut` to completion from synchronous code running on a worker of the daemon's
+/// multi-threaded runtime (the engine runs inside `block_in_place`). Anything else (no runtime,
+/// a current-thread runtime) is an error rather than a panic.
+fn block_on<F: Future>(fut: F) -> Result<F::Output, String> {
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| "the LDAP backend runs only inside accountmapd's runtime".to_string())?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return Err("the LDAP backend needs a multi-threaded runtime".into());
+    }
+    Ok(tokio::task::block_in_place(|| handle.block_on(fut)))
+}
+
+/// Reachability of one server address, as last seen.
+#[derive(Clone, Debug, Default)]
+struct ServerState {
+    /// `None` until the address has been tried.
+    reachable: Option<bool>,
+    last_error: Option<String>,
+}
+
+/// One `[[ldap]]` section.
+struct Directory {
+    cfg: LdapConfig,
+    timeout: Duration,
+    lowercase: bool,
+    /// `None` for plain LDAP.
+    tls: Option<Arc<ClientConfig>>,
+    /// Idle service connections, already bound.
+    idle: Mutex<Vec<Ldap>>,
+    /// At most [`POOL_SIZE`] service operations (and so connections) at once.
+    slots: Semaphore,
+    servers: Mutex<Vec<ServerState>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update under these locks is a single push, pop, insert or assignment, so a
+    // poisoned lock holds consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Directory {
+    fn new(cfg: &LdapConfig, timeout: Duration, lowercase: bool) -> Result<Directory, String> {
+        let tls = if cfg.tls || cfg.start_tls {
+            Some(tls_config(cfg).map_err(|e| format!("ldap {:?}: {e}", cfg.name))?)
+        } else {
+            None
+        };
+        Ok(Directory {
+            cfg: cfg.clone(),
+            timeout,
+            lowercase,
+            tls,
+            idle: Mutex::new(Vec::new()),
+            slots: Semaphore::new(POOL_SIZE),
+            servers: Mutex::new(vec![ServerState::default(); cfg.server_address.len()]),
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn record(&self, index: usize, result: Result<(), &str>) {
+        if let Some(s) = lock(&self.servers).get_mut(index) {
+            match result {
+                Ok(()) => s.reachable = Some(true),
+                Err(e) => {
+                    s.reachable = Some(false);
+                    s.last_error = Some(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// A new connection to address `index`, TLS set up as configured, not bound.
+    async fn open(&self, index: usize) -> Result<Ldap, String> {
+        let Some(address) = self.cfg.server_address.get(index) else {
+            return Err("no such server address".into());
+        };
+        let url = if self.cfg.tls {
+            format!("ldaps://{address}")
+        } else {
+            format!("ldap://{address}")
+        };
+        let mut settings = LdapConnSettings::new()
+            .set_conn_timeout(self.timeout)
+            .set_starttls(self.cfg.start_tls);
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(tls.clone());
+        }
+        // ldap3's own connect timeout covers TCP, StartTLS and the handshake; the outer one is a
+        // second fence in case a future version stops doing so.
+        let (conn, ldap) = tokio::time::timeout(
+            self.timeout + Duration::from_millis(100),
+            LdapConnAsync::with_settings(settings, &url),
+        )
+        .await
+        .map_err(|_| format!("no connection within {}s", self.timeout.as_secs()))?
+        .map_err(|e| one_line(&e.to_string()))?;
+        ldap3::drive!(conn);
+        Ok(ldap)
+    }
+
+    /// Binds `ldap` as the service account (or not at all for anonymous access).
+    async fn service_bind(&self, ldap: &mut Ldap) -> Result<(), OpError> {
+        let (Some(dn), Some(pw)) = (&self.cfg.bind_dn, &self.cfg.bind_password) else {
+            return Ok(());
+        };
+        let pw = std::str::from_utf8(pw.expose())
+            .map_err(|_| OpError::Transport("bind_password_file is not UTF-8".into()))?;
+        match tokio::time::timeout(self.timeout, ldap.simple_bind(dn, pw)).await {
+            Err(_) => Err(OpError::Transport(format!(
+                "service bind not answered within {}s",
+                self.timeout.as_secs()
+            ))),
+            Ok(Err(e)) => Err(op_error(e)),
+            Ok(Ok(r)) if r.rc == RC_SUCCESS => Ok(()),
+            Ok(Ok(r)) => Err(OpError::Result {
+                rc: r.rc,
+                text: format!("service bind as {dn:?} refused: {}", one_line(&r.text)),
+            }),
+        }
+    }
+
+    /// A bound service connection: addresses in order, the first that connects and accepts the
+    /// service bind wins. Every failure is recorded for `status`.
+    async fn open_service(&self) -> Result<Ldap, String> {
+        let mut errors = Vec::new();
+        for (index, address) in self.cfg.server_address.iter().enumerate() {
+            let attempt = async {
+                let mut ldap = self.open(index).await?;
+                self.service_bind(&mut ldap)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(ldap)
+            };
+            match attempt.await {
+                Ok(ldap) => {
+                    self.record(index, Ok(()));
+                    return Ok(ldap);
+                }
+                Err(e) => {
+                    log::warning(&format!("ldap {:?} {address}: {e}", self.name()));
+                    self.record(index, Err(&e));
+                    errors.push(format!("{address}: {e}"));
+                }
+            }
+        }
+        Err(format!("no server answered ({})", errors.join("; ")))
+    }
+
+    /// One search on a service connection from the pool. A pooled connection that turns out
+    /// to be dead (the server restarted) is dropped and the search retried once on a new one.
+    async fn search(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, OpError> {
+        let _slot = tokio::time::timeout(self.timeout, self.slots.acquire())
+            .await
+            .map_err(|_| {
+                OpError::Transport(format!(
+                    "all {POOL_SIZE} service connections stayed busy for {}s",
+                    self.timeout.as_secs()
+                ))
+            })?
+            .map_err(|_| OpError::Transport("connection pool closed".into()))?;
+        let pooled = lock(&self.idle).pop();
+        let mut tries = match pooled {
+            Some(ldap) => vec![Some(ldap), None],
+            None => vec![None],
+        };
+        let mut last = OpError::Transport("no attempt made".into());
+        for slot in tries.iter_mut() {
+            let reusable = slot.take().and_then(|mut l| (!l.is_closed()).then_some(l));
+            let mut ldap = match reusable {
+                Some(l) => l,
+                None => self.open_service().await.map_err(OpError::Transport)?,
+            };
+            let outcome = self.search_on(&mut ldap, base, scope, filter, attrs).await;
+            match outcome {
+                Err(OpError::Transport(e)) => {
+                    // The connection is unusable (or in an unknown state after a timeout):
+                    // drop it rather than return it to the pool.
+                    last = OpError::Transport(e);
+                }
+                done => {
+                    lock(&self.idle).push(ldap);
+                    return done;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn search_on(
+        &self,
+        ldap: &mut Ldap,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, OpError> {
+        let result = tokio::time::timeout(self.timeout, ldap.search(base, scope, filter, attrs))
+            .await
+            .map_err(|_| {
+                OpError::Transport(format!(
+                    "search not answered within {}s",
+                    self.timeout.as_secs()
+                ))
+            })?
+            .map_err(op_error)?;
+        let (entries, res) = (result.0, result.1);
+        if res.rc != RC_SUCCESS {
+            return Err(OpError::Result {
+                rc: res.rc,
+                text: one_line(&res.text),
+            });
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries.into_iter().take(MAX_GROUPS + 1) {
+            // SearchEntry::construct panics on BER it cannot parse: a broken or hostile server
+            // must cost this answer, not the daemon's request thread.
+            let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                SearchEntry::construct(entry)
+            }));
+            match parsed {
+                Ok(e) => out.push(e),
+                Err(_) => {
+                    return Err(OpError::Transport(
+                        "the server sent an entry that cannot be parsed".into(),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Step 5 in this directory: the entry for `identity` (by email attribute when it contains
+    /// `@`), `Ok(None)` when there is none.
+    async fn find(&self, identity: &str) -> Result<Option<LdapIdentity>, String> {
+        let cfg = &self.cfg;
+        let attribute = if identity.contains('@') {
+            &cfg.user_email_attribute
+        } else {
+            &cfg.username_attribute
+        };
+        // Attribute and class names were checked at config load (letters, digits, '-', ';');
+        // the identity is the only outside text in the filter, so it is escaped.
+        let filter = format!(
+            "(&(objectClass={})({}={}))",
+            cfg.user_object_class,
+            attribute,
+            ldap_escape(identity)
+        );
+        let entries = self
+            .search(
+                &cfg.user_search_base_dn,
+                Scope::Subtree,
+                &filter,
+                &[cfg.username_attribute.as_str()],
+            )
+            .await
+            .or_else(|e| match e {
+                OpError::Result {
+                    rc: RC_NO_SUCH_OBJECT,
+                    ..
+                } => Ok(Vec::new()),
+                e => Err(e),
+            })
+            .map_err(|e| format!("user search {filter:?}: {e}"))?;
+        let entry = match entries.as_slice() {
+            [] => return Ok(None),
+            [one] => one,
+            _ => {
+                log::warning(&format!(
+                    "ldap {:?}: {} entries match {filter:?} under {:?}; an identity must match exactly one, so none is used",
+                    self.name(),
+                    entries.len(),
+                    cfg.user_search_base_dn
+                ));
+                return Ok(None);
+            }
+        };
+        let Some(raw_name) = first_value(entry, &cfg.username_attribute) else {
+            log::warning(&format!(
+                "ldap {:?}: entry {:?} has no {} attribute (or it is not readable); it is not used",
+                self.name(),
+                entry.dn,
+                cfg.username_attribute
+            ));
+            return Ok(None);
+        };
+        if entry.dn.is_empty() {
+            // An empty DN would make the password check an anonymous bind.
+            return Ok(None);
+        }
+        let account = if self.lowercase {
+            raw_name.to_lowercase()
+        } else {
+            raw_name.clone()
+        };
+        let groups = self.groups(&entry.dn, raw_name).await?;
+        let whitelisted = self.whitelisted(&entry.dn, raw_name).await?;
+        Ok(Some(LdapIdentity {
+            directory: self.name().to_string(),
+            dn: entry.dn.clone(),
+            account,
+            groups,
+            whitelisted,
+        }))
+    }
+
+    /// A filter matching groups that list the user by DN (`member`, `uniqueMember`) or by
+    /// name (`memberUid`, posixGroup). Both values are escaped.
+    fn membership_filter(dn: &str, uid: &str) -> String {
+        format!(
+            "(|(member={dn})(uniqueMember={dn})(memberUid={uid}))",
+            dn = ldap_escape(dn),
+            uid = ldap_escape(uid)
+        )
+    }
+
+    /// Names of the groups under `group_search_base_dn` the user is in.
+    async fn groups(&self, dn: &str, uid: &str) -> Result<Vec<String>, String> {
+        let cfg = &self.cfg;
+        let Some(base) = &cfg.group_search_base_dn else {
+            return Ok(Vec::new());
+        };
+        let filter = format!(
+            "(&(objectClass={}){})",
+            cfg.group_object_class,
+            Self::membership_filter(dn, uid)
+        );
+        let entries = match self
+            .search(
+                base,
+                Scope::Subtree,
+                &filter,
+                &[cfg.group_name_attribute.as_str()],
+            )
+            .await
+        {
+            Ok(e) => e,
+            Err(OpError::Result {
+                rc: RC_NO_SUCH_OBJECT,
+                ..
+            }) => {
+                log::warning(&format!(
+                    "ldap {:?}: group_search_base_dn {base:?} does not exist",
+                    self.name()
+                ));
+                Vec::new()
+            }
+            Err(OpError::Result {
+                rc: RC_SIZE_LIMIT_EXCEEDED,
+                ..
+            }) => {
+                return Err(format!(
+                    "group search {filter:?}: the server's size limit cut the answer short"
+                ))
+            }
+            Err(e) => return Err(format!("group search {filter:?}: {e}")),
+        };
+        if entries.len() > MAX_GROUPS {
+            log::warning(&format!(
+                "ldap {:?}: {dn:?} is in more than {MAX_GROUPS} groups; only the first {MAX_GROUPS} count",
+                self.name()
+            ));
+        }
+        let mut names: Vec<String> = Vec::new();
+        for e in entries.iter().take(MAX_GROUPS) {
+            if let Some(n) = first_value(e, &cfg.group_name_attribute) {
+                // Group names are compared with access.required_groups and logged: only plain,
+                // printable names are kept.
+                if !n.is_empty() && !n.chars().any(char::is_control) && !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// Whether the user is in one of `whitelisted_login_groups`. Each group is read by its DN
+    /// with a membership filter, so the server's DN matching rules decide, not string equality.
+    async fn whitelisted(&self, dn: &str, uid: &str) -> Result<bool, String> {
+        if self.cfg.whitelisted_login_groups.is_empty() {
+            return Ok(true);
+        }
+        let filter = Self::membership_filter(dn, uid);
+        for group in &self.cfg.whitelisted_login_groups {
+            match self.search(group, Scope::Base, &filter, &["1.1"]).await {
+                Ok(entries) if !entries.is_empty() => return Ok(true),
+                Ok(_) => {}
+                Err(OpError::Result {
+                    rc: RC_NO_SUCH_OBJECT,
+                    ..
+                }) => log::warning(&format!(
+                    "ldap {:?}: whitelisted login group {group:?} does not exist",
+                    self.name()
+                )),
+                Err(e) => return Err(format!("reading whitelisted group {group:?}: {e}")),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Binds as `dn` with `password` on a fresh connection (never a pooled one: a bind changes
+    /// who the connection is). Addresses are tried in order until one answers.
+    async fn check_password(&self, dn: &str, password: &str) -> PasswordCheck {
+        let mut errors = Vec::new();
+        for (index, address) in self.cfg.server_address.iter().enumerate() {
+            let mut ldap = match self.open(index).await {
+                Ok(l) => l,
+                Err(e) => {
+                    self.record(index, Err(&e));
+                    errors.push(format!("{address}: {e}"));
+                    continue;
+                }
+            };
+            let outcome = tokio::time::timeout(self.timeout, ldap.simple_bind(dn, password)).await;
+            // Best effort: the connection is closed either way when `ldap` is dropped.
+            let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
+            match outcome {
+                Err(_) => {
+                    let e = format!("bind not answered within {}s", self.timeout.as_secs());
+                    self.record(index, Err(&e));
+                    errors.push(format!("{address}: {e}"));
+                }
+                Ok(Err(e)) => match op_error(e) {
+                    OpError::Transport(e) => {
+                        self.record(index, Err(&e));
+                        errors.push(format!("{address}: {e}"));
+                    }
+                    OpError::Result { rc, text } => {
+                        self.record(index, Ok(()));
+                        return refused(rc, &text);
+                    }
+                },
+                Ok(Ok(r)) if r.rc == RC_SUCCESS => {
+                    self.record(index, Ok(()));
+                    return PasswordCheck::Accepted;
+                }
+                Ok(Ok(r)) if matches!(r.rc, RC_BUSY | RC_UNAVAILABLE) => {
+                    let e = format!("server busy or unavailable ({})", one_line(&r.text));
+                    self.record(index, Err(&e));
+                    errors.push(format!("{address}: {e}"));
+                }
+                Ok(Ok(r)) => {
+                    self.record(index, Ok(()));
+                    return refused(r.rc, &r.text);
+                }
+            }
+        }
+        PasswordCheck::Unavailable(format!(
+            "ldap {:?}: no server answered the bind ({})",
+            self.name(),
+            errors.join("; ")
+        ))
+    }
+
+    /// `status`: connects to every address (concurrently) and binds as the service account.
+    async fn probe(self: Arc<Self>) -> Vec<(String, String)> {
+        let mut tasks = Vec::new();
+        for index in 0..self.cfg.server_address.len() {
+            let dir = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let attempt = async {
+                    let mut ldap = dir.open(index).await?;
+                    let bound = dir.service_bind(&mut ldap).await.map_err(|e| e.to_string());
+                    let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
+                    bound
+                };
+                let result = attempt.await;
+                dir.record(index, result.as_ref().map(|_| ()).map_err(String::as_str));
+                result
+            }));
+        }
+        let mut out = Vec::new();
+        for (index, task) in tasks.into_iter().enumerate() {
+            let address = self
+                .cfg
+                .server_address
+                .get(index)
+                .cloned()
+                .unwrap_or_default();
+            let value = match task.await {
+                Ok(Ok(())) => "reachable".to_string(),
+                Ok(Err(e)) => format!("unreachable: {e}"),
+                Err(_) => "unreachable: the probe failed".to_string(),
+            };
+            out.push((format!("ldap {} {address}", self.name()), value));
+        }
+        out
+    }
+}
+
+fn refused(rc: u32, text: &str) -> PasswordCheck {
+    let what = if rc == RC_INVALID_CREDENTIALS {
+        "invalid credentials".to_string()
+    } else {
+        format!("bind refused with result code {rc}")
+    };
+    let text = one_line(text);
+    PasswordCheck::Refused(if text.is_empty() {
+        what
+    } else {
+        format!("{what} ({text})")
+    })
+}
+
+/// The first value of `attribute` (compared case-insensitively, as LDAP attribute names are).
+fn first_value<'a>(entry: &'a SearchEntry, attribute: &str) -> Option<&'a String> {
+    entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attribute))
+        .and_then(|(_, v)| v.first())
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PEM_FILE).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = read_bounded(path)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", path.display()));
+    }
+    Ok(certs)
+}
+
+/// The rustls configuration of a section: its CA (or the system bundle), or no verification
+/// at all with `server_tls_insecure`, and a client certificate for mutual TLS.
+fn tls_config(cfg: &LdapConfig) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?;
+    let builder = if cfg.server_tls_insecure {
+        // Config loading refuses this together with a CA and has already warned; say it again
+        // where the connection is made, since it turns every certificate check off.
+        log::warning(&format!(
+            "ldap {:?}: server_tls_insecure = true: the directory's certificate is NOT checked",
+            cfg.name
+        ));
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+    } else {
+        let path = cfg
+            .tls_ca_certificate
+            .as_deref()
+            .unwrap_or(Path::new(SYSTEM_CA_BUNDLE));
+        let mut roots = RootCertStore::empty();
+        for cert in certificates(path)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: unusable CA certificate: {e}", path.display()))?;
+        }
+        builder.with_root_certificates(roots)
+    };
+    let config = match (&cfg.tls_client_certificate, &cfg.tls_client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = certificates(cert)?;
+            let key_bytes = read_bounded(key)?;
+            let key_der = PrivateKeyDer::from_pem_slice(&key_bytes)
+                .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| format!("client certificate {}: {e}", cert.display()))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// `server_tls_insecure = true`: any certificate is accepted. The handshake signatures are
+/// still checked, which proves only that the server holds the key of the certificate it sent.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend: every section, the identity cache, coalescing
+
+type Answer = Result<Option<LdapIdentity>, String>;
+
+#[derive(Clone, Debug)]
+struct CacheEntry {
+    value: Option<LdapIdentity>,
+    expires: Instant,
+}
+
+/// Every `[[ldap]]` section of the config in force.
+pub struct LdapBackend {
+    directories: Vec<Arc<Directory>>,
+    ttl: Duration,
+    negative_ttl: Duration,
+    cache: Mutex<HashMap<String, CacheEntry>>,
+    /// One shared answer per identity being looked up right now.
+    inflight: Mutex<HashMap<String, Arc<OnceCell<Answer>>>>,
+    /// Directory round trips made (not counting cache hits and coalesced callers).
+    lookups: AtomicU64,
+    stale: AtomicU64,
+}
+
+impl LdapBackend {
+    /// `None` when the config has no `[[ldap]]` section. Fails when a CA or client certificate
+    /// cannot be loaded.
+    pub fn new(
+        sections: &[LdapConfig],
+        timeout: Duration,
+        ttl: Duration,
+        negative_ttl: Duration,
+        lowercase: bool,
+    ) -> Result<Option<LdapBackend>, String> {
+        if sections.is_empty() {
+            return Ok(None);
+        }
+        let directories = sections
+            .iter()
+            .map(|c| Directory::new(c, timeout, lowercase).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(LdapBackend {
+            directories,
+            ttl,
+            negative_ttl,
+            cache: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
+            lookups: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+        }))
+    }
+
+    /// Step 5: the first section that has an entry for `identity` (already normalised by the
+    /// pipeline) answers. `Ok(None)`: no section knows it. `Err`: no answer, and at least one
+    /// section could not be asked (and nothing was cached).
+    pub fn lookup(&self, identity: &str) -> Result<(Option<LdapIdentity>, Freshness), String> {
+        let now = Instant::now();
+        let cached = lock(&self.cache).get(identity).cloned();
+        if let Some(entry) = &cached {
+            if entry.expires > now {
+                return Ok((entry.value.clone(), Freshness::Cached));
+            }
+        }
+        let answer = block_on(self.coalesced(identity))?;
+        match answer {
+            Ok(value) => {
+                let ttl = if value.is_some() {
+                    self.ttl
+                } else {
+                    self.negative_ttl
+                };
+                if !ttl.is_zero() {
+                    self.remember(identity, value.clone(), now + jitter(ttl, identity));
+                }
+                Ok((value, Freshness::Fresh))
+            }
+            Err(e) => match cached {
+                Some(entry) => {
+                    self.stale.fetch_add(1, Ordering::Relaxed);
+                    log::warning(&format!(
+                        "ldap: serving the cached (stale) answer for {identity:?}: {e}"
+                    ));
+                    Ok((entry.value, Freshness::Stale))
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Identical look-ups at the same moment share one round trip: the first caller runs it,
+    /// the others wait for its answer.
+    async fn coalesced(&self, identity: &str) -> Answer {
+        let cell = lock(&self.inflight)
+            .entry(identity.to_string())
+            .or_insert_with(|| Arc::new(OnceCell::new()))
+            .clone();
+        let answer = cell
+            .get_or_init(|| async {
+                self.lookups.fetch_add(1, Ordering::Relaxed);
+                self.ask_all(identity).await
+            })
+            .await
+            .clone();
+        let mut inflight = lock(&self.inflight);
+        if inflight
+            .get(identity)
+            .is_some_and(|c| Arc::ptr_eq(c, &cell))
+        {
+            inflight.remove(identity);
+        }
+        answer
+    }
+
+    async fn ask_all(&self, identity: &str) -> Answer {
+        let mut errors = Vec::new();
+        for dir in &self.directories {
+            match dir.find(identity).await {
+                Ok(Some(found)) => {
+                    if !errors.is_empty() {
+                        log::warning(&format!(
+                            "ldap: {identity:?} answered by ldap {:?} while an earlier directory could not be asked ({})",
+                            dir.name(),
+                            errors.join("; ")
+                        ));
+                    }
+                    return Ok(Some(found));
+                }
+                Ok(None) => {}
+                Err(e) => errors.push(format!("ldap {:?}: {e}", dir.name())),
+            }
+        }
+        if errors.is_empty() {
+            Ok(None)
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    fn remember(&self, identity: &str, value: Option<LdapIdentity>, expires: Instant) {
+        let mut map = lock(&self.cache);
+        if map.len() >= MAX_CACHE_ENTRIES && !map.contains_key(identity) {
+            let now = Instant::now();
+            map.retain(|_, e| e.expires > now);
+            if map.len() >= MAX_CACHE_ENTRIES {
+                map.clear();
+            }
+        }
+        map.insert(identity.to_string(), CacheEntry { value, expires });
+    }
+
+    /// `verify=ldap`: binds as the identity's entry with `password`, in the section that
+    /// answered. The caller has already refused empty and NUL-containing passwords; they are
+    /// checked again here because an empty password is an unauthenticated bind that some
+    /// servers report as a success.
+    pub fn check_password(&self, identity: &LdapIdentity, password: &[u8]) -> PasswordCheck {
+        if password.is_empty() || password.contains(&0) {
+            return PasswordCheck::Refused("empty password or NUL byte".into());
+        }
+        let Ok(password) = std::str::from_utf8(password) else {
+            return PasswordCheck::Refused("the password is not UTF-8".into());
+        };
+        if identity.dn.is_empty() {
+            return PasswordCheck::Refused("no DN to bind as".into());
+        }
+        let Some(dir) = self
+            .directories
+            .iter()
+            .find(|d| d.name() == identity.directory)
+        else {
+            return PasswordCheck::Unavailable(format!(
+                "ldap {:?} is no longer configured",
+                identity.directory
+            ));
+        };
+        match block_on(dir.check_password(&identity.dn, password)) {
+            Ok(c) => c,
+            Err(e) => PasswordCheck::Unavailable(e),
+        }
+    }
+
+    /// Drops every cached identity; returns how many there were.
+    pub fn flush(&self) -> usize {
+        let mut map = lock(&self.cache);
+        let n = map.len();
+        map.clear();
+        n
+    }
+
+    /// Status lines: each server's reachability (probed now) and the cache counters.
+    pub fn status(&self) -> Vec<(String, String)> {
+        let dirs: Vec<Arc<Directory>> = self.directories.clone();
+        let probed = block_on(async move {
+            let mut out = Vec::new();
+            let tasks: Vec<_> = dirs.into_iter().map(|d| tokio::spawn(d.probe())).collect();
+            for t in tasks {
+                if let Ok(lines) = t.await {
+                    out.extend(lines);
+                }
+            }
+            out
+        });
+        let mut out = match probed {
+            Ok(lines) => lines,
+            Err(e) => vec![("ldap".to_string(), format!("not probed: {e}"))],
+        };
+        for dir in &self.directories {
+            let servers = lock(&dir.servers).clone();
+            for (address, state) in dir.cfg.server_address.iter().zip(servers) {
+                if let (Some(false), Some(e)) = (state.reachable, state.last_error) {
+                    let key = format!("ldap {} {address} last error", dir.name());
+                    out.push((key, e));
+                }
+            }
+        }
+        out.push((
+            "ldap cache".to_string(),
+            format!(
+                "{} identities, {} directory look-ups, {} stale answers served",
+                lock(&self.cache).len(),
+                self.lookups.load(Ordering::Relaxed),
+                self.stale.load(Ordering::Relaxed)
+            ),
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn membership_filters_escape_what_they_quote() {
+        assert_eq!(
+            Directory::membership_filter("uid=a*,ou=P\\2c,dc=x", ")(uid=*"),
+            "(|(member=uid=a\\2a,ou=P\\5c2c,dc=x)(uniqueMember=uid=a\\2a,ou=P\\5c2c,dc=x)(memberUid=\\29\\28uid=\\2a))"
+        );
+        assert_eq!(ldap_escape("a\0b"), "a\\00b");
+    }
+
+    #[test]
+    fn server_text_becomes_one_bounded_line() {
+        assert_eq!(one_line("a\nb\r\n"), "a b");
+        assert_eq!(one_line(&"x".repeat(1000)).len(), 300);
+    }
+
+    #[test]
+    fn without_a_runtime_the_backend_answers_an_error() {
+        assert!(block_on(async { 1 }).is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_current_thread_runtime_is_refused_not_a_panic() {
+        assert!(block_on(async { 1 }).is_err());
+    }
+
+    fn section(name: &str) -> LdapConfig {
+        LdapConfig {
+            name: name.into(),
+            // Port 1 on loopback: nothing listens, the connection is refused at once.
+            server_address: vec!["127.0.0.1:1".into()],
+            tls: false,
+            start_tls: false,
+            tls_ca_certificate: None,
+            server_tls_insecure: false,
+            tls_client_certificate: None,
+            tls_client_key: None,
+            bind_dn: None,
+            bind_password_file: None,
+            bind_password: None,
+            anonymous_bind: true,
+            user_search_base_dn: "dc=x".into(),
+            user_object_class: "posixAccount".into(),
+            username_attribute: "uid".into(),
+            user_email_attribute: "mail".into(),
+            group_search_base_dn: None,
+            group_object_class: "posixGroup".into(),
+            group_name_attribute: "cn".into(),
+            whitelisted_login_groups: Vec::new(),
+        }
+    }
+
+    fn backend(ttl: Duration) -> LdapBackend {
+        LdapBackend::new(&[section("corp")], Duration::from_secs(1), ttl, ttl, true)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_directory_is_an_error_and_a_cached_answer_is_served_stale() {
+        let b = backend(Duration::from_secs(60));
+        let err = b.lookup("alice").unwrap_err();
+        assert!(
+            err.contains("ldap \"corp\"") && err.contains("127.0.0.1:1"),
+            "{err}"
+        );
+        let alice = LdapIdentity {
+            directory: "corp".into(),
+            dn: "uid=alice,dc=x".into(),
+            account: "alice".into(),
+            groups: vec![],
+            whitelisted: true,
+        };
+        // An expired answer, as if cached before the directory went down.
+        b.remember("alice", Some(alice.clone()), Instant::now());
+        assert_eq!(
+            b.lookup("alice").unwrap(),
+            (Some(alice.clone()), Freshness::Stale)
+        );
+        b.remember(
+            "alice",
+            Some(alice.clone()),
+            Instant::now() + Duration::from_secs(60),
+        );
+        assert_eq!(b.lookup("alice").unwrap(), (Some(alice), Freshness::Cached));
+        let status = b.status();
+        assert!(
+            status
+                .iter()
+                .any(|(k, v)| k == "ldap corp 127.0.0.1:1" && v.starts_with("unreachable: ")),
+            "{status:?}"
+        );
+        assert_eq!(b.flush(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passwords_are_checked_for_use_before_any_connection() {
+        let b = backend(Duration::ZERO);
+        let id = LdapIdentity {
+            directory: "corp".into(),
+            dn: "uid=alice,dc=x".into(),
+            account: "alice".into(),
+            groups: vec![],
+            whitelisted: true,
+        };
+        for bad in [&b""[..], b"a\0b", b"\xff\xfe"] {
+            assert!(matches!(
+                b.check_password(&id, bad),
+                PasswordCheck::Refused(_)
+            ));
+        }
+        assert!(matches!(
+            b.check_password(&id, b"right"),
+            PasswordCheck::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_an_error() {
+        let mut s = section("corp");
+        s.tls = true;
+        s.tls_ca_certificate = Some("/nonexistent/ca.pem".into());
+        let err = LdapBackend::new(
+            &[s],
+            Duration::from_secs(1),
+            Duration::ZERO,
+            Duration::ZERO,
+            true,
+        )
+        .err()
+        .unwrap_or_default();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    }
+}
