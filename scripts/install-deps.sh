@@ -4,6 +4,7 @@
 #   libpam0g-dev                                 links the PAM module
 #   openssl                                      the reference recipe for proxy signatures
 #   util-linux                                   setpriv (tests run a client as an unprivileged user)
+#   slapd, ldap-utils                            the LDAP tests start their own slapd on loopback
 #   build-essential, pkg-config                  the C toolchain cargo links with
 # Runs `apt-get update` first when something is missing; uses sudo only when not root.
 set -euo pipefail
@@ -18,7 +19,7 @@ if command -v rustup >/dev/null 2>&1; then
     done
 fi
 
-PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config)
+PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config slapd ldap-utils)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -43,5 +44,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "install-deps: installing ${missing[*]}"
+# The LDAP tests run their own slapd from a private slapd.conf; the package must not set up
+# (and start) a system directory with a generated admin password. Preseeding
+# slapd/no_configuration makes its postinst leave slapd unconfigured, so nothing listens.
+if [[ " ${missing[*]} " == *" slapd "* ]] && command -v debconf-set-selections >/dev/null 2>&1; then
+    echo "slapd slapd/no_configuration boolean true" | "${SUDO[@]}" debconf-set-selections
+fi
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 
 pub use serde_json;
 
+pub mod slapd;
+
 /// pam_wrapper and nss_wrapper as Debian installs them (libpam-wrapper, libnss-wrapper).
 pub const LIBPAM_WRAPPER: &str = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so";
 pub const LIBNSS_WRAPPER: &str = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so";
@@ -502,6 +504,8 @@ pub struct Config {
     pub rewrite: Vec<String>,
     pub cache_ttl: u32,
     pub negative_cache_ttl: u32,
+    /// `daemon.backend_timeout`, seconds.
+    pub backend_timeout: u32,
     /// Raw TOML appended at the end (extra sections).
     pub extra: String,
 }
@@ -521,6 +525,7 @@ impl Default for Config {
             // No caching by default: tests edit users and files and expect to see the edit.
             cache_ttl: 0,
             negative_cache_ttl: 0,
+            backend_timeout: 5,
             extra: String::new(),
         }
     }
@@ -539,6 +544,7 @@ impl Config {
              socket = \"{}\"\n\
              cache_ttl = {}\n\
              negative_cache_ttl = {}\n\
+             backend_timeout = {}\n\
              \n\
              [access]\n\
              minimum_uid = {}\n\
@@ -554,6 +560,7 @@ impl Config {
             socket.display(),
             self.cache_ttl,
             self.negative_cache_ttl,
+            self.backend_timeout,
             self.minimum_uid,
             toml_list(&self.required_groups),
             toml_list(&self.denied_users),
@@ -597,7 +604,12 @@ impl PamRun {
     pub fn verdicts(&self) -> Vec<String> {
         let pick = |text: &str| -> Vec<String> {
             text.lines()
-                .filter_map(|l| l.strip_prefix("pamtester: "))
+                // pamtester prints the module's prompt (`Password: `) without a newline, so
+                // the verdict of a run that prompted follows it on the same line.
+                .filter_map(|l| {
+                    l.trim_start_matches("Password: ")
+                        .strip_prefix("pamtester: ")
+                })
                 .filter(|l| !l.starts_with("invoking ") && !l.starts_with("performing "))
                 .map(str::to_string)
                 .collect()

@@ -1,0 +1,345 @@
+//! A real OpenLDAP `slapd` for the LDAP tests, started by the test on 127.0.0.1.
+//!
+//! Each [`Slapd`] has its own directory: a `slapd.conf` (read with `-f`, so nothing of the
+//! system's slapd is used), an mdb data directory filled by `slapadd` from a generated LDIF, a
+//! CA and a server certificate made with openssl (SAN `IP:127.0.0.1`), and a second, unrelated
+//! CA for the "wrong CA" cases. It listens on two free ports: plain LDAP (StartTLS offered)
+//! and LDAPS. Start-up is bounded; the process is killed when the value is dropped, and it can
+//! be stopped and started again on the same ports mid-test.
+//!
+//! The directory (`dc=example,dc=org`):
+//!
+//! | uid | uidNumber | mail | password | groups |
+//! |---|---|---|---|---|
+//! | alice | 1001 | alice@example.org | `alice-pw` ({SSHA}) | scientists (member), ldap-rstudio (memberUid) |
+//! | bob | 1002 | bob@example.org | `bob-pw` | ldap-rstudio only: outside the whitelist |
+//! | jdoe | 1003 | John.Doe@example.org | `jdoe-pw` | scientists, ldap-rstudio |
+//! | dave | 1004 | dave@example.org | `dave-pw` | scientists only: not in ldap-rstudio |
+//! | ann | 1005 | ann@example.org | `ann-pw` | scientists, ldap-rstudio; no local account |
+//!
+//! `cn=scientists,ou=Groups` is a groupOfNames (members by DN), `cn=ldap-rstudio,ou=Groups` a
+//! posixGroup (members by `memberUid`). The service account is `cn=reader,dc=example,dc=org`
+//! with password [`READER_PASSWORD`]; anonymous reads are allowed too, passwords are never
+//! readable.
+
+use crate::{run_bounded, wait_until, COMMAND_LIMIT};
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const SLAPD: &str = "/usr/sbin/slapd";
+pub const SLAPADD: &str = "/usr/sbin/slapadd";
+pub const SLAPPASSWD: &str = "/usr/sbin/slappasswd";
+pub const BASE_DN: &str = "dc=example,dc=org";
+pub const PEOPLE_DN: &str = "ou=People,dc=example,dc=org";
+pub const GROUPS_DN: &str = "ou=Groups,dc=example,dc=org";
+pub const SCIENTISTS_DN: &str = "cn=scientists,ou=Groups,dc=example,dc=org";
+pub const READER_DN: &str = "cn=reader,dc=example,dc=org";
+pub const READER_PASSWORD: &str = "reader-secret";
+/// How long slapd may take to accept connections.
+pub const SLAPD_START_LIMIT: Duration = Duration::from_secs(15);
+
+/// One user of the test directory.
+pub struct LdapUser {
+    pub uid: &'static str,
+    pub uid_number: u32,
+    pub mail: &'static str,
+    pub password: &'static str,
+    pub scientist: bool,
+    pub rstudio: bool,
+}
+
+pub const LDAP_USERS: &[LdapUser] = &[
+    LdapUser {
+        uid: "alice",
+        uid_number: 1001,
+        mail: "alice@example.org",
+        password: "alice-pw",
+        scientist: true,
+        rstudio: true,
+    },
+    LdapUser {
+        uid: "bob",
+        uid_number: 1002,
+        mail: "bob@example.org",
+        password: "bob-pw",
+        scientist: false,
+        rstudio: true,
+    },
+    LdapUser {
+        uid: "jdoe",
+        uid_number: 1003,
+        mail: "John.Doe@example.org",
+        password: "jdoe-pw",
+        scientist: true,
+        rstudio: true,
+    },
+    LdapUser {
+        uid: "dave",
+        uid_number: 1004,
+        mail: "dave@example.org",
+        password: "dave-pw",
+        scientist: true,
+        rstudio: false,
+    },
+    LdapUser {
+        uid: "ann",
+        uid_number: 1005,
+        mail: "ann@example.org",
+        password: "ann-pw",
+        scientist: true,
+        rstudio: true,
+    },
+];
+
+/// Fails the test with an install hint when slapd or its tools are missing.
+pub fn require_slapd() {
+    for path in [SLAPD, SLAPADD, SLAPPASSWD, "/usr/bin/openssl"] {
+        if !Path::new(path).exists() {
+            panic!("{path} is missing: run scripts/install-deps.sh (make test does)");
+        }
+    }
+}
+
+/// A port nothing listens on right now (the kernel's choice for an ephemeral bind).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+fn sh(dir: &Path, script: &str) {
+    let out = run_bounded(
+        Command::new("sh").arg("-ec").arg(script).current_dir(dir),
+        None,
+        COMMAND_LIMIT,
+    );
+    assert_eq!(out.code, 0, "{script}\n{}", out.all());
+}
+
+/// A CA (`NAME-ca.pem`) and, with `server`, a server certificate and key it signed
+/// (`NAME-server.pem`, `NAME-server.key`) for IP 127.0.0.1.
+pub fn make_ca(dir: &Path, name: &str, server: bool) {
+    sh(
+        dir,
+        &format!(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+               -keyout {name}-ca.key -out {name}-ca.pem -days 2 -subj '/CN=accountmap test CA {name}' 2>/dev/null"
+        ),
+    );
+    if server {
+        sh(
+            dir,
+            &format!(
+                "printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nkeyUsage=digitalSignature,keyEncipherment\\nextendedKeyUsage=serverAuth\\n' > {name}-ext.cnf
+                 openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                   -keyout {name}-server.key -out {name}-server.csr -subj '/CN=127.0.0.1' 2>/dev/null
+                 openssl x509 -req -in {name}-server.csr -CA {name}-ca.pem -CAkey {name}-ca.key \
+                   -CAcreateserial -out {name}-server.pem -days 2 -extfile {name}-ext.cnf 2>/dev/null"
+            ),
+        );
+    }
+}
+
+fn ssha(password: &str) -> String {
+    let out = run_bounded(
+        Command::new(SLAPPASSWD).args(["-h", "{SSHA}", "-s", password]),
+        None,
+        COMMAND_LIMIT,
+    );
+    assert_eq!(out.code, 0, "slappasswd: {}", out.all());
+    out.stdout.trim().to_string()
+}
+
+/// The generated directory content.
+pub fn ldif() -> String {
+    let mut s = format!(
+        "dn: {BASE_DN}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
+         dn: {PEOPLE_DN}\nobjectClass: organizationalUnit\nou: People\n\n\
+         dn: {GROUPS_DN}\nobjectClass: organizationalUnit\nou: Groups\n\n\
+         dn: {READER_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: reader\nuserPassword: {READER_PASSWORD}\n\n"
+    );
+    for u in LDAP_USERS {
+        // One hashed password, to show {SSHA} works as well as clear text.
+        let pw = if u.uid == "alice" {
+            ssha(u.password)
+        } else {
+            u.password.to_string()
+        };
+        let _ = write!(
+            s,
+            "dn: uid={uid},{PEOPLE_DN}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {mail}\nuidNumber: {n}\ngidNumber: {n}\n\
+             homeDirectory: /home/{uid}\nuserPassword: {pw}\n\n",
+            uid = u.uid,
+            mail = u.mail,
+            n = u.uid_number,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "dn: {SCIENTISTS_DN}\nobjectClass: groupOfNames\ncn: scientists"
+    );
+    for u in LDAP_USERS.iter().filter(|u| u.scientist) {
+        let _ = writeln!(s, "member: uid={},{PEOPLE_DN}", u.uid);
+    }
+    let _ = writeln!(
+        s,
+        "\ndn: cn=ldap-rstudio,{GROUPS_DN}\nobjectClass: posixGroup\ncn: ldap-rstudio\ngidNumber: 3000"
+    );
+    for u in LDAP_USERS.iter().filter(|u| u.rstudio) {
+        let _ = writeln!(s, "memberUid: {}", u.uid);
+    }
+    s
+}
+
+pub struct Slapd {
+    pub dir: PathBuf,
+    /// Plain LDAP (StartTLS offered here).
+    pub port: u16,
+    /// LDAPS.
+    pub tls_port: u16,
+    child: Option<Child>,
+}
+
+impl Slapd {
+    /// Configures, fills and starts a slapd in a new temporary directory named after `name`
+    /// (removed on drop unless ACCOUNTMAP_TESTS_KEEP is set).
+    pub fn start(name: &str) -> Slapd {
+        require_slapd();
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let short: String = name.chars().take(20).collect();
+        let dir = std::env::temp_dir().join(format!("am-slapd-{}-{n}-{short}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let dir = dir.as_path();
+        fs::create_dir_all(dir.join("data")).expect("create slapd dirs");
+        make_ca(dir, "good", true);
+        make_ca(dir, "wrong", false);
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema\n\
+             include /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/nis.schema\n\
+             include /etc/ldap/schema/inetorgperson.schema\n\
+             pidfile {d}/slapd.pid\n\
+             modulepath /usr/lib/ldap\n\
+             moduleload back_mdb\n\
+             TLSCACertificateFile {d}/good-ca.pem\n\
+             TLSCertificateFile {d}/good-server.pem\n\
+             TLSCertificateKeyFile {d}/good-server.key\n\
+             database mdb\n\
+             suffix \"{BASE_DN}\"\n\
+             rootdn \"cn=admin,{BASE_DN}\"\n\
+             directory {d}/data\n\
+             maxsize 10485760\n\
+             access to attrs=userPassword by anonymous auth by * none\n\
+             access to * by * read\n",
+            d = dir.display()
+        );
+        fs::write(dir.join("slapd.conf"), conf).expect("write slapd.conf");
+        fs::write(dir.join("data.ldif"), ldif()).expect("write data.ldif");
+        let out = run_bounded(
+            Command::new(SLAPADD)
+                .arg("-f")
+                .arg(dir.join("slapd.conf"))
+                .arg("-l")
+                .arg(dir.join("data.ldif")),
+            None,
+            COMMAND_LIMIT,
+        );
+        assert_eq!(out.code, 0, "slapadd failed: {}", out.all());
+        let mut s = Slapd {
+            dir: dir.to_path_buf(),
+            port: free_port(),
+            tls_port: free_port(),
+            child: None,
+        };
+        s.resume();
+        s
+    }
+
+    /// `host:port` of the plain listener.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `host:port` of the LDAPS listener.
+    pub fn tls_address(&self) -> String {
+        format!("127.0.0.1:{}", self.tls_port)
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("good-ca.pem")
+    }
+
+    pub fn wrong_ca(&self) -> PathBuf {
+        self.dir.join("wrong-ca.pem")
+    }
+
+    /// Starts slapd (again) on the same ports and waits until both accept connections.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "slapd already running");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("slapd.log"))
+            .expect("open slapd.log");
+        // -d 0: stay in the foreground (so the test owns the process) with no debug output.
+        let child = Command::new(SLAPD)
+            .arg("-f")
+            .arg(self.dir.join("slapd.conf"))
+            .arg("-h")
+            .arg(format!(
+                "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
+                self.port, self.tls_port
+            ))
+            .args(["-d", "0"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start slapd: {e}"));
+        self.child = Some(child);
+        let ports = [self.port, self.tls_port];
+        let up = wait_until(SLAPD_START_LIMIT, || {
+            ports
+                .iter()
+                .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
+        });
+        if !up {
+            self.stop();
+            panic!(
+                "slapd did not listen on {ports:?} within {SLAPD_START_LIMIT:?}:\n{}",
+                fs::read_to_string(self.dir.join("slapd.log")).unwrap_or_default()
+            );
+        }
+    }
+
+    /// Kills slapd and waits until its ports refuse connections.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let port = self.port;
+        wait_until(Duration::from_secs(5), || {
+            TcpStream::connect(("127.0.0.1", port)).is_err()
+        });
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::env::var_os("ACCOUNTMAP_TESTS_KEEP").is_some() {
+            eprintln!("keeping {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}

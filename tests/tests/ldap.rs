@@ -1,0 +1,405 @@
+//! The LDAP backend against a real slapd started by each test on 127.0.0.1 (see
+//! `accountmap_tests::slapd` for the directory's users and groups), with pamtester under
+//! pam_wrapper for `verify=ldap` sign-ins (the password is fed on pamtester's stdin, which it
+//! reads when stdin is not a terminal) and `accountmapctl` for resolutions and status.
+//!
+//! Per SPEC step 7 the account an LDAP entry names must still exist locally: the nss_wrapper
+//! passwd file mirrors the directory's uids (alice, bob, jdoe, dave), except `ann`, who exists
+//! only in LDAP and so is "user unknown". The LDAP group `ldap-rstudio` exists only in LDAP
+//! and is the required group: passing the policy proves LDAP groups count.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use accountmap_tests::slapd::*;
+use accountmap_tests::*;
+use std::time::{Duration, Instant};
+
+/// The PAM service of these tests: our module alone with `verify=ldap`, PAM_USER echoed.
+const SVC_LDAP: &str = "ldap";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Transport {
+    Plain,
+    StartTls,
+    Ldaps,
+}
+
+#[derive(Clone, Debug)]
+struct Section {
+    transport: Transport,
+    /// The CA file named by `tls_ca_certificate` (ignored for plain LDAP).
+    ca_wrong: bool,
+    anonymous: bool,
+    /// Server addresses; `None` = the slapd's own for the transport.
+    addresses: Option<Vec<String>>,
+}
+
+impl Default for Section {
+    fn default() -> Section {
+        Section {
+            transport: Transport::StartTls,
+            ca_wrong: false,
+            anonymous: false,
+            addresses: None,
+        }
+    }
+}
+
+/// The local users, mirroring the directory's uids (no `ann`); no local `ldap-rstudio` group.
+fn local_world() -> World {
+    let mut w = World {
+        users: Vec::new(),
+        groups: Vec::new(),
+    };
+    for (name, uid) in [
+        ("root", 0),
+        ("alice", 1001),
+        ("bob", 1002),
+        ("jdoe", 1003),
+        ("dave", 1004),
+    ] {
+        w.users.push(User {
+            name: name.into(),
+            uid,
+            gid: uid,
+        });
+        w.groups.push(Group {
+            name: name.into(),
+            gid: uid,
+            members: vec![],
+        });
+    }
+    w
+}
+
+fn section_toml(env: &Env, slapd: &Slapd, s: &Section) -> String {
+    let addresses = s.addresses.clone().unwrap_or_else(|| {
+        vec![if s.transport == Transport::Ldaps {
+            slapd.tls_address()
+        } else {
+            slapd.address()
+        }]
+    });
+    let list: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
+    let mut t = format!(
+        "\n[[ldap]]\nname = \"corp\"\nserver_address = [{}]\n",
+        list.join(", ")
+    );
+    match s.transport {
+        Transport::Plain => {}
+        Transport::StartTls => t += "start_tls = true\n",
+        Transport::Ldaps => t += "tls = true\n",
+    }
+    if s.transport != Transport::Plain {
+        let ca = if s.ca_wrong {
+            slapd.wrong_ca()
+        } else {
+            slapd.ca()
+        };
+        t += &format!("tls_ca_certificate = \"{}\"\n", ca.display());
+    }
+    if s.anonymous {
+        t += "anonymous_bind = true\n";
+    } else {
+        let pw = env.path("ldap-bind-password");
+        write_with_mode(&pw, &format!("{READER_PASSWORD}\n"), 0o600);
+        t += &format!(
+            "bind_dn = \"{READER_DN}\"\nbind_password_file = \"{}\"\n",
+            pw.display()
+        );
+    }
+    t += &format!(
+        "user_search_base_dn = \"{PEOPLE_DN}\"\n\
+         user_object_class = \"posixAccount\"\n\
+         username_attribute = \"uid\"\n\
+         user_email_attribute = \"mail\"\n\
+         group_search_base_dn = \"{GROUPS_DN}\"\n\
+         group_object_class = \"posixGroup\"\n\
+         group_name_attribute = \"cn\"\n\
+         whitelisted_login_groups = [\"{SCIENTISTS_DN}\"]\n"
+    );
+    t
+}
+
+/// A daemon whose only `[[ldap]]` section is `section` against `slapd`.
+fn ldap_env(name: &str, slapd: &Slapd, section: &Section, cache_ttl: u32) -> Env {
+    let mut env = Env::builder(name)
+        .world(|w| *w = local_world())
+        .accounts("")
+        .no_daemon()
+        .build();
+    let mut config = Config {
+        required_groups: vec!["ldap-rstudio".into()],
+        denied_users: vec![],
+        rewrite: vec![],
+        cache_ttl,
+        negative_cache_ttl: cache_ttl,
+        backend_timeout: 2,
+        ..Config::default()
+    };
+    config.extra = section_toml(&env, slapd, section);
+    env.write_config(&config);
+    env.add_service(SVC_LDAP, "verify=ldap", true);
+    env.start_daemon();
+    env
+}
+
+fn sign_in(env: &Env, user: &str, password: &str) -> PamRun {
+    env.pam_with_stdin(
+        SVC_LDAP,
+        user,
+        &["authenticate", "acct_mgmt"],
+        Some(format!("{password}\n").as_bytes()),
+    )
+}
+
+fn resolve(env: &Env, name: &str) -> (i32, serde_json::Value) {
+    let (code, v, _) = env.ctl_json(&["resolve", name]);
+    (code, v)
+}
+
+fn status(env: &Env) -> serde_json::Value {
+    let (code, v, out) = env.ctl_json(&["status"]);
+    assert_eq!(code, 0, "{}", out.all());
+    v
+}
+
+#[test]
+fn password_sign_ins_over_starttls() {
+    let slapd = Slapd::start("signin");
+    let env = ldap_env("ldap-signin", &slapd, &Section::default(), 0);
+
+    // correct password ({SSHA} in the directory), identity from LDAP, LDAP group satisfies
+    // access.required_groups
+    let run = sign_in(&env, "alice", "alice-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    assert_eq!(run.pam_user_after("auth").as_deref(), Some("alice"));
+    println!("alice signed in over StartTLS in {:?}", run.elapsed());
+
+    // wrong password
+    let run = sign_in(&env, "alice", "not-her-password");
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+
+    // an email identity signs in as its uid (mail is stored mixed-case; LDAP compares it
+    // case-insensitively, the pipeline lower-cases the name first)
+    for email in [
+        "alice@example.org",
+        "Alice@Example.ORG",
+        "john.doe@example.org",
+    ] {
+        let password = if email.starts_with('j') {
+            "jdoe-pw"
+        } else {
+            "alice-pw"
+        };
+        let run = sign_in(&env, email, password);
+        assert_eq!(
+            run.verdicts(),
+            vec![AUTH_OK, ACCT_OK],
+            "{email}: {}",
+            run.out.all()
+        );
+        let want = if email.starts_with('j') {
+            "jdoe"
+        } else {
+            "alice"
+        };
+        assert_eq!(run.pam_user_after("auth").as_deref(), Some(want), "{email}");
+    }
+
+    // outside the whitelisted group: refused even with the right password
+    let run = sign_in(&env, "bob", "bob-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    let run = env.pam(SVC_LDAP, "bob", &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    // whitelisted, but not in the required (LDAP) group
+    let run = sign_in(&env, "dave", "dave-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    // in LDAP, not a local account (step 7)
+    let run = sign_in(&env, "ann", "ann-pw");
+    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+
+    // resolve names the directory that answered and shows the LDAP group
+    let (code, v) = resolve(&env, "alice@example.org");
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["account"], "alice");
+    assert_eq!(v["rule"], "ldap corp", "{v}");
+    let log = env.daemon_log();
+    assert!(
+        log.contains("whitelisted_login_groups") && log.contains("name=\"bob\""),
+        "bob's refusal is logged with its reason:\n{log}"
+    );
+    for pw in [
+        "alice-pw",
+        "not-her-password",
+        "bob-pw",
+        "jdoe-pw",
+        READER_PASSWORD,
+    ] {
+        assert!(!log.contains(pw), "a password reached the log:\n{log}");
+    }
+
+    // status: the server is reachable
+    let s = status(&env);
+    let key = format!("ldap corp {}", slapd.address());
+    assert_eq!(s[&key], "reachable", "{s}");
+}
+
+#[test]
+fn ldaps_and_starttls_check_the_certificate_authority() {
+    let slapd = Slapd::start("tls");
+    for transport in [Transport::Ldaps, Transport::StartTls] {
+        for ca_wrong in [false, true] {
+            let section = Section {
+                transport,
+                ca_wrong,
+                anonymous: true,
+                addresses: None,
+            };
+            let env = ldap_env("ldap-tls", &slapd, &section, 0);
+            let (code, v) = resolve(&env, "alice");
+            if ca_wrong {
+                // exit 3: the backend is down, as for a daemon that cannot be reached
+                assert_eq!(code, 3, "{transport:?} with the wrong CA: {v}");
+                assert_eq!(v["allowed"], false);
+                let reason = v["reason"].as_str().unwrap_or_default().to_string();
+                assert!(
+                    reason.contains("directory unavailable"),
+                    "{transport:?}: {reason}"
+                );
+                let run = sign_in(&env, "alice", "alice-pw");
+                assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
+                let s = status(&env);
+                let address = if transport == Transport::Ldaps {
+                    slapd.tls_address()
+                } else {
+                    slapd.address()
+                };
+                let value = s[&format!("ldap corp {address}")]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                assert!(
+                    value.starts_with("unreachable: ") && value.contains("certificate"),
+                    "{transport:?}: {value}"
+                );
+                println!("{transport:?} with the wrong CA: {value}");
+            } else {
+                assert_eq!(code, 0, "{transport:?} with the right CA: {v}");
+                assert_eq!(v["rule"], "ldap corp");
+                let run = sign_in(&env, "alice", "alice-pw");
+                assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+            }
+        }
+    }
+}
+
+#[test]
+fn injection_attempts_match_nobody() {
+    let slapd = Slapd::start("inject");
+    let env = ldap_env("ldap-inject", &slapd, &Section::default(), 0);
+    // Each of these, unescaped, would make the filter match alice (or everyone).
+    let attempts = [
+        "*",
+        "al*",
+        "alice)(uid=*",
+        ")(uid=*",
+        "\\00",
+        "alice\\00",
+        "\\61lice",
+        "alice@*",
+        "*@example.org",
+        "*)(|(uid=*",
+    ];
+    for name in attempts {
+        let (code, v) = resolve(&env, name);
+        assert_eq!(code, 1, "{name:?}: {v}");
+        assert_ne!(v["rule"], "ldap corp", "{name:?} matched an entry: {v}");
+        assert_ne!(v["account"], "alice", "{name:?}: {v}");
+        assert_eq!(v["verdict"], "user-unknown", "{name:?}: {v}");
+    }
+    // and with alice's password through PAM
+    for name in ["al*", "alice)(uid=*", "\\61lice"] {
+        let run = sign_in(&env, name, "alice-pw");
+        assert_eq!(
+            run.verdicts(),
+            vec![USER_UNKNOWN],
+            "{name:?}: {}",
+            run.out.all()
+        );
+    }
+}
+
+#[test]
+fn failover_outage_stale_answers_and_recovery() {
+    let mut slapd = Slapd::start("faults");
+    let dead = format!("127.0.0.1:{}", free_port());
+    let section = Section {
+        addresses: Some(vec![dead.clone(), slapd.address()]),
+        ..Section::default()
+    };
+    let env = ldap_env("ldap-faults", &slapd, &section, 1);
+
+    // first address dead: the second answers
+    let run = sign_in(&env, "alice", "alice-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    let s = status(&env);
+    assert_eq!(
+        s[&format!("ldap corp {}", slapd.address())],
+        "reachable",
+        "{s}"
+    );
+    assert!(
+        s[&format!("ldap corp {dead}")]
+            .as_str()
+            .is_some_and(|v| v.starts_with("unreachable: ")),
+        "{s}"
+    );
+    // alice's identity is now cached (for 1 s)
+    let (code, v) = resolve(&env, "alice");
+    assert_eq!(
+        (code, &v["rule"]),
+        (0, &serde_json::json!("ldap corp")),
+        "{v}"
+    );
+
+    // every server down
+    slapd.stop();
+    std::thread::sleep(Duration::from_millis(1200)); // let the cached answer expire
+    let from = env.log_len();
+    let started = Instant::now();
+    let run = sign_in(&env, "alice", "alice-pw");
+    let took = started.elapsed();
+    assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
+    println!("sign-in with every LDAP server down: AUTHINFO_UNAVAIL in {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // the cached identity still resolves, served stale and logged as such
+    let (code, v) = resolve(&env, "alice");
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["account"], "alice");
+    assert!(
+        env.wait_for_log(from, Duration::from_secs(2), |l| l.contains("stale")
+            && l.contains("\"alice\""))
+            .is_some(),
+        "no stale line:\n{}",
+        env.daemon_log()
+    );
+    // a name never looked up cannot be answered
+    let (code, v) = resolve(&env, "jdoe");
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(v["verdict"], "unavailable", "{v}");
+    let s = status(&env);
+    assert!(
+        s[&format!("ldap corp {}", slapd.address())]
+            .as_str()
+            .is_some_and(|v| v.starts_with("unreachable: ")),
+        "{s}"
+    );
+
+    // slapd back: service resumes without restarting the daemon (the pooled connection to the
+    // old slapd is dead and replaced)
+    slapd.resume();
+    let run = sign_in(&env, "jdoe", "jdoe-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    let run = sign_in(&env, "alice", "alice-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+}
