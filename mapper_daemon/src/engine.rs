@@ -669,7 +669,7 @@ mod tests {
     #[case::missing_credential(Phase::Auth, Verify::Ldap, None, Verdict::BadInput)]
     #[case::empty_password(Phase::Auth, Verify::Ldap, Some(b"".as_slice()), Verdict::BadInput)]
     #[case::nul_in_password(Phase::Auth, Verify::Oidc, Some(b"a\0b".as_slice()), Verdict::BadInput)]
-    #[case::backend_not_in_this_version(Phase::Auth, Verify::Ldap, Some(b"pw".as_slice()), Verdict::Unavailable)]
+    #[case::ldap_not_configured(Phase::Auth, Verify::Ldap, Some(b"pw".as_slice()), Verdict::Unavailable)]
     fn pam_credentials(
         #[case] phase: Phase,
         #[case] verify: Verify,

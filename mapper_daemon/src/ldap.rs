@@ -37,6 +37,10 @@ use tokio::sync::{OnceCell, Semaphore};
 
 /// Service connections kept per `[[ldap]]` section, and service operations run at once.
 pub const POOL_SIZE: usize = 4;
+/// How long `status` waits for its reachability probes (the CLI and the test harness ask with
+/// a timeout of their own, and a server that swallows packets must not make the daemon look
+/// dead).
+pub const PROBE_WAIT: Duration = Duration::from_millis(500);
 /// Cached identities at most; a flood of made-up names cannot grow the daemon without limit.
 const MAX_CACHE_ENTRIES: usize = 65_536;
 /// Group entries read per user; a directory answering more is cut off (and logged).
@@ -217,7 +221,18 @@ impl Directory {
         )
         .await
         .map_err(|_| format!("no connection within {}s", self.timeout.as_secs()))?
-        .map_err(|e| one_line(&e.to_string()))?;
+        .map_err(|e| match e {
+            LdapError::Timeout { .. } => format!(
+                "no connection{} within {}s",
+                if self.cfg.start_tls || self.cfg.tls {
+                    " (TCP, StartTLS or TLS handshake)"
+                } else {
+                    ""
+                },
+                self.timeout.as_secs()
+            ),
+            e => one_line(&e.to_string()),
+        })?;
         ldap3::drive!(conn);
         Ok(ldap)
     }
@@ -582,39 +597,32 @@ impl Directory {
         ))
     }
 
-    /// `status`: connects to every address (concurrently) and binds as the service account.
-    async fn probe(self: Arc<Self>) -> Vec<(String, String)> {
-        let mut tasks = Vec::new();
-        for index in 0..self.cfg.server_address.len() {
-            let dir = self.clone();
-            tasks.push(tokio::spawn(async move {
-                let attempt = async {
-                    let mut ldap = dir.open(index).await?;
-                    let bound = dir.service_bind(&mut ldap).await.map_err(|e| e.to_string());
-                    let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
-                    bound
-                };
-                let result = attempt.await;
-                dir.record(index, result.as_ref().map(|_| ()).map_err(String::as_str));
-                result
-            }));
+    /// `status`: connects to address `index` and binds as the service account; the outcome is
+    /// recorded like that of any other operation.
+    async fn probe(self: Arc<Self>, index: usize) -> Result<(), String> {
+        let attempt = async {
+            let mut ldap = self.open(index).await?;
+            let bound = self
+                .service_bind(&mut ldap)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
+            bound
+        };
+        let result = attempt.await;
+        self.record(index, result.as_ref().map(|_| ()).map_err(String::as_str));
+        result
+    }
+
+    /// What is known of address `index` without asking it.
+    fn last_known(&self, index: usize) -> String {
+        let state = lock(&self.servers).get(index).cloned().unwrap_or_default();
+        match (state.reachable, state.last_error) {
+            (None, _) => "not contacted yet".into(),
+            (Some(true), None) => "reachable".into(),
+            (Some(true), Some(e)) => format!("reachable (last error: {e})"),
+            (Some(false), e) => format!("unreachable: {}", e.unwrap_or_default()),
         }
-        let mut out = Vec::new();
-        for (index, task) in tasks.into_iter().enumerate() {
-            let address = self
-                .cfg
-                .server_address
-                .get(index)
-                .cloned()
-                .unwrap_or_default();
-            let value = match task.await {
-                Ok(Ok(())) => "reachable".to_string(),
-                Ok(Err(e)) => format!("unreachable: {e}"),
-                Err(_) => "unreachable: the probe failed".to_string(),
-            };
-            out.push((format!("ldap {} {address}", self.name()), value));
-        }
-        out
     }
 }
 
@@ -946,32 +954,52 @@ impl LdapBackend {
         n
     }
 
-    /// Status lines: each server's reachability (probed now) and the cache counters.
+    /// Status lines: each server's reachability, probed now, and the cache counters.
+    ///
+    /// `status` must answer promptly even when a server swallows packets, so the probes get
+    /// [`PROBE_WAIT`]; one that has not finished by then keeps running in the background (its
+    /// outcome is recorded for the next `status`) and its line says what was last known.
     pub fn status(&self) -> Vec<(String, String)> {
-        let dirs: Vec<Arc<Directory>> = self.directories.clone();
-        let probed = block_on(async move {
-            let mut out = Vec::new();
-            let tasks: Vec<_> = dirs.into_iter().map(|d| tokio::spawn(d.probe())).collect();
-            for t in tasks {
-                if let Ok(lines) = t.await {
-                    out.extend(lines);
-                }
+        let mut probes = Vec::new();
+        for dir in &self.directories {
+            for index in 0..dir.cfg.server_address.len() {
+                probes.push((dir.clone(), index));
             }
-            out
+        }
+        let waited = block_on(async move {
+            let deadline = tokio::time::Instant::now() + PROBE_WAIT;
+            let handles: Vec<_> = probes
+                .into_iter()
+                .map(|(dir, index)| {
+                    let task = tokio::spawn(dir.clone().probe(index));
+                    (dir, index, task)
+                })
+                .collect();
+            let mut lines = Vec::new();
+            for (dir, index, mut task) in handles {
+                let address = dir
+                    .cfg
+                    .server_address
+                    .get(index)
+                    .cloned()
+                    .unwrap_or_default();
+                let value = match tokio::time::timeout_at(deadline, &mut task).await {
+                    Ok(Ok(_)) => dir.last_known(index),
+                    Ok(Err(_)) => "unreachable: the probe failed".to_string(),
+                    Err(_) => format!(
+                        "no answer within {} ms (probe still running); last known: {}",
+                        PROBE_WAIT.as_millis(),
+                        dir.last_known(index)
+                    ),
+                };
+                lines.push((format!("ldap {} {address}", dir.name()), value));
+            }
+            lines
         });
-        let mut out = match probed {
+        let mut out = match waited {
             Ok(lines) => lines,
             Err(e) => vec![("ldap".to_string(), format!("not probed: {e}"))],
         };
-        for dir in &self.directories {
-            let servers = lock(&dir.servers).clone();
-            for (address, state) in dir.cfg.server_address.iter().zip(servers) {
-                if let (Some(false), Some(e)) = (state.reachable, state.last_error) {
-                    let key = format!("ldap {} {address} last error", dir.name());
-                    out.push((key, e));
-                }
-            }
-        }
         out.push((
             "ldap cache".to_string(),
             format!(
@@ -1103,6 +1131,55 @@ mod tests {
             b.check_password(&id, b"right"),
             PasswordCheck::Unavailable(_)
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn identical_lookups_in_flight_share_one_round_trip() {
+        // A listener that never accepts: connections complete in the backlog and then no LDAP
+        // answer ever comes, so every look-up runs into the operation timeout (1 s) and the
+        // eight callers overlap for certain.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = section("corp");
+        s.server_address = vec![silent.local_addr().unwrap().to_string()];
+        let b = Arc::new(
+            LdapBackend::new(
+                &[s],
+                Duration::from_secs(1),
+                Duration::ZERO,
+                Duration::ZERO,
+                true,
+            )
+            .unwrap()
+            .unwrap(),
+        );
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let b = b.clone();
+                tokio::task::spawn_blocking(move || b.lookup("alice"))
+            })
+            .collect();
+        for t in tasks {
+            let err = t.await.unwrap().unwrap_err();
+            assert!(err.contains("within 1s"), "{err}");
+        }
+        assert_eq!(
+            b.lookups.load(Ordering::Relaxed),
+            1,
+            "one round trip for all"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        // and the next one, after the first finished, is a round trip of its own
+        let b2 = b.clone();
+        tokio::task::spawn_blocking(move || b2.lookup("alice"))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(b.lookups.load(Ordering::Relaxed), 2);
     }
 
     #[test]

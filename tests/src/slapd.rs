@@ -143,6 +143,20 @@ pub fn make_ca(dir: &Path, name: &str, server: bool) {
     }
 }
 
+/// A client certificate signed by the `good` CA (`client.pem`, `client.key` mode 0600), for
+/// mutual TLS.
+pub fn make_client_cert(dir: &Path) {
+    sh(
+        dir,
+        "printf 'basicConstraints=CA:FALSE\\nkeyUsage=digitalSignature\\nextendedKeyUsage=clientAuth\\n' > client-ext.cnf
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+           -keyout client.key -out client.csr -subj '/CN=accountmapd' 2>/dev/null
+         openssl x509 -req -in client.csr -CA good-ca.pem -CAkey good-ca.key \
+           -CAcreateserial -out client.pem -days 2 -extfile client-ext.cnf 2>/dev/null
+         chmod 600 client.key",
+    );
+}
+
 fn ssha(password: &str) -> String {
     let out = run_bounded(
         Command::new(SLAPPASSWD).args(["-h", "{SSHA}", "-s", password]),
@@ -208,6 +222,12 @@ impl Slapd {
     /// Configures, fills and starts a slapd in a new temporary directory named after `name`
     /// (removed on drop unless ACCOUNTMAP_TESTS_KEEP is set).
     pub fn start(name: &str) -> Slapd {
+        Slapd::start_with(name, false)
+    }
+
+    /// As [`Slapd::start`]; with `require_client_cert`, every TLS client must present a
+    /// certificate signed by the good CA (`TLSVerifyClient demand`).
+    pub fn start_with(name: &str, require_client_cert: bool) -> Slapd {
         require_slapd();
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -218,6 +238,12 @@ impl Slapd {
         fs::create_dir_all(dir.join("data")).expect("create slapd dirs");
         make_ca(dir, "good", true);
         make_ca(dir, "wrong", false);
+        make_client_cert(dir);
+        let verify_client = if require_client_cert {
+            "TLSVerifyClient demand\n"
+        } else {
+            ""
+        };
         let conf = format!(
             "include /etc/ldap/schema/core.schema\n\
              include /etc/ldap/schema/cosine.schema\n\
@@ -229,6 +255,7 @@ impl Slapd {
              TLSCACertificateFile {d}/good-ca.pem\n\
              TLSCertificateFile {d}/good-server.pem\n\
              TLSCertificateKeyFile {d}/good-server.key\n\
+             {verify_client}\
              database mdb\n\
              suffix \"{BASE_DN}\"\n\
              rootdn \"cn=admin,{BASE_DN}\"\n\
@@ -276,6 +303,14 @@ impl Slapd {
 
     pub fn wrong_ca(&self) -> PathBuf {
         self.dir.join("wrong-ca.pem")
+    }
+
+    pub fn client_cert(&self) -> PathBuf {
+        self.dir.join("client.pem")
+    }
+
+    pub fn client_key(&self) -> PathBuf {
+        self.dir.join("client.key")
     }
 
     /// Starts slapd (again) on the same ports and waits until both accept connections.

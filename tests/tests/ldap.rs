@@ -25,7 +25,14 @@ enum Transport {
 
 #[derive(Clone, Debug)]
 struct Section {
+    name: &'static str,
     transport: Transport,
+    /// `server_tls_insecure = true` instead of a CA.
+    insecure: bool,
+    /// Present the slapd's client certificate (mutual TLS).
+    client_cert: bool,
+    /// `user_search_base_dn`; `None` = ou=People.
+    user_base: Option<String>,
     /// The CA file named by `tls_ca_certificate` (ignored for plain LDAP).
     ca_wrong: bool,
     anonymous: bool,
@@ -36,7 +43,11 @@ struct Section {
 impl Default for Section {
     fn default() -> Section {
         Section {
+            name: "corp",
             transport: Transport::StartTls,
+            insecure: false,
+            client_cert: false,
+            user_base: None,
             ca_wrong: false,
             anonymous: false,
             addresses: None,
@@ -81,7 +92,8 @@ fn section_toml(env: &Env, slapd: &Slapd, s: &Section) -> String {
     });
     let list: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
     let mut t = format!(
-        "\n[[ldap]]\nname = \"corp\"\nserver_address = [{}]\n",
+        "\n[[ldap]]\nname = \"{}\"\nserver_address = [{}]\n",
+        s.name,
         list.join(", ")
     );
     match s.transport {
@@ -89,13 +101,22 @@ fn section_toml(env: &Env, slapd: &Slapd, s: &Section) -> String {
         Transport::StartTls => t += "start_tls = true\n",
         Transport::Ldaps => t += "tls = true\n",
     }
-    if s.transport != Transport::Plain {
+    if s.insecure {
+        t += "server_tls_insecure = true\n";
+    } else if s.transport != Transport::Plain {
         let ca = if s.ca_wrong {
             slapd.wrong_ca()
         } else {
             slapd.ca()
         };
         t += &format!("tls_ca_certificate = \"{}\"\n", ca.display());
+    }
+    if s.client_cert {
+        t += &format!(
+            "tls_client_certificate = \"{}\"\ntls_client_key = \"{}\"\n",
+            slapd.client_cert().display(),
+            slapd.client_key().display()
+        );
     }
     if s.anonymous {
         t += "anonymous_bind = true\n";
@@ -108,20 +129,32 @@ fn section_toml(env: &Env, slapd: &Slapd, s: &Section) -> String {
         );
     }
     t += &format!(
-        "user_search_base_dn = \"{PEOPLE_DN}\"\n\
+        "user_search_base_dn = \"{}\"\n\
          user_object_class = \"posixAccount\"\n\
          username_attribute = \"uid\"\n\
          user_email_attribute = \"mail\"\n\
          group_search_base_dn = \"{GROUPS_DN}\"\n\
          group_object_class = \"posixGroup\"\n\
          group_name_attribute = \"cn\"\n\
-         whitelisted_login_groups = [\"{SCIENTISTS_DN}\"]\n"
+         whitelisted_login_groups = [\"{SCIENTISTS_DN}\"]\n",
+        s.user_base.as_deref().unwrap_or(PEOPLE_DN)
     );
     t
 }
 
 /// A daemon whose only `[[ldap]]` section is `section` against `slapd`.
 fn ldap_env(name: &str, slapd: &Slapd, section: &Section, cache_ttl: u32) -> Env {
+    ldap_env_sections(name, slapd, std::slice::from_ref(section), cache_ttl, 2)
+}
+
+/// A daemon with these `[[ldap]]` sections, in order, and `backend_timeout` seconds.
+fn ldap_env_sections(
+    name: &str,
+    slapd: &Slapd,
+    sections: &[Section],
+    cache_ttl: u32,
+    backend_timeout: u32,
+) -> Env {
     let mut env = Env::builder(name)
         .world(|w| *w = local_world())
         .accounts("")
@@ -133,10 +166,13 @@ fn ldap_env(name: &str, slapd: &Slapd, section: &Section, cache_ttl: u32) -> Env
         rewrite: vec![],
         cache_ttl,
         negative_cache_ttl: cache_ttl,
-        backend_timeout: 2,
+        backend_timeout,
         ..Config::default()
     };
-    config.extra = section_toml(&env, slapd, section);
+    config.extra = sections
+        .iter()
+        .map(|s| section_toml(&env, slapd, s))
+        .collect();
     env.write_config(&config);
     env.add_service(SVC_LDAP, "verify=ldap", true);
     env.start_daemon();
@@ -253,7 +289,7 @@ fn ldaps_and_starttls_check_the_certificate_authority() {
                 transport,
                 ca_wrong,
                 anonymous: true,
-                addresses: None,
+                ..Section::default()
             };
             let env = ldap_env("ldap-tls", &slapd, &section, 0);
             let (code, v) = resolve(&env, "alice");
@@ -402,4 +438,137 @@ fn failover_outage_stale_answers_and_recovery() {
     assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
     let run = sign_in(&env, "alice", "alice-pw");
     assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+}
+
+#[test]
+fn insecure_mode_accepts_an_unknown_certificate_and_says_so() {
+    let slapd = Slapd::start("insecure");
+    let section = Section {
+        transport: Transport::Ldaps,
+        insecure: true,
+        ..Section::default()
+    };
+    let env = ldap_env("ldap-insecure", &slapd, &section, 0);
+    let run = sign_in(&env, "alice", "alice-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    let log = env.daemon_log();
+    assert!(
+        log.contains("server_tls_insecure = true") && log.contains("NOT checked"),
+        "the insecure mode must be loud in the log:\n{log}"
+    );
+}
+
+#[test]
+fn mutual_tls_presents_the_client_certificate() {
+    let slapd = Slapd::start_with("mtls", true);
+    for transport in [Transport::Ldaps, Transport::StartTls] {
+        let with = Section {
+            transport,
+            client_cert: true,
+            ..Section::default()
+        };
+        let env = ldap_env("ldap-mtls", &slapd, &with, 0);
+        let run = sign_in(&env, "alice", "alice-pw");
+        assert_eq!(
+            run.verdicts(),
+            vec![AUTH_OK, ACCT_OK],
+            "{transport:?} with a client certificate: {}\n{}",
+            run.out.all(),
+            env.daemon_log()
+        );
+        drop(env);
+        let without = Section {
+            transport,
+            ..Section::default()
+        };
+        let env = ldap_env("ldap-mtls-none", &slapd, &without, 0);
+        let run = sign_in(&env, "alice", "alice-pw");
+        assert_eq!(
+            run.verdicts(),
+            vec![AUTHINFO_UNAVAIL],
+            "{transport:?} without a client certificate: {}",
+            run.out.all()
+        );
+    }
+}
+
+#[test]
+fn sections_are_asked_in_order() {
+    let slapd = Slapd::start("order");
+    // The first section searches where no user lives; the second finds them.
+    let empty = Section {
+        name: "first",
+        user_base: Some(GROUPS_DN.to_string()),
+        ..Section::default()
+    };
+    let people = Section {
+        name: "second",
+        ..Section::default()
+    };
+    let env = ldap_env_sections("ldap-order", &slapd, &[empty, people], 0, 2);
+    let (code, v) = resolve(&env, "jdoe");
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["rule"], "ldap second", "{v}");
+    let run = sign_in(&env, "john.doe@example.org", "jdoe-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    // a name no section knows falls through to step 6 (the name itself)
+    let (code, v) = resolve(&env, "root");
+    assert_eq!(v["rule"], "identity", "{v}");
+    assert_eq!(code, 1, "root is refused by the uid rule: {v}");
+}
+
+#[test]
+fn a_server_that_never_answers_costs_the_backend_timeout_not_more() {
+    let slapd = Slapd::start("silent");
+    // Connections to it complete in the kernel's backlog and then nothing is ever said.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let section = Section {
+        addresses: Some(vec![silent.local_addr().unwrap().to_string()]),
+        ..Section::default()
+    };
+    let env = ldap_env_sections("ldap-silent", &slapd, &[section], 0, 1);
+    let started = Instant::now();
+    let run = sign_in(&env, "alice", "alice-pw");
+    let took = started.elapsed();
+    assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
+    println!("silent LDAP server, backend_timeout = 1 s: AUTHINFO_UNAVAIL in {took:?}");
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    assert!(
+        env.daemon_log().contains("within 1s"),
+        "{}",
+        env.daemon_log()
+    );
+    // status answers promptly all the same, and says the probe found no answer
+    let started = Instant::now();
+    let s = status(&env);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let key = format!("ldap corp {}", silent.local_addr().unwrap());
+    assert!(
+        s[&key]
+            .as_str()
+            .is_some_and(|v| v.starts_with("no answer within 500 ms")),
+        "{s}"
+    );
+}
+
+#[test]
+fn an_email_alias_resolves_through_the_nss_module() {
+    // RStudio canonicalises the typed name with getpwnam before PAM: the email must come back
+    // as the local entry, pw_name = the uid from LDAP.
+    let slapd = Slapd::start("nss");
+    let env = ldap_env("ldap-nss", &slapd, &Section::default(), 0);
+    let out = env.getent_passwd("alice@example.org");
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.starts_with("alice:x:1001:1001:"),
+        "{}",
+        out.all()
+    );
+    // an LDAP user without a local account is no passwd entry
+    let out = env.getent_passwd("ann@example.org");
+    assert_eq!(out.code, 2, "{}", out.all());
 }
