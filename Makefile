@@ -2,11 +2,12 @@
 #   make test   install missing prerequisites, then fmt check, clippy, build, all tests
 #   make demo   install missing prerequisites, build, then sign a few made-up users in
 #   make bench-policy   the policy benchmark against pam_succeed_if.so (release build)
+#   make bench-ldap     LDAP password sign-ins against a local slapd, and raw ldap3 costs (release build)
 #   make build | release | lint | clean
 
 CARGO ?= cargo
 
-.PHONY: all build release lint test demo deps clean bench-policy
+.PHONY: all build release lint test demo deps clean bench-policy bench-ldap
 
 all: build
 
@@ -36,6 +37,13 @@ demo:
 	scripts/install-deps.sh
 	$(CARGO) build --workspace
 	scripts/demo.sh
+
+# The daemon under test is the release build; the benchmark itself is an ignored test.
+bench-ldap:
+	scripts/install-deps.sh
+	$(CARGO) build --release --workspace
+	ACCOUNTMAP_ARTIFACT_DIR=$${CARGO_TARGET_DIR:-target}/release \
+	  $(CARGO) test --release -p accountmap-tests --test bench_ldap -- --ignored --nocapture
 
 clean:
 	$(CARGO) clean

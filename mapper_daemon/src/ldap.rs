@@ -20,7 +20,9 @@
 use crate::cache::{jitter, Freshness};
 use crate::config::LdapConfig;
 use crate::log;
-use ldap3::{ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
+use ldap3::{
+    ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, StdStream,
+};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -207,9 +209,20 @@ impl Directory {
         } else {
             format!("ldap://{address}")
         };
+        // The TCP connection is made here rather than by ldap3, to set TCP_NODELAY: LDAP and
+        // the StartTLS/TLS handshakes are small request-reply messages, and without it Nagle's
+        // algorithm meeting the server's delayed ACK adds about 40 ms to every new connection
+        // (measured: 44 ms per StartTLS connect + bind before, see make bench-ldap).
+        let tcp = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(address))
+            .await
+            .map_err(|_| format!("no TCP connection within {}s", self.timeout.as_secs()))?
+            .map_err(|e| one_line(&e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let tcp = tcp.into_std().map_err(|e| one_line(&e.to_string()))?;
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(self.timeout)
-            .set_starttls(self.cfg.start_tls);
+            .set_starttls(self.cfg.start_tls)
+            .set_std_stream(StdStream::Tcp(tcp));
         if let Some(tls) = &self.tls {
             settings = settings.set_config(tls.clone());
         }
@@ -223,12 +236,7 @@ impl Directory {
         .map_err(|_| format!("no connection within {}s", self.timeout.as_secs()))?
         .map_err(|e| match e {
             LdapError::Timeout { .. } => format!(
-                "no connection{} within {}s",
-                if self.cfg.start_tls || self.cfg.tls {
-                    " (TCP, StartTLS or TLS handshake)"
-                } else {
-                    ""
-                },
+                "no StartTLS or TLS handshake within {}s",
                 self.timeout.as_secs()
             ),
             e => one_line(&e.to_string()),

@@ -75,8 +75,17 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `<target>/debug`, honouring CARGO_TARGET_DIR when it is set.
+/// `<target>/debug`, honouring CARGO_TARGET_DIR when it is set; `ACCOUNTMAP_ARTIFACT_DIR`
+/// overrides both (the benchmarks point it at `<target>/release`).
 pub fn build_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ACCOUNTMAP_ARTIFACT_DIR").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return if dir.is_absolute() {
+            dir
+        } else {
+            workspace_root().join(dir)
+        };
+    }
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => {
             let dir = PathBuf::from(dir);

@@ -22,7 +22,9 @@
 //! with password [`READER_PASSWORD`]; anonymous reads are allowed too, passwords are never
 //! readable.
 
-use crate::{run_bounded, wait_until, COMMAND_LIMIT};
+use crate::{
+    run_bounded, wait_until, write_with_mode, Config, Env, Group, User, World, COMMAND_LIMIT,
+};
 use std::fmt::Write as _;
 use std::fs;
 use std::net::{TcpListener, TcpStream};
@@ -377,4 +379,173 @@ impl Drop for Slapd {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A daemon configured against a Slapd
+
+/// The PAM service of these tests: our module alone with `verify=ldap`, PAM_USER echoed.
+pub const SVC_LDAP: &str = "ldap";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Transport {
+    Plain,
+    StartTls,
+    Ldaps,
+}
+
+#[derive(Clone, Debug)]
+pub struct Section {
+    pub name: &'static str,
+    pub transport: Transport,
+    /// `server_tls_insecure = true` instead of a CA.
+    pub insecure: bool,
+    /// Present the slapd's client certificate (mutual TLS).
+    pub client_cert: bool,
+    /// `user_search_base_dn`; `None` = ou=People.
+    pub user_base: Option<String>,
+    /// The CA file named by `tls_ca_certificate` (ignored for plain LDAP).
+    pub ca_wrong: bool,
+    pub anonymous: bool,
+    /// Server addresses; `None` = the slapd's own for the transport.
+    pub addresses: Option<Vec<String>>,
+}
+
+impl Default for Section {
+    fn default() -> Section {
+        Section {
+            name: "corp",
+            transport: Transport::StartTls,
+            insecure: false,
+            client_cert: false,
+            user_base: None,
+            ca_wrong: false,
+            anonymous: false,
+            addresses: None,
+        }
+    }
+}
+
+/// The local users, mirroring the directory's uids (no `ann`); no local `ldap-rstudio` group.
+pub fn local_world() -> World {
+    let mut w = World {
+        users: Vec::new(),
+        groups: Vec::new(),
+    };
+    for (name, uid) in [
+        ("root", 0),
+        ("alice", 1001),
+        ("bob", 1002),
+        ("jdoe", 1003),
+        ("dave", 1004),
+    ] {
+        w.users.push(User {
+            name: name.into(),
+            uid,
+            gid: uid,
+        });
+        w.groups.push(Group {
+            name: name.into(),
+            gid: uid,
+            members: vec![],
+        });
+    }
+    w
+}
+
+pub fn section_toml(env: &Env, slapd: &Slapd, s: &Section) -> String {
+    let addresses = s.addresses.clone().unwrap_or_else(|| {
+        vec![if s.transport == Transport::Ldaps {
+            slapd.tls_address()
+        } else {
+            slapd.address()
+        }]
+    });
+    let list: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
+    let mut t = format!(
+        "\n[[ldap]]\nname = \"{}\"\nserver_address = [{}]\n",
+        s.name,
+        list.join(", ")
+    );
+    match s.transport {
+        Transport::Plain => {}
+        Transport::StartTls => t += "start_tls = true\n",
+        Transport::Ldaps => t += "tls = true\n",
+    }
+    if s.insecure {
+        t += "server_tls_insecure = true\n";
+    } else if s.transport != Transport::Plain {
+        let ca = if s.ca_wrong {
+            slapd.wrong_ca()
+        } else {
+            slapd.ca()
+        };
+        t += &format!("tls_ca_certificate = \"{}\"\n", ca.display());
+    }
+    if s.client_cert {
+        t += &format!(
+            "tls_client_certificate = \"{}\"\ntls_client_key = \"{}\"\n",
+            slapd.client_cert().display(),
+            slapd.client_key().display()
+        );
+    }
+    if s.anonymous {
+        t += "anonymous_bind = true\n";
+    } else {
+        let pw = env.path("ldap-bind-password");
+        write_with_mode(&pw, &format!("{READER_PASSWORD}\n"), 0o600);
+        t += &format!(
+            "bind_dn = \"{READER_DN}\"\nbind_password_file = \"{}\"\n",
+            pw.display()
+        );
+    }
+    t += &format!(
+        "user_search_base_dn = \"{}\"\n\
+         user_object_class = \"posixAccount\"\n\
+         username_attribute = \"uid\"\n\
+         user_email_attribute = \"mail\"\n\
+         group_search_base_dn = \"{GROUPS_DN}\"\n\
+         group_object_class = \"posixGroup\"\n\
+         group_name_attribute = \"cn\"\n\
+         whitelisted_login_groups = [\"{SCIENTISTS_DN}\"]\n",
+        s.user_base.as_deref().unwrap_or(PEOPLE_DN)
+    );
+    t
+}
+
+/// A daemon whose only `[[ldap]]` section is `section` against `slapd`.
+pub fn ldap_env(name: &str, slapd: &Slapd, section: &Section, cache_ttl: u32) -> Env {
+    ldap_env_sections(name, slapd, std::slice::from_ref(section), cache_ttl, 2)
+}
+
+/// A daemon with these `[[ldap]]` sections, in order, and `backend_timeout` seconds.
+pub fn ldap_env_sections(
+    name: &str,
+    slapd: &Slapd,
+    sections: &[Section],
+    cache_ttl: u32,
+    backend_timeout: u32,
+) -> Env {
+    let mut env = Env::builder(name)
+        .world(|w| *w = local_world())
+        .accounts("")
+        .no_daemon()
+        .build();
+    let mut config = Config {
+        required_groups: vec!["ldap-rstudio".into()],
+        denied_users: vec![],
+        rewrite: vec![],
+        cache_ttl,
+        negative_cache_ttl: cache_ttl,
+        backend_timeout,
+        ..Config::default()
+    };
+    config.extra = sections
+        .iter()
+        .map(|s| section_toml(&env, slapd, s))
+        .collect();
+    env.write_config(&config);
+    env.add_service(SVC_LDAP, "verify=ldap", true);
+    env.start_daemon();
+    env
 }

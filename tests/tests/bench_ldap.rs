@@ -1,0 +1,229 @@
+//! The LDAP benchmark (`make bench-ldap`): password sign-ins through accountmapd against a
+//! real slapd on loopback (StartTLS, service bind, group and whitelist checks), single and
+//! concurrent, with a cold identity cache (`cache_ttl = 0`: every sign-in searches the user,
+//! their groups and the whitelisted group, then binds) and a warm one (only the password bind
+//! reaches the directory), beside the raw cost of the LDAP operations themselves with ldap3
+//! (one search on a bound connection, plus one bind as the user on a new StartTLS connection),
+//! in one run.
+//!
+//! A sign-in here is the daemon's half of a PAM auth with `verify=ldap`: the request the PAM
+//! module sends (service, user, password) over the Unix socket, and its verdict, which must be
+//! "allowed" every time. The PAM library and pamtester's process start are not in the figures.
+//!
+//! Ignored by `cargo test`; `make bench-ldap` runs it on release binaries.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use accountmap_tests::slapd::*;
+use accountmap_tests::*;
+use accountmap_wire::{Credential, PamRequest, Phase, Request, Response, Verdict, Verify};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SINGLE: usize = 300;
+const THREADS: usize = 8;
+const PER_THREAD: usize = 100;
+const RAW: usize = 300;
+
+struct Figures {
+    what: String,
+    n: usize,
+    wall: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Figures {
+    fn new(what: &str, wall: Duration, mut latencies: Vec<Duration>) -> Figures {
+        latencies.sort();
+        Figures {
+            what: what.to_string(),
+            n: latencies.len(),
+            wall,
+            latencies,
+        }
+    }
+
+    fn pct(&self, p: f64) -> Duration {
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies
+            .get(i.min(self.latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn row(&self) -> String {
+        format!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} |",
+            self.what,
+            self.n,
+            self.n as f64 / self.wall.as_secs_f64(),
+            self.pct(0.50).as_secs_f64() * 1000.0,
+            self.pct(0.99).as_secs_f64() * 1000.0
+        )
+    }
+}
+
+fn sign_in_once(socket: &std::path::Path) -> Duration {
+    let req = Request::Pam(PamRequest {
+        service: "bench".into(),
+        phase: Phase::Auth,
+        user: "alice".into(),
+        rhost: String::new(),
+        verify: Verify::Ldap,
+        credential: Some(Credential::new(b"alice-pw".to_vec())),
+    });
+    let t = Instant::now();
+    let response = accountmap_wire::call(socket, &req, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("daemon call failed: {e}"));
+    let took = t.elapsed();
+    match response {
+        Response::Decision(d) if d.verdict == Verdict::Allowed => took,
+        other => panic!("sign-in not allowed: {other:?}"),
+    }
+}
+
+fn run_sign_ins(env: &Env, what: &str) -> Vec<Figures> {
+    // one warm-up, so that the pool holds a service connection as in steady state
+    sign_in_once(&env.socket);
+    let t = Instant::now();
+    let single: Vec<Duration> = (0..SINGLE).map(|_| sign_in_once(&env.socket)).collect();
+    let single = Figures::new(&format!("{what}, 1 client"), t.elapsed(), single);
+    let socket = Arc::new(env.socket.clone());
+    let t = Instant::now();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                (0..PER_THREAD)
+                    .map(|_| sign_in_once(&socket))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let all: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let concurrent = Figures::new(&format!("{what}, {THREADS} clients"), t.elapsed(), all);
+    vec![single, concurrent]
+}
+
+fn tls_config(ca: &std::path::Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// ldap3 alone: a search for alice's entry on one bound StartTLS connection, and a bind as
+/// alice on a new StartTLS connection (what the daemon does for each cold sign-in's search
+/// and each sign-in's password check).
+fn raw_ldap(slapd: &Slapd) -> Vec<Figures> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("ldap://{}", slapd.address());
+    let config = tls_config(&slapd.ca());
+    rt.block_on(async move {
+        let address = url.trim_start_matches("ldap://").to_string();
+        // As the daemon connects: TCP_NODELAY on (see mapper_daemon/src/ldap.rs), StartTLS
+        // with the test CA.
+        let settings = || async {
+            let tcp = tokio::net::TcpStream::connect(address.as_str())
+                .await
+                .unwrap();
+            tcp.set_nodelay(true).unwrap();
+            ldap3::LdapConnSettings::new()
+                .set_conn_timeout(Duration::from_secs(5))
+                .set_starttls(true)
+                .set_config(config.clone())
+                .set_std_stream(ldap3::StdStream::Tcp(tcp.into_std().unwrap()))
+        };
+        let (conn, mut service) = ldap3::LdapConnAsync::with_settings(settings().await, &url)
+            .await
+            .unwrap();
+        ldap3::drive!(conn);
+        service
+            .simple_bind(READER_DN, READER_PASSWORD)
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let t = Instant::now();
+        let mut searches = Vec::new();
+        for _ in 0..RAW {
+            let s = Instant::now();
+            let (entries, _) = service
+                .search(
+                    PEOPLE_DN,
+                    ldap3::Scope::Subtree,
+                    "(&(objectClass=posixAccount)(uid=alice))",
+                    vec!["uid"],
+                )
+                .await
+                .unwrap()
+                .success()
+                .unwrap();
+            assert_eq!(entries.len(), 1);
+            searches.push(s.elapsed());
+        }
+        let searches = Figures::new(
+            "raw ldap3: search on a bound connection",
+            t.elapsed(),
+            searches,
+        );
+        let dn = format!("uid=alice,{PEOPLE_DN}");
+        let t = Instant::now();
+        let mut binds = Vec::new();
+        for _ in 0..RAW {
+            let s = Instant::now();
+            let (conn, mut ldap) = ldap3::LdapConnAsync::with_settings(settings().await, &url)
+                .await
+                .unwrap();
+            ldap3::drive!(conn);
+            ldap.simple_bind(&dn, "alice-pw")
+                .await
+                .unwrap()
+                .success()
+                .unwrap();
+            let _ = ldap.unbind().await;
+            binds.push(s.elapsed());
+        }
+        let binds = Figures::new(
+            "raw ldap3: StartTLS connection + user bind",
+            t.elapsed(),
+            binds,
+        );
+        vec![searches, binds]
+    })
+}
+
+#[test]
+#[ignore = "benchmark: run with make bench-ldap"]
+fn ldap_password_sign_ins() {
+    let slapd = Slapd::start("bench");
+    let mut rows = Vec::new();
+    for (ttl, what) in [(0, "sign-in, cold cache"), (300, "sign-in, warm cache")] {
+        let env = ldap_env("ldap-bench", &slapd, &Section::default(), ttl);
+        rows.extend(run_sign_ins(&env, what));
+    }
+    rows.extend(raw_ldap(&slapd));
+    println!(
+        "\nLDAP benchmark: slapd on loopback, StartTLS, service bind, groups + whitelist; accountmapd from {}\n",
+        build_dir().display()
+    );
+    println!("| case | n | per second | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!("{}", r.row());
+    }
+}
