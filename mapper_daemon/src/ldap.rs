@@ -428,7 +428,16 @@ impl Directory {
                 return Ok(None);
             }
         };
-        let Some(raw_name) = first_value(entry, &cfg.username_attribute) else {
+        // A multi-valued username attribute (uid: jdoe, uid: john.doe) must not map by the
+        // server's arbitrary value order: the value searched for wins, then the one naming the
+        // entry in its DN (uid=jdoe,…), then the first.
+        let names = values(entry, &cfg.username_attribute);
+        let searched = (!identity.contains('@'))
+            .then(|| names.iter().find(|v| v.eq_ignore_ascii_case(identity)))
+            .flatten();
+        let in_dn = rdn_value(&entry.dn, &cfg.username_attribute)
+            .and_then(|r| names.iter().find(|v| v.eq_ignore_ascii_case(r)));
+        let Some(raw_name) = searched.or(in_dn).or_else(|| names.first()) else {
             log::warning(&format!(
                 "ldap {:?}: entry {:?} has no {} attribute (or it is not readable); it is not used",
                 self.name(),
@@ -648,13 +657,28 @@ fn refused(rc: u32, text: &str) -> PasswordCheck {
     })
 }
 
-/// The first value of `attribute` (compared case-insensitively, as LDAP attribute names are).
-fn first_value<'a>(entry: &'a SearchEntry, attribute: &str) -> Option<&'a String> {
+/// The values of `attribute` (its name compared case-insensitively, as LDAP attribute names
+/// are).
+fn values<'a>(entry: &'a SearchEntry, attribute: &str) -> &'a [String] {
     entry
         .attrs
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(attribute))
-        .and_then(|(_, v)| v.first())
+        .map_or(&[], |(_, v)| v.as_slice())
+}
+
+/// The value of the first RDN of `dn` when its attribute is `attribute` and it has no escapes
+/// (`uid=jdoe,ou=People,…` → `jdoe`).
+fn rdn_value<'a>(dn: &'a str, attribute: &str) -> Option<&'a str> {
+    let first = dn.split(',').next()?;
+    let (attr, value) = first.split_once('=')?;
+    (attr.trim().eq_ignore_ascii_case(attribute) && !value.contains(['\\', '+']))
+        .then(|| value.trim())
+}
+
+/// The first value of `attribute`.
+fn first_value<'a>(entry: &'a SearchEntry, attribute: &str) -> Option<&'a String> {
+    values(entry, attribute).first()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1032,6 +1056,15 @@ mod tests {
             "(|(member=uid=a\\2a,ou=P\\5c2c,dc=x)(uniqueMember=uid=a\\2a,ou=P\\5c2c,dc=x)(memberUid=\\29\\28uid=\\2a))"
         );
         assert_eq!(ldap_escape("a\0b"), "a\\00b");
+    }
+
+    #[test]
+    fn the_rdn_value_is_read_only_when_plain() {
+        assert_eq!(rdn_value("uid=jdoe,ou=People,dc=x", "UID"), Some("jdoe"));
+        assert_eq!(rdn_value("cn=John Doe,ou=People,dc=x", "uid"), None);
+        assert_eq!(rdn_value("uid=a\\2cb,dc=x", "uid"), None);
+        assert_eq!(rdn_value("uid=a+cn=b,dc=x", "uid"), None);
+        assert_eq!(rdn_value("", "uid"), None);
     }
 
     #[test]

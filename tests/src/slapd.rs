@@ -13,7 +13,7 @@
 //! |---|---|---|---|---|
 //! | alice | 1001 | alice@example.org | `alice-pw` ({SSHA}) | scientists (member), ldap-rstudio (memberUid) |
 //! | bob | 1002 | bob@example.org | `bob-pw` | ldap-rstudio only: outside the whitelist |
-//! | jdoe | 1003 | John.Doe@example.org | `jdoe-pw` | scientists, ldap-rstudio |
+//! | jdoe (also `jd`) | 1003 | John.Doe@example.org | `jdoe-pw` | scientists, ldap-rstudio |
 //! | dave | 1004 | dave@example.org | `dave-pw` | scientists only: not in ldap-rstudio |
 //! | ann | 1005 | ann@example.org | `ann-pw` | scientists, ldap-rstudio; no local account |
 //!
@@ -184,10 +184,13 @@ pub fn ldif() -> String {
         } else {
             u.password.to_string()
         };
+        // jdoe's uid is multi-valued, the other value listed first: an email look-up must
+        // still give the value that names the entry (uid=jdoe), not the first one.
+        let extra_uid = if u.uid == "jdoe" { "uid: jd\n" } else { "" };
         let _ = write!(
             s,
             "dn: uid={uid},{PEOPLE_DN}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
-             uid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {mail}\nuidNumber: {n}\ngidNumber: {n}\n\
+             {extra_uid}uid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {mail}\nuidNumber: {n}\ngidNumber: {n}\n\
              homeDirectory: /home/{uid}\nuserPassword: {pw}\n\n",
             uid = u.uid,
             mail = u.mail,
