@@ -182,6 +182,15 @@ pub fn check(
             "the signature must be one non-empty line",
         ));
     }
+    // Only base64's own characters: the HMAC check would tolerate surrounding blanks, and a
+    // signature with a blank added must not count as a new one for the replay memory. (The
+    // decoder accepts one canonical encoding per MAC, padding and trailing bits included.)
+    if !signature
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    {
+        return Err(ProxyRefusal::Malformed("the signature is not base64"));
+    }
     let Some(signed_at) = parse_date(date) else {
         return Err(ProxyRefusal::BadDate(shorten(date)));
     };
@@ -236,7 +245,8 @@ const MONTHS: [&str; 12] = [
 /// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 7231 §7.1.1.1), exactly; the weekday must be right.
 fn parse_imf_fixdate(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 29 || &s[3..5] != ", " || s.get(25..)? != " GMT" {
+    // ASCII only, so that every byte offset below is a character boundary.
+    if !s.is_ascii() || b.len() != 29 || s.get(3..5)? != ", " || s.get(25..)? != " GMT" {
         return None;
     }
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
@@ -357,6 +367,7 @@ mod tests {
     #[case::empty("", None)]
     #[case::too_many_digits("1234567890123", None)]
     #[case::multibyte("Mon, 23 Nov 2026 13:00:00 GM\u{e9}", None)]
+    #[case::multibyte_at_the_comma("Mo\u{e9} 23 Nov 2026 13:00:00 GMT", None)]
     fn dates(#[case] text: &str, #[case] want: Option<i64>) {
         assert_eq!(parse_date(text), want);
     }
@@ -392,7 +403,8 @@ mod tests {
     #[case::other_user(credential(KEY, "mallory", "1795438800"), "does not match")]
     #[case::case_matters(credential(KEY, "JDOE", "1795438800"), "does not match")]
     #[case::plain_password(b"hunter2".to_vec(), "no line break")]
-    #[case::garbled_signature(b"1795438800\nnot base64!".to_vec(), "does not match")]
+    #[case::garbled_signature(b"1795438800\nnot base64!".to_vec(), "not base64")]
+    #[case::valid_base64_wrong_mac(b"1795438800\nAAAA".to_vec(), "does not match")]
     #[case::empty_signature(b"1795438800\n\n".to_vec(), "one non-empty line")]
     #[case::three_lines(b"1795438800\nAAAA\nBBBB".to_vec(), "one non-empty line")]
     #[case::bad_date(b"yesterday\nAAAA".to_vec(), "neither an IMF-fixdate")]
@@ -404,6 +416,21 @@ mod tests {
         assert_eq!(refused.verdict(), Verdict::AuthFailed);
         assert!(refused.to_string().contains(reason), "{refused}");
         assert!(memory.is_empty(), "a refused signature is not remembered");
+    }
+
+    #[test]
+    fn a_replay_with_blanks_around_the_signature_is_refused() {
+        let memory = ReplayMemory::new(10);
+        let cred = credential(KEY, "jdoe", "1795438800");
+        assert_eq!(check(&config(60), "jdoe", &cred, NOW, &memory), Ok(()));
+        for padded in [
+            [cred.as_slice(), b" "].concat(),
+            [cred.as_slice(), b"\t"].concat(),
+            [cred.as_slice(), b"\n"].concat(),
+        ] {
+            assert!(check(&config(60), "jdoe", &padded, NOW, &memory).is_err());
+        }
+        assert_eq!(memory.len(), 1);
     }
 
     #[test]
@@ -548,6 +575,24 @@ mod tests {
         // Policy comes first: a valid signature does not let bob (not in the group) in.
         let d = auth(&e, "bob", &credential(KEY, "bob", &now));
         assert_eq!(d.verdict, Verdict::PolicyDenied, "{d:?}");
+        // The account phase has no credential and checks identity and policy only.
+        let account = accountmap_wire::Request::Pam(PamRequest {
+            service: "rstudio".into(),
+            phase: accountmap_wire::Phase::Account,
+            user: "UID-jsmith".into(),
+            rhost: String::new(),
+            verify: accountmap_wire::Verify::Proxy,
+            credential: None,
+        });
+        let root = crate::engine::Peer {
+            pid: 1,
+            uid: 0,
+            gid: 0,
+        };
+        assert!(matches!(
+            e.handle(&root, &account),
+            accountmap_wire::Response::Decision(d) if d.verdict == Verdict::Allowed
+        ));
         // Without a [proxy] section the check cannot run: Unavailable, with the fix.
         let (e, _dir) = engine(false);
         let d = auth(&e, "jsmith", &credential(KEY, "jsmith", &now));
