@@ -19,3 +19,5 @@ pub mod resolve;
 pub mod rewrite;
 pub mod server;
 pub mod system;
+#[cfg(test)]
+mod test_support;

@@ -494,44 +494,19 @@ mod tests {
 
     /// An engine over made-up users; `with_proxy` adds a `[proxy]` section with [`KEY`].
     fn engine(with_proxy: bool) -> (Engine, tempfile::TempDir) {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("proxy-hmac-key");
-        std::fs::write(&key, [KEY, b"\n"].concat()).unwrap();
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        use crate::test_support::account;
         let proxy = if with_proxy {
-            format!(
-                "[proxy]\nhmac_key_file = \"{}\"\nmax_clock_skew = 60\n",
-                key.display()
-            )
+            "[proxy]\nhmac_key_file = \"{dir}/proxy-hmac-key\"\nmax_clock_skew = 60\n"
         } else {
-            String::new()
+            ""
         };
-        let config = dir.path().join("accountmap.toml");
-        std::fs::write(
-            &config,
-            format!("[daemon]\nsocket = \"/run/x.sock\"\n[access]\nminimum_uid = 1000\nrequired_groups = [\"rstudio-users\"]\n[mapping]\nrewrite = ['^UID-([a-z]+)$ $1']\n{proxy}"),
-        )
-        .unwrap();
-        let account = |name: &str, uid: u32, group: &str| crate::system::Account {
-            name: name.into(),
-            uid,
-            gid: uid,
-            gecos: String::new(),
-            dir: format!("/home/{name}"),
-            shell: "/bin/sh".into(),
-            groups: vec![group.into()],
-        };
+        let config = format!("[daemon]\nsocket = \"/run/x.sock\"\n[access]\nminimum_uid = 1000\nrequired_groups = [\"rstudio-users\"]\n[mapping]\nrewrite = ['^UID-([a-z]+)$ $1']\n{proxy}");
         let directory = crate::system::StaticDirectory::new(vec![
-            account("jsmith", 1004, "rstudio-users"),
-            account("bob", 1002, "staff"),
+            account("jsmith", 1004, 1004, &["rstudio-users"]),
+            account("bob", 1002, 1002, &["staff"]),
         ]);
-        let engine = Engine::new(
-            crate::config::load(&config).unwrap(),
-            std::sync::Arc::new(directory),
-        )
-        .unwrap();
-        (engine, dir)
+        let key = [KEY, b"\n"].concat();
+        crate::test_support::engine(&[("proxy-hmac-key", &key, 0o600)], &config, directory)
     }
 
     fn auth(e: &Engine, user: &str, cred: &[u8]) -> Decision {

@@ -17,7 +17,8 @@ use crate::engine::{Engine, Peer};
 use crate::log;
 use crate::system::Directory;
 use accountmap_wire::{
-    decode_request, encode_response, DecodeError, FrameError, FrameReader, Response,
+    decode_request, encode_response, peer_credentials, DecodeError, FrameError, FrameReader,
+    Response,
 };
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -138,24 +139,8 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 
 /// Who is on the other end, from the kernel (SO_PEERCRED), never from the request.
 fn peer_of(stream: &UnixStream) -> Option<Peer> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: u32::MAX,
-        gid: u32::MAX,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` and `len` are valid for writes of the sizes given, and the descriptor is
-    // owned by `stream` for the duration of the call.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast::<libc::c_void>(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(Peer {
+    let cred = peer_credentials(stream).ok()?;
+    Some(Peer {
         pid: cred.pid,
         uid: cred.uid,
         gid: cred.gid,
@@ -234,6 +219,17 @@ pub fn serve(
     state: Arc<State>,
     runtime: &tokio::runtime::Runtime,
 ) -> io::Result<()> {
+    // Signal handlers first: once a connection thread runs, clients see a ready daemon, and a
+    // SIGTERM that arrived before the handlers would kill it with the default action.
+    let (mut hup, mut term, mut int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _runtime = runtime.enter();
+        (
+            signal(SignalKind::hangup())?,
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
     let listener = Arc::new(listener);
     let stopping = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicUsize::new(0));
@@ -267,10 +263,6 @@ pub fn serve(
     }
     notify_ready();
     runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
         loop {
             tokio::select! {
                 _ = hup.recv() => {
@@ -282,8 +274,7 @@ pub fn serve(
                 _ = int.recv() => break,
             }
         }
-        Ok::<(), io::Error>(())
-    })?;
+    });
     log::notice("stopping: finishing the requests in flight");
     stopping.store(true, Ordering::SeqCst);
     // Wakes every thread blocked in accept() (Linux returns EINVAL to them); connections

@@ -52,7 +52,7 @@ impl std::error::Error for ClientError {}
 pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ClientError> {
     let deadline = Instant::now() + timeout;
     let mut stream = connect(socket, deadline)?;
-    let peer = peer_uid(&stream).map_err(ClientError::Io)?;
+    let peer = peer_credentials(&stream).map_err(ClientError::Io)?.uid;
     if peer != 0 && peer != effective_uid() {
         return Err(ClientError::UntrustedPeer(peer));
     }
@@ -142,7 +142,17 @@ fn connect(path: &Path, deadline: Instant) -> Result<UnixStream, ClientError> {
     Ok(stream)
 }
 
-fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+/// The process on the other end of a Unix stream, as the kernel recorded it at connect time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCred {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// SO_PEERCRED of `stream`: what the daemon trusts about a client, and what a client checks
+/// about the daemon. Nothing the peer sends can change it.
+pub fn peer_credentials(stream: &UnixStream) -> io::Result<PeerCred> {
     use std::os::fd::AsRawFd;
     let mut cred = libc::ucred {
         pid: 0,
@@ -164,7 +174,11 @@ fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(cred.uid)
+    Ok(PeerCred {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
 }
 
 fn effective_uid() -> u32 {

@@ -11,7 +11,7 @@
 //! The format is hand-written rather than serde-based on purpose: it keeps the PAM and NSS
 //! modules small (they are loaded into sshd, login and rserver) and the whole parser fits on a
 //! screen for review and fuzzing.
-// Only the client touches libc (non-blocking connect, SO_PEERCRED); the codec is safe code.
+// Only the client touches libc (non-blocking connect, SO_PEERCRED); the rest is safe code.
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]
@@ -19,7 +19,7 @@ mod client;
 mod codec;
 mod deadline;
 
-pub use client::{call, ClientError};
+pub use client::{call, peer_credentials, ClientError, PeerCred};
 pub use codec::{
     decode_request, decode_response, encode_request, encode_response, frame_len, DecodeError,
     FRAME_HEADER_LEN,
