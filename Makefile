@@ -38,6 +38,12 @@ demo:
 	$(CARGO) build --workspace
 	scripts/demo.sh
 
+# Same policy through pam_succeed_if.so and pam_accountmap.so, full PAM transactions, 1 and 8
+# clients; builds release binaries itself. Figures: README, "Performance".
+bench-policy:
+	scripts/install-deps.sh
+	bench/run.sh
+
 # The daemon under test is the release build; the benchmark itself is an ignored test.
 bench-ldap:
 	scripts/install-deps.sh

@@ -170,6 +170,11 @@ impl Engine {
                 Some(_) => {}
             }
         }
+        if req.phase == Phase::Auth && req.verify == Verify::Proxy {
+            // Identity and policy first, then the proxy signature (crate::proxy_verify).
+            let decision = self.decide(peer, &req.user, None, None);
+            return self.verify_proxy(req, decision);
+        }
         let verify = if req.phase == Phase::Auth {
             Some(req.verify)
         } else {
@@ -523,53 +528,25 @@ fn refusal(verdict: Verdict, reason: String) -> Decision {
 mod tests {
     use super::*;
     use crate::system::{LookupError, StaticDirectory};
+    use crate::test_support::{self, account, EXAMPLE_CONFIG};
     use accountmap_wire::Credential;
     use rstest::rstest;
 
-    fn account(name: &str, uid: u32, groups: &[&str]) -> Account {
-        Account {
-            name: name.into(),
-            uid,
-            gid: uid,
-            gecos: String::new(),
-            dir: format!("/home/{name}"),
-            shell: "/bin/sh".into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-        }
-    }
-
     /// An engine over made-up users, with the config of the README's example.
     fn engine() -> (Engine, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let accounts = dir.path().join("accounts");
-        std::fs::write(
-            &accounts,
-            "John.Doe@Company.com = jdoe\nboss@company.com = root\n",
-        )
-        .unwrap();
-        let config = dir.path().join("accountmap.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[daemon]\nsocket = \"/run/x.sock\"\n[access]\nminimum_uid = 1000\nrequired_groups = [\"rstudio-users\"]\ndenied_users = [\"mallory\"]\n[mapping]\naccounts_file = \"{}\"\nrewrite = ['^UID-([a-z]+)$ $1', '^([a-z0-9._-]+)@company\\.com$ $1']\n",
-                accounts.display()
-            ),
-        )
-        .unwrap();
         let directory = StaticDirectory::new(vec![
-            account("root", 0, &["root"]),
-            account("alice", 1001, &["alice", "rstudio-users"]),
-            account("bob", 1002, &["bob"]),
-            account("jdoe", 1003, &["rstudio-users"]),
-            account("jsmith", 1004, &["jsmith", "rstudio-users"]),
-            account("rsuser24", 1005, &["rsuser24", "rstudio-users"]),
-            account("sys", 500, &["rstudio-users"]),
-            account("mallory", 1006, &["rstudio-users"]),
+            account("root", 0, 0, &["root"]),
+            account("alice", 1001, 1001, &["alice", "rstudio-users"]),
+            account("bob", 1002, 1002, &["bob"]),
+            account("jdoe", 1003, 1003, &["rstudio-users"]),
+            account("jsmith", 1004, 1004, &["jsmith", "rstudio-users"]),
+            account("rsuser24", 1005, 1005, &["rsuser24", "rstudio-users"]),
+            account("sys", 500, 500, &["rstudio-users"]),
+            account("mallory", 1006, 1006, &["rstudio-users"]),
         ])
         .with_failure("broken", LookupError::Failed("directory timed out".into()));
-        let engine =
-            Engine::new(crate::config::load(&config).unwrap(), Arc::new(directory)).unwrap();
-        (engine, dir)
+        let accounts = b"John.Doe@Company.com = jdoe\nboss@company.com = root\n";
+        test_support::engine(&[("accounts", accounts, 0o644)], EXAMPLE_CONFIG, directory)
     }
 
     const ROOT: Peer = Peer {

@@ -4,8 +4,8 @@
 //!
 //! Built on ldap3's async `LdapConnAsync` under the daemon's tokio runtime (never the sync
 //! `LdapConn`, which starts a runtime of its own and panics inside ours). The engine is
-//! synchronous (it runs inside `block_in_place`), so the public methods here are synchronous
-//! and drive their futures with [`block_on`].
+//! synchronous (it runs on the server's connection threads, which have entered the runtime),
+//! so the public methods here are synchronous and drive their futures with [`block_on`].
 //!
 //! What every call is bounded by, since ldap3 sets no timeout by default:
 //! - connecting (TCP, StartTLS, TLS handshake): `daemon.backend_timeout` per address;
@@ -125,9 +125,10 @@ fn one_line(s: &str) -> String {
     out
 }
 
-/// Drives `fut` to completion from synchronous code running on a worker of the daemon's
-/// multi-threaded runtime (the engine runs inside `block_in_place`). Anything else (no runtime,
-/// a current-thread runtime) is an error rather than a panic.
+/// Drives `fut` to completion from synchronous code that has entered the daemon's
+/// multi-threaded runtime: a connection thread (where `block_in_place` does nothing), a
+/// blocking task, or a runtime worker (which `block_in_place` hands over to another thread
+/// first). Anything else (no runtime, a current-thread runtime) is an error, not a panic.
 fn block_on<F: Future>(fut: F) -> Result<F::Output, String> {
     let handle = tokio::runtime::Handle::try_current()
         .map_err(|_| "the LDAP backend runs only inside accountmapd's runtime".to_string())?;

@@ -15,7 +15,10 @@ pub mod log;
 pub mod nss;
 pub mod policy;
 pub mod proxy;
+pub mod proxy_verify;
 pub mod resolve;
 pub mod rewrite;
 pub mod server;
 pub mod system;
+#[cfg(test)]
+mod test_support;

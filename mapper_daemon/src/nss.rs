@@ -212,53 +212,24 @@ fn refilled(b: &Bucket, now: Instant, rate: f64, burst: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::system::{Account, LookupError, StaticDirectory};
+    use crate::system::{LookupError, StaticDirectory};
+    use crate::test_support::{self, account, EXAMPLE_CONFIG};
     use rstest::rstest;
-    use std::sync::Arc;
-
-    fn account(name: &str, uid: u32, gid: u32) -> Account {
-        Account {
-            name: name.into(),
-            uid,
-            gid,
-            gecos: format!("{name} (test)"),
-            dir: format!("/home/{name}"),
-            shell: "/bin/bash".into(),
-            groups: vec![],
-        }
-    }
 
     /// An engine over made-up users: an accounts file with an alias to a user, to root and to
     /// a system account; rewrite rules for a proxy header and a company email.
     fn engine() -> (Engine, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let accounts = dir.path().join("accounts");
-        std::fs::write(
-            &accounts,
-            "John.Doe@Company.com = jdoe\nboss@company.com = root\nlegacy = sys\nghost@company.com = ghost\n",
-        )
-        .unwrap();
-        let config = dir.path().join("accountmap.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[daemon]\nsocket = \"/run/x.sock\"\n[access]\nminimum_uid = 1000\nrequired_groups = [\"rstudio-users\"]\ndenied_users = [\"mallory\"]\n[mapping]\naccounts_file = \"{}\"\nrewrite = ['^UID-([a-z]+)$ $1', '^([a-z0-9._-]+)@company\\.com$ $1']\n",
-                accounts.display()
-            ),
-        )
-        .unwrap();
         let directory = StaticDirectory::new(vec![
-            account("root", 0, 0),
-            account("sys", 500, 500),
-            account("alice", 1001, 1001),
-            account("jdoe", 1003, 2000),
-            account("jsmith", 1004, 1004),
-            account("mallory", 1006, 1006),
+            account("root", 0, 0, &[]),
+            account("sys", 500, 500, &[]),
+            account("alice", 1001, 1001, &[]),
+            account("jdoe", 1003, 2000, &[]),
+            account("jsmith", 1004, 1004, &[]),
+            account("mallory", 1006, 1006, &[]),
         ])
         .with_failure("broken", LookupError::Failed("directory timed out".into()));
-        let engine =
-            Engine::new(crate::config::load(&config).unwrap(), Arc::new(directory)).unwrap();
-        (engine, dir)
+        let accounts = b"John.Doe@Company.com = jdoe\nboss@company.com = root\nlegacy = sys\nghost@company.com = ghost\n";
+        test_support::engine(&[("accounts", accounts, 0o644)], EXAMPLE_CONFIG, directory)
     }
 
     /// Each test asks as its own uid: the limiter is process-wide and tests run in parallel.
@@ -298,7 +269,7 @@ mod tests {
                 gid,
                 gecos: format!("{account} (test)"),
                 dir: format!("/home/{account}"),
-                shell: "/bin/bash".into(),
+                shell: "/bin/sh".into(),
             }))
         );
     }

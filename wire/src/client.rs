@@ -2,10 +2,11 @@
 //! PAM and NSS modules): no threads, no runtime, no global state, and it returns by the deadline
 //! whatever the daemon does, including not accepting connections at all.
 
-use crate::codec::{decode_response, encode_request, frame_len, DecodeError, FRAME_HEADER_LEN};
+use crate::codec::{decode_response, encode_request, DecodeError};
+use crate::deadline::{write_all_by, FrameError, FrameReader};
 use crate::{Request, Response};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
@@ -51,17 +52,19 @@ impl std::error::Error for ClientError {}
 pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ClientError> {
     let deadline = Instant::now() + timeout;
     let mut stream = connect(socket, deadline)?;
-    let peer = peer_uid(&stream).map_err(ClientError::Io)?;
+    let peer = peer_credentials(&stream).map_err(ClientError::Io)?.uid;
     if peer != 0 && peer != effective_uid() {
         return Err(ClientError::UntrustedPeer(peer));
     }
     let frame = encode_request(req);
-    write_all(&mut stream, &frame, deadline)?;
-    let mut header = [0u8; FRAME_HEADER_LEN];
-    read_exact(&mut stream, &mut header, deadline)?;
-    let len = frame_len(header).map_err(ClientError::Protocol)?;
-    let mut body = vec![0u8; len];
-    read_exact(&mut stream, &mut body, deadline)?;
+    write_all_by(&mut stream, &frame, deadline).map_err(io_error)?;
+    let body = FrameReader::new()
+        .next(&mut stream, deadline, None)
+        .map_err(|e| match e {
+            FrameError::Closed => ClientError::Io(io::ErrorKind::UnexpectedEof.into()),
+            FrameError::TooLarge(e) => ClientError::Protocol(e),
+            FrameError::Io(e) => io_error(e),
+        })?;
     decode_response(&body).map_err(ClientError::Protocol)
 }
 
@@ -74,51 +77,11 @@ fn remaining(deadline: Instant) -> Result<Duration, ClientError> {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-fn write_all(
-    stream: &mut UnixStream,
-    mut buf: &[u8],
-    deadline: Instant,
-) -> Result<(), ClientError> {
-    while !buf.is_empty() {
-        stream
-            .set_write_timeout(Some(remaining(deadline)?))
-            .map_err(ClientError::Io)?;
-        match stream.write(buf) {
-            Ok(0) => return Err(ClientError::Io(io::ErrorKind::WriteZero.into())),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(ClientError::Timeout),
-            Err(e) => return Err(ClientError::Io(e)),
-        }
+fn io_error(e: io::Error) -> ClientError {
+    match e.kind() {
+        io::ErrorKind::TimedOut => ClientError::Timeout,
+        _ => ClientError::Io(e),
     }
-    Ok(())
-}
-
-fn read_exact(
-    stream: &mut UnixStream,
-    mut buf: &mut [u8],
-    deadline: Instant,
-) -> Result<(), ClientError> {
-    while !buf.is_empty() {
-        stream
-            .set_read_timeout(Some(remaining(deadline)?))
-            .map_err(ClientError::Io)?;
-        match stream.read(buf) {
-            Ok(0) => return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok(n) => buf = &mut buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(ClientError::Timeout),
-            Err(e) => return Err(ClientError::Io(e)),
-        }
-    }
-    Ok(())
 }
 
 /// Connects without ever blocking past `deadline`. A plain blocking `connect` on a Unix socket
@@ -179,7 +142,17 @@ fn connect(path: &Path, deadline: Instant) -> Result<UnixStream, ClientError> {
     Ok(stream)
 }
 
-fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+/// The process on the other end of a Unix stream, as the kernel recorded it at connect time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCred {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// SO_PEERCRED of `stream`: what the daemon trusts about a client, and what a client checks
+/// about the daemon. Nothing the peer sends can change it.
+pub fn peer_credentials(stream: &UnixStream) -> io::Result<PeerCred> {
     use std::os::fd::AsRawFd;
     let mut cred = libc::ucred {
         pid: 0,
@@ -201,7 +174,11 @@ fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(cred.uid)
+    Ok(PeerCred {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
 }
 
 fn effective_uid() -> u32 {
