@@ -82,6 +82,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 dpkg-deb -e "$DEB" "$tmp/control"
 rpm -qp --scripts "$RPM" >"$tmp/rpm-scripts"
+for tag in POSTIN PREUN POSTUN; do
+    rpm -qp --qf "%{$tag}" "$RPM" >"$tmp/rpm-$tag"
+    [ -s "$tmp/rpm-$tag" ] || fail "the .rpm has no %{$tag} scriptlet"
+done
+for script in "$tmp"/control/{preinst,postinst,prerm,postrm} "$tmp"/rpm-{POSTIN,PREUN,POSTUN}; do
+    [ -f "$script" ] || continue
+    sh -n "$script" || fail "$(basename "$script"): shell syntax error"
+done
 for script in "$tmp"/control/{preinst,postinst,prerm,postrm} "$tmp/rpm-scripts"; do
     [ -f "$script" ] || continue
     # Reading /etc/pam.d is allowed (the removal guard greps it) and messages may name the

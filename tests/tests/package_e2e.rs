@@ -186,26 +186,49 @@ fn installed_deb_signs_users_in_and_purges_cleanly() {
     let log =
         std::env::temp_dir().join(format!("accountmap-package-e2e.{}.log", std::process::id()));
     guard.log = Some(log.clone());
+    // As systemd would run it (Type=notify): READY=1 must come only once the socket answers.
+    let notify_path = std::env::temp_dir().join(format!(
+        "accountmap-package-e2e.{}.notify",
+        std::process::id()
+    ));
+    let _ = fs::remove_file(&notify_path);
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    guard.notify = Some(notify_path.clone());
     let child = Command::new(DAEMON)
         .arg("--log-stderr")
         .env_remove("ACCOUNTMAP_CONFIG")
         .env_remove("ACCOUNTMAP_SOCKET")
-        .env_remove("NOTIFY_SOCKET")
+        .env("NOTIFY_SOCKET", &notify_path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log).unwrap())
         .spawn()
         .expect("start /usr/sbin/accountmapd");
     guard.daemon = Some(child);
-    let up = wait_until(Duration::from_secs(10), || {
-        ctl(&["status"]).code == 0 || !guard.daemon_alive()
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "no READY=1 from the installed daemon within 10 s ({e})\n{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        )
     });
-    assert!(
-        up && guard.daemon_alive(),
-        "the installed daemon did not answer within 10 s\n{}",
-        fs::read_to_string(&log).unwrap_or_default()
+    assert_eq!(&buf[..n], b"READY=1", "the daemon's notification");
+    let status = ctl(&["status"]);
+    assert_eq!(
+        status.code,
+        0,
+        "READY=1 was sent but the daemon does not answer\n{}",
+        status.all()
     );
-    step("daemon answers", SOCKET, t);
+    assert!(guard.daemon_alive(), "the installed daemon exited");
+    step(
+        "daemon answers",
+        "READY=1 sent, then status answers at once",
+        t,
+    );
 
     // --- sign-ins through the installed PAM module --------------------------------------------
     let t = Instant::now();
@@ -356,6 +379,7 @@ fn installed_deb_signs_users_in_and_purges_cleanly() {
 struct Guard {
     daemon: Option<Child>,
     log: Option<PathBuf>,
+    notify: Option<PathBuf>,
     files: bool,
     accounts: bool,
     installed: bool,
@@ -421,8 +445,8 @@ impl Drop for Guard {
         if self.accounts {
             remove_leftover_accounts();
         }
-        if let Some(log) = &self.log {
-            let _ = fs::remove_file(log);
+        for path in [&self.log, &self.notify].into_iter().flatten() {
+            let _ = fs::remove_file(path);
         }
     }
 }
