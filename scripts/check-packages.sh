@@ -121,6 +121,13 @@ rpm_config=$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$RPM")
 for f in /etc/accountmap/accountmap.toml /etc/accountmap/accounts; do
     grep -qE "^$f [a-z]*c[a-z]*n" <<<"$rpm_config" || fail "the .rpm: $f is not %config(noreplace)"
 done
+# The ELF files' newest glibc symbol version must be required (auto-req is off).
+mkdir "$tmp/root"
+rpm2archive - <"$RPM" | tar -xzf - -C "$tmp/root"
+need_glibc=$(find "$tmp/root" -type f \( -name '*.so*' -o -perm -u+x \) -exec objdump -T {} + 2>/dev/null |
+    grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1)
+rpm -qpR "$RPM" | grep -qx "glibc >= $need_glibc" ||
+    fail "the .rpm must require glibc >= $need_glibc (the newest GLIBC_ symbol its files use)"
 grep -q 'systemctl enable --now accountmapd.service' "$tmp/rpm-scripts" ||
     fail "the .rpm's %post does not start accountmapd.service"
 grep -q 'systemctl disable --now accountmapd.service' "$tmp/rpm-scripts" ||

@@ -5,7 +5,7 @@
 #   openssl                                      the reference recipe for proxy signatures
 #   util-linux                                   setpriv (tests run a client as an unprivileged user)
 #   build-essential, pkg-config                  the C toolchain cargo links with
-#   rpm, lintian                                 inspect the built packages (make package)
+#   rpm, rpm2cpio, lintian                       inspect the built packages (make package)
 #   binutils                                     strip (cargo-generate-rpm does not strip)
 # then the cargo subcommands cargo-deb and cargo-generate-rpm (scripts/install-tools.sh).
 # Runs `apt-get update` first when something is missing; uses sudo only when not root.
@@ -22,7 +22,7 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config
-    rpm lintian binutils)
+    rpm rpm2cpio lintian binutils)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
