@@ -29,7 +29,8 @@ usr/share/man/man5/accountmap.toml.5.gz"
 DOC="usr/share/doc/accountmap/README.md
 usr/share/doc/accountmap/deployment.md
 usr/share/doc/accountmap/examples/pam.d/rstudio.debian
-usr/share/doc/accountmap/examples/pam.d/rstudio.rhel"
+usr/share/doc/accountmap/examples/pam.d/rstudio.rhel
+usr/share/doc/accountmap/examples/pam.d/rstudio-session"
 
 DEB_EXPECTED="usr/sbin/accountmapd
 usr/bin/accountmapctl

@@ -157,6 +157,11 @@ impl Engine {
                 Some(_) => {}
             }
         }
+        if req.phase == Phase::Auth && req.verify == Verify::Proxy {
+            // Identity and policy first, then the proxy signature (crate::proxy_verify).
+            let decision = self.decide(peer, &req.user, None);
+            return self.verify_proxy(req, decision);
+        }
         let verify = if req.phase == Phase::Auth {
             Some(req.verify)
         } else {

@@ -14,6 +14,7 @@ pub mod log;
 pub mod nss;
 pub mod policy;
 pub mod proxy;
+pub mod proxy_verify;
 pub mod resolve;
 pub mod rewrite;
 pub mod server;

@@ -1,31 +1,43 @@
 //! The Unix-socket server: frames in, peer credentials, [`Engine::handle`], frames out.
 //!
-//! Each connection is served by its own task, so one slow or hostile client cannot delay
-//! another. A connection must deliver each frame within [`FRAME_DEADLINE`], may stay idle at
-//! most [`IDLE_DEADLINE`] between requests, and at most [`MAX_CONNECTIONS`] are served at once.
-//! A malformed frame gets an error reply and the connection is closed; nobody else notices.
+//! A fixed pool of threads waits in `accept` on the one listening socket; the kernel hands each
+//! new connection to one of them, which reads the request, decides and answers on the spot. A
+//! sign-in therefore costs one wake-up of one thread: no hand-off between threads, no async
+//! machinery on the hot path (an earlier tokio-per-connection design spent most of a request in
+//! cross-thread wake-ups). Backends that are asynchronous (LDAP, OIDC) run on the daemon's tokio
+//! runtime, which every connection thread has entered.
+//!
+//! A connection carries one request and its answer. The request must begin within
+//! [`FIRST_BYTE_DEADLINE`] and be complete within [`FRAME_DEADLINE`] of its first byte, so a
+//! silent client holds a thread for a bounded time only. A malformed frame gets an error reply
+//! and the connection is closed; nobody else notices.
 
 use crate::config::{self, Config};
 use crate::engine::{Engine, Peer};
 use crate::log;
 use crate::system::Directory;
 use accountmap_wire::{
-    decode_request, encode_response, frame_len, DecodeError, Response, FRAME_HEADER_LEN,
+    decode_request, encode_response, DecodeError, FrameError, FrameReader, Response,
 };
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use std::time::{Duration, Instant};
 
-/// Time allowed to deliver one whole frame once its first byte has arrived.
+/// Time from connecting to the first byte of the request.
+pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(5);
+/// Time allowed to deliver the whole request once its first byte has arrived, and to take the
+/// answer.
 pub const FRAME_DEADLINE: Duration = Duration::from_secs(5);
-/// Time a connection may wait between requests.
-pub const IDLE_DEADLINE: Duration = Duration::from_secs(30);
-/// Connections served at once; more wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 512;
+/// Connection threads: connections served at once. More wait in the listen backlog (the PAM
+/// and NSS clients give up at their own deadlines).
+pub const WORKERS: usize = 64;
+/// How long SIGTERM waits for the requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The engine in force; swapped whole on reload.
 pub struct State {
@@ -94,7 +106,7 @@ impl State {
 
 /// Creates the listening socket: parent directory if missing, a stale socket file removed,
 /// mode 0666 (any local process may ask; what it may ask is decided by its peer credentials).
-pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
             std::fs::create_dir_all(dir)?;
@@ -103,17 +115,17 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
                 format!(
                     "{} exists and is not a socket; refusing to replace it",
                     path.display()
                 ),
             ));
         }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
+        if UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
                 format!("another daemon is already listening on {}", path.display()),
             ));
         }
@@ -124,117 +136,165 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves until SIGTERM or SIGINT, then waits (bounded) for the requests in flight.
-pub async fn serve(listener: UnixListener, state: Arc<State>) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    notify_ready();
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                let state = state.clone();
-                // Reading files and building the engine blocks; keep it off the accept loop.
-                let _ = tokio::task::spawn_blocking(move || state.reload()).await;
-            }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        log::warning(&format!("accept failed: {e}"));
-                        // Out of descriptors and similar: do not spin.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    serve_connection(stream, &state).await;
-                    drop(permit);
-                });
-            }
-        }
-    }
-    log::notice("stopping: finishing the requests in flight");
-    // Every permit back means every connection task has finished.
-    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all)).await;
-    Ok(())
-}
-
+/// Who is on the other end, from the kernel (SO_PEERCRED), never from the request.
 fn peer_of(stream: &UnixStream) -> Option<Peer> {
-    let cred = stream.peer_cred().ok()?;
-    Some(Peer {
-        pid: cred.pid().unwrap_or(0),
-        uid: cred.uid(),
-        gid: cred.gid(),
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given, and the descriptor is
+    // owned by `stream` for the duration of the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(Peer {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
     })
 }
 
-async fn serve_connection(mut stream: UnixStream, state: &State) {
+/// Serves the one request a connection carries, then closes it. Every client (PAM, NSS, CLI)
+/// asks one question per connection, so nothing waits on an idle connection afterwards and a
+/// thread is free again as soon as its answer is written.
+fn serve_connection(mut stream: UnixStream, state: &State) {
     let Some(peer) = peer_of(&stream) else {
         log::warning("connection without peer credentials dropped");
         return;
     };
-    loop {
-        let mut header = [0u8; FRAME_HEADER_LEN];
-        // The first byte may take as long as an idle client likes (up to IDLE_DEADLINE);
-        // the rest of the frame must follow promptly.
-        match tokio::time::timeout(IDLE_DEADLINE, stream.read_exact(&mut header[..1])).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => return, // EOF, reset or idle: the client is done
-        }
-        let frame = tokio::time::timeout(FRAME_DEADLINE, async {
-            stream.read_exact(&mut header[1..]).await?;
-            let len = match frame_len(header) {
-                Ok(n) => n,
-                Err(e) => return Ok(Err(e)),
-            };
-            let mut body = vec![0u8; len];
-            stream.read_exact(&mut body).await?;
-            Ok::<_, std::io::Error>(Ok(body))
-        })
-        .await;
-        let body = match frame {
-            Ok(Ok(Ok(body))) => body,
-            Ok(Ok(Err(e))) => return refuse(&mut stream, &peer, &e).await,
-            Ok(Err(_)) => return,
-            Err(_) => {
-                log::warning(&format!(
-                    "connection from uid {} pid {} dropped: frame not completed within {}s",
-                    peer.uid,
-                    peer.pid,
-                    FRAME_DEADLINE.as_secs()
-                ));
-                return;
-            }
-        };
-        let request = match decode_request(&body) {
+    // Answers are small and the socket buffer takes them whole; the timeout only guards
+    // against a client that stops reading a large one.
+    if stream.set_write_timeout(Some(FRAME_DEADLINE)).is_err() {
+        return;
+    }
+    // The request must start within FIRST_BYTE_DEADLINE of connecting and be complete within
+    // FRAME_DEADLINE of its first byte: a silent or trickling client holds a thread for a
+    // bounded time only.
+    let body = FrameReader::new().next(
+        &mut stream,
+        Instant::now() + FIRST_BYTE_DEADLINE,
+        Some(FRAME_DEADLINE),
+    );
+    let request = match body {
+        Ok(body) => match decode_request(&body) {
             Ok(r) => r,
-            Err(e) => return refuse(&mut stream, &peer, &e).await,
-        };
-        let engine = state.engine();
-        // Account lookups go through the system's NSS, which may block (sssd, LDAP); keep
-        // them off the threads that drive the other connections.
-        let response = tokio::task::block_in_place(|| engine.handle(&peer, &request));
-        if stream.write_all(&encode_response(&response)).await.is_err() {
+            Err(e) => return refuse(&mut stream, &peer, &e),
+        },
+        Err(FrameError::TooLarge(e)) => return refuse(&mut stream, &peer, &e),
+        Err(FrameError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+            log::warning(&format!(
+                "connection from uid {} pid {} dropped: no complete request within the deadline",
+                peer.uid, peer.pid
+            ));
             return;
         }
-    }
+        Err(_) => return, // closed or reset before asking anything
+    };
+    let response = state.engine().handle(&peer, &request);
+    let _ = stream.write_all(&encode_response(&response));
 }
 
-async fn refuse(stream: &mut UnixStream, peer: &Peer, error: &DecodeError) {
+fn refuse(stream: &mut UnixStream, peer: &Peer, error: &DecodeError) {
     log::warning(&format!(
         "refused a malformed request from uid {} pid {}: {error}",
         peer.uid, peer.pid
     ));
     let reply = encode_response(&Response::Error(format!("request refused: {error}")));
-    let _ = tokio::time::timeout(FRAME_DEADLINE, stream.write_all(&reply)).await;
+    let _ = stream.write_all(&reply);
+}
+
+/// One connection thread: accept, serve, repeat, until the daemon stops.
+fn worker(listener: &UnixListener, state: &State, stopping: &AtomicBool) {
+    while !stopping.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => serve_connection(stream, state),
+            Err(_) if stopping.load(Ordering::Relaxed) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::warning(&format!("accept failed: {e}"));
+                // Out of descriptors and similar: do not spin.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Starts the connection threads, waits for SIGTERM or SIGINT (reloading on SIGHUP), then
+/// stops accepting and waits, within [`SHUTDOWN_GRACE`], for the requests in flight.
+pub fn serve(
+    listener: UnixListener,
+    state: Arc<State>,
+    runtime: &tokio::runtime::Runtime,
+) -> io::Result<()> {
+    let listener = Arc::new(listener);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let running = Arc::new(AtomicUsize::new(0));
+    for i in 0..WORKERS {
+        let (listener, state, stopping, done) = (
+            listener.clone(),
+            state.clone(),
+            stopping.clone(),
+            running.clone(),
+        );
+        let handle = runtime.handle().clone();
+        running.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name(format!("conn-{i}"))
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                let _runtime = handle.enter();
+                worker(&listener, &state, &stopping);
+                done.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            running.fetch_sub(1, Ordering::SeqCst);
+            if i == 0 {
+                return Err(e);
+            }
+            log::warning(&format!(
+                "only {i} connection threads could be started: {e}"
+            ));
+            break;
+        }
+    }
+    notify_ready();
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    let state = state.clone();
+                    // Reading files and building the engine blocks; keep it off the runtime.
+                    let _ = tokio::task::spawn_blocking(move || state.reload()).await;
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        Ok::<(), io::Error>(())
+    })?;
+    log::notice("stopping: finishing the requests in flight");
+    stopping.store(true, Ordering::SeqCst);
+    // Wakes every thread blocked in accept() (Linux returns EINVAL to them); connections
+    // being served are not affected.
+    // SAFETY: the descriptor is owned by `listener`, alive until this function returns.
+    unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+    let give_up = Instant::now() + SHUTDOWN_GRACE;
+    while running.load(Ordering::SeqCst) > 0 && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 /// Tells systemd (Type=notify) that the socket is bound and requests are answered.
@@ -267,26 +327,26 @@ pub fn run(config_path: PathBuf, directory: Arc<dyn Directory>) -> Result<(), St
     }
     let socket = config.daemon.socket.clone();
     let engine = Engine::new(config, directory.clone())?;
+    // Signals, reloads and the asynchronous backends; requests are served by the connection
+    // threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
-        .thread_name("accountmapd")
+        .thread_name("accountmapd-rt")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
-        let listener =
-            bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
-        log::notice(&format!(
-            "listening on {} (config {}, minimum uid {})",
-            socket.display(),
-            config_path.display(),
-            engine.minimum_uid()
-        ));
-        let state = Arc::new(State::new(config_path, engine, directory));
-        serve(listener, state)
-            .await
-            .map_err(|e| format!("server error: {e}"))?;
-        let _ = std::fs::remove_file(&socket);
-        log::notice("stopped");
-        Ok(())
-    })
+    let listener =
+        bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    log::notice(&format!(
+        "listening on {} (config {}, minimum uid {})",
+        socket.display(),
+        config_path.display(),
+        engine.minimum_uid()
+    ));
+    let state = Arc::new(State::new(config_path, engine, directory));
+    let served = serve(listener, state, &runtime).map_err(|e| format!("server error: {e}"));
+    let _ = std::fs::remove_file(&socket);
+    served?;
+    log::notice("stopped");
+    Ok(())
 }

@@ -153,6 +153,54 @@ fn getpwnam(cname: &CStr, name: &str) -> Result<Option<Account>, LookupError> {
     }
 }
 
+/// The passwd entry of `uid` through the system's NSS (`getpwuid_r`), groups left empty.
+/// Used by `accountmapctl test-login` for RStudio's uid round trip; the daemon never asks by uid.
+pub fn passwd_by_uid(uid: u32) -> Result<Option<Account>, LookupError> {
+    let label = format!("uid {uid}");
+    let mut size = INITIAL_BUFFER;
+    let mut interrupted = 0;
+    loop {
+        let mut buf: Vec<c_char> = vec![0; size];
+        let mut pwd = MaybeUninit::<libc::passwd>::uninit();
+        let mut result: *mut libc::passwd = ptr::null_mut();
+        // SAFETY: `pwd` and `result` are valid for writes; `buf` is writable for `buf.len()`
+        // bytes. All outlive the call, which keeps no pointer to them.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                pwd.as_mut_ptr(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        match rc {
+            0 if result.is_null() => return Ok(None),
+            0 => {
+                // SAFETY: on success `result` points to `pwd`, filled in by getpwuid_r, whose
+                // strings point into `buf`; both are alive until the end of this block.
+                let pw = unsafe { &*result };
+                // SAFETY: `pw` was just filled in by getpwuid_r and `buf` is still alive.
+                return unsafe { passwd_to_account(pw, &label) }.map(Some);
+            }
+            libc::ERANGE if size < MAX_PASSWD_BUFFER => size *= 2,
+            libc::ERANGE => {
+                return Err(LookupError::Unusable(format!(
+                    "passwd entry of {label} is larger than {MAX_PASSWD_BUFFER} bytes"
+                )))
+            }
+            libc::EINTR if interrupted < MAX_EINTR_RETRIES => interrupted += 1,
+            rc if is_not_found(rc) => return Ok(None),
+            rc => {
+                return Err(LookupError::Failed(format!(
+                    "getpwuid_r({uid}): {}",
+                    os_error(rc)
+                )))
+            }
+        }
+    }
+}
+
 /// Copies a passwd entry out of libc's buffer. `groups` is filled in by the caller.
 ///
 /// # Safety

@@ -47,9 +47,13 @@ impl Level {
 pub struct CachedDecision {
     /// PAM_USER as the auth phase received it.
     pub original: String,
-    /// The local account the daemon resolved it to.
+    /// The local account the daemon resolved it to (empty when there is none).
     pub account: String,
-    /// When the daemon allowed it.
+    /// Allowed, or a refusal by identity or policy (UserUnknown, PolicyDenied), which the
+    /// account phase would repeat word for word. Refusals about the credential are never kept:
+    /// they say nothing about the account phase.
+    pub verdict: Verdict,
+    /// When the daemon decided.
     pub at: Instant,
 }
 
@@ -207,6 +211,24 @@ fn auth_inner<H: PamHandle, D: Daemon>(
         _ => Some(obtain_credential(h, &opts)?),
     };
     let decision = ask_daemon(h, &opts, env, daemon, Phase::Auth, &user, credential)?;
+    let code = code_for(decision.verdict, Phase::Auth);
+    if code != PAM_SUCCESS {
+        if matches!(
+            decision.verdict,
+            Verdict::UserUnknown | Verdict::PolicyDenied
+        ) {
+            remember(
+                h,
+                CachedDecision {
+                    original: user,
+                    account: decision.account,
+                    verdict: decision.verdict,
+                    at: Instant::now(),
+                },
+            );
+        }
+        return Err(code);
+    }
 
     let account = decision.account;
     if account.is_empty() || account.len() > MAX_NAME_LEN || account.contains('\0') {
@@ -233,13 +255,22 @@ fn auth_inner<H: PamHandle, D: Daemon>(
             );
         }
     }
-    let cached = CachedDecision {
-        original: user,
-        account,
-        at: Instant::now(),
-    };
-    // The cache only saves the account phase a round trip: failing to store it is not fatal.
-    if let Err(code) = h.store_decision(Some(cached)) {
+    remember(
+        h,
+        CachedDecision {
+            original: user,
+            account,
+            verdict: Verdict::Allowed,
+            at: Instant::now(),
+        },
+    );
+    Ok(())
+}
+
+/// Keeps the auth phase's decision for the account phase of the same handle. The cache only
+/// saves that phase a round trip: failing to store it is not fatal.
+fn remember<H: PamHandle>(h: &mut H, decision: CachedDecision) {
+    if let Err(code) = h.store_decision(Some(decision)) {
         h.log(
             Level::Warning,
             &format!(
@@ -248,7 +279,6 @@ fn auth_inner<H: PamHandle, D: Daemon>(
             ),
         );
     }
-    Ok(())
 }
 
 fn account_inner<H: PamHandle, D: Daemon>(
@@ -266,15 +296,24 @@ fn account_inner<H: PamHandle, D: Daemon>(
                 h.log(
                     Level::Debug,
                     &format!(
-                        "account: {user:?} allowed by this handle's auth decision ({:?} as {:?}); not asking accountmapd again",
-                        cached.original, cached.account
+                        "account: {user:?} {} by this handle's auth decision ({:?} as {:?}); not asking accountmapd again",
+                        cached.verdict.as_str(),
+                        cached.original,
+                        cached.account
                     ),
                 );
             }
-            return Ok(());
+            return match code_for(cached.verdict, Phase::Account) {
+                PAM_SUCCESS => Ok(()),
+                code => Err(code),
+            };
         }
     }
-    ask_daemon(h, &opts, env, daemon, Phase::Account, &user, None).map(|_| ())
+    let decision = ask_daemon(h, &opts, env, daemon, Phase::Account, &user, None)?;
+    match code_for(decision.verdict, Phase::Account) {
+        PAM_SUCCESS => Ok(()),
+        code => Err(code),
+    }
 }
 
 fn parse_options<H: PamHandle>(h: &H, args: &[&[u8]]) -> Result<Options, Code> {
@@ -401,7 +440,7 @@ fn prompt<H: PamHandle>(h: &mut H) -> Result<Credential, Code> {
     Ok(cred)
 }
 
-/// Sends the request and turns the reply into the decision (when allowed) or the return code.
+/// Sends the request; the daemon's decision, or PAM_AUTHINFO_UNAVAIL when there is none.
 fn ask_daemon<H: PamHandle, D: Daemon>(
     h: &H,
     opts: &Options,
@@ -475,11 +514,7 @@ fn ask_daemon<H: PamHandle, D: Daemon>(
             ),
         );
     }
-    if code == PAM_SUCCESS {
-        Ok(decision)
-    } else {
-        Err(code)
-    }
+    Ok(decision)
 }
 
 fn response_kind(r: &Response) -> &'static str {

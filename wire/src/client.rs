@@ -2,10 +2,11 @@
 //! PAM and NSS modules): no threads, no runtime, no global state, and it returns by the deadline
 //! whatever the daemon does, including not accepting connections at all.
 
-use crate::codec::{decode_response, encode_request, frame_len, DecodeError, FRAME_HEADER_LEN};
+use crate::codec::{decode_response, encode_request, DecodeError};
+use crate::deadline::{write_all_by, FrameError, FrameReader};
 use crate::{Request, Response};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
@@ -56,12 +57,14 @@ pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Response,
         return Err(ClientError::UntrustedPeer(peer));
     }
     let frame = encode_request(req);
-    write_all(&mut stream, &frame, deadline)?;
-    let mut header = [0u8; FRAME_HEADER_LEN];
-    read_exact(&mut stream, &mut header, deadline)?;
-    let len = frame_len(header).map_err(ClientError::Protocol)?;
-    let mut body = vec![0u8; len];
-    read_exact(&mut stream, &mut body, deadline)?;
+    write_all_by(&mut stream, &frame, deadline).map_err(io_error)?;
+    let body = FrameReader::new()
+        .next(&mut stream, deadline, None)
+        .map_err(|e| match e {
+            FrameError::Closed => ClientError::Io(io::ErrorKind::UnexpectedEof.into()),
+            FrameError::TooLarge(e) => ClientError::Protocol(e),
+            FrameError::Io(e) => io_error(e),
+        })?;
     decode_response(&body).map_err(ClientError::Protocol)
 }
 
@@ -74,51 +77,11 @@ fn remaining(deadline: Instant) -> Result<Duration, ClientError> {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-fn write_all(
-    stream: &mut UnixStream,
-    mut buf: &[u8],
-    deadline: Instant,
-) -> Result<(), ClientError> {
-    while !buf.is_empty() {
-        stream
-            .set_write_timeout(Some(remaining(deadline)?))
-            .map_err(ClientError::Io)?;
-        match stream.write(buf) {
-            Ok(0) => return Err(ClientError::Io(io::ErrorKind::WriteZero.into())),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(ClientError::Timeout),
-            Err(e) => return Err(ClientError::Io(e)),
-        }
+fn io_error(e: io::Error) -> ClientError {
+    match e.kind() {
+        io::ErrorKind::TimedOut => ClientError::Timeout,
+        _ => ClientError::Io(e),
     }
-    Ok(())
-}
-
-fn read_exact(
-    stream: &mut UnixStream,
-    mut buf: &mut [u8],
-    deadline: Instant,
-) -> Result<(), ClientError> {
-    while !buf.is_empty() {
-        stream
-            .set_read_timeout(Some(remaining(deadline)?))
-            .map_err(ClientError::Io)?;
-        match stream.read(buf) {
-            Ok(0) => return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok(n) => buf = &mut buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(ClientError::Timeout),
-            Err(e) => return Err(ClientError::Io(e)),
-        }
-    }
-    Ok(())
 }
 
 /// Connects without ever blocking past `deadline`. A plain blocking `connect` on a Unix socket

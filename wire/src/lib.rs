@@ -1,6 +1,7 @@
 //! The language accountmap's clients (PAM module, NSS module, `accountmapctl`) and its daemon
 //! (`accountmapd`) speak over the Unix socket, and the small blocking client they share.
 //!
+//! A connection carries one request frame and one response frame, then is closed.
 //! Every message is one frame: a 4-byte big-endian length, then a body of at most
 //! [`MAX_FRAME`] bytes. A body starts with the protocol version (u16) and an operation code (u8),
 //! followed by that operation's fields. Strings are a u16 length and UTF-8 bytes. The decoder
@@ -16,12 +17,14 @@
 #[allow(unsafe_code)]
 mod client;
 mod codec;
+mod deadline;
 
 pub use client::{call, ClientError};
 pub use codec::{
     decode_request, decode_response, encode_request, encode_response, frame_len, DecodeError,
     FRAME_HEADER_LEN,
 };
+pub use deadline::{write_all_by, FrameError, FrameReader};
 
 use std::fmt;
 

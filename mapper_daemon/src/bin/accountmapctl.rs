@@ -1,6 +1,13 @@
 //! accountmapctl: answers an administrator's two questions — is my config right, and what
 //! happens when this user signs in — plus status, cache control and proxy signatures.
 
+// The test-login command's modules live outside src/bin/ so that Cargo does not take them for
+// binaries of their own; only accountmapctl runs PAM, so only it links libpam.
+#[path = "../ctl/pam_app.rs"]
+mod pam_app;
+#[path = "../ctl/test_login.rs"]
+mod test_login;
+
 use accountmap::{config, proxy};
 use accountmap_wire::{call, Decision, Request, Response, Verdict, DEFAULT_SOCKET, SOCKET_ENV};
 use clap::{Parser, Subcommand};
@@ -58,6 +65,15 @@ enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Sign NAME in as RStudio Server does, step by step: NSS, uid round trip, PAM with
+    /// RStudio's strict conversation (password from stdin), minimum uid, required groups
+    /// (exit 0 all pass, 1 a step fails, 3 daemon unreachable)
+    TestLogin {
+        name: String,
+        /// PAM service RStudio uses
+        #[arg(long, default_value = "rstudio")]
+        service: String,
+    },
     /// Print the X-Proxy-Signature for a user and date
     ProxySign {
         #[arg(long, value_name = "FILE")]
@@ -101,6 +117,10 @@ fn main() -> ExitCode {
                 Ok(other) => unexpected(&other),
                 Err(code) => code,
             }
+        }
+        Command::TestLogin { name, service } => {
+            let socket = socket_path(&args, &config_path);
+            test_login::run(&socket, name, service, args.json)
         }
         Command::Status => {
             let socket = socket_path(&args, &config_path);

@@ -792,6 +792,7 @@ fn account_accepts_either_name_of_the_cached_decision() {
     for name in ["alias", "jdoe"] {
         let mut h = FakePam::new(name);
         h.cache = Some(CachedDecision {
+            verdict: Verdict::Allowed,
             original: "alias".into(),
             account: "jdoe".into(),
             at: Instant::now(),
@@ -821,6 +822,7 @@ fn a_stale_cached_decision_is_not_reused() {
     };
     let mut h = FakePam::new("jdoe");
     h.cache = Some(CachedDecision {
+        verdict: Verdict::Allowed,
         original: "jdoe".into(),
         account: "jdoe".into(),
         at: long_ago,
@@ -831,10 +833,8 @@ fn a_stale_cached_decision_is_not_reused() {
 }
 
 #[rstest]
-fn only_successful_decisions_are_cached(
+fn refusals_about_the_credential_or_the_daemon_are_not_cached(
     #[values(
-        Answer::Verdict(Verdict::UserUnknown, "jdoe"),
-        Answer::Verdict(Verdict::PolicyDenied, "jdoe"),
         Answer::Verdict(Verdict::AuthFailed, "jdoe"),
         Answer::Verdict(Verdict::Unavailable, "jdoe"),
         Answer::Verdict(Verdict::BadInput, "jdoe"),
@@ -849,15 +849,31 @@ fn only_successful_decisions_are_cached(
     assert!(h.cache_stores.is_empty());
 }
 
+/// A refusal by identity or policy is what the account phase would answer too: it is kept, and
+/// the account phase repeats it with its own code, without a second round trip.
+#[rstest]
+#[case::unknown(Verdict::UserUnknown, PAM_USER_UNKNOWN)]
+#[case::denied(Verdict::PolicyDenied, PAM_PERM_DENIED)]
+fn policy_refusals_are_repeated_by_the_account_phase(#[case] verdict: Verdict, #[case] code: Code) {
+    let mut h = FakePam::new("jdoe");
+    let mut d = FakeDaemon::new(Answer::Verdict(verdict, "jdoe"));
+    assert_ne!(auth(&mut h, &[], &mut d), PAM_SUCCESS);
+    assert!(h.cache.as_ref().is_some_and(|c| c.verdict == verdict));
+    d.answer = Answer::Verdict(Verdict::Allowed, "jdoe");
+    assert_eq!(account(&mut h, &[], &mut d), code);
+    assert_eq!(d.calls.len(), 1, "the account phase must not ask again");
+}
+
 #[test]
-fn a_failed_auth_forgets_an_earlier_success_on_the_same_handle() {
+fn a_failed_auth_replaces_an_earlier_success_on_the_same_handle() {
     let mut h = FakePam::new("jdoe");
     let mut d = FakeDaemon::allowing("jdoe");
     assert_eq!(auth(&mut h, &[], &mut d), PAM_SUCCESS);
     assert!(h.cache.is_some());
-    d.answer = Answer::Verdict(Verdict::PolicyDenied, "jdoe");
+    d.answer = Answer::Verdict(Verdict::AuthFailed, "jdoe");
     assert_eq!(auth(&mut h, &[], &mut d), PAM_AUTH_ERR);
     assert!(h.cache.is_none());
+    d.answer = Answer::Verdict(Verdict::PolicyDenied, "jdoe");
     assert_eq!(account(&mut h, &[], &mut d), PAM_PERM_DENIED);
     assert_eq!(d.calls.len(), 3);
 }
@@ -896,6 +912,7 @@ fn failing_to_store_the_decision_is_only_a_warning() {
 fn failing_to_clear_an_old_decision_fails_closed() {
     let mut h = FakePam::new("jdoe");
     h.cache = Some(CachedDecision {
+        verdict: Verdict::Allowed,
         original: "jdoe".into(),
         account: "jdoe".into(),
         at: Instant::now(),

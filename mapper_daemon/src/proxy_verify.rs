@@ -1,0 +1,602 @@
+//! `verify=proxy` (SPEC "Proxy signatures"): the auth phase accepts a sign-in only when the
+//! password is a fresh signature of the trusted reverse proxy over the user name.
+//!
+//! The password is `DATE\nSIGNATURE` (an optional final `\n` or `\r\n` is ignored), where
+//! `SIGNATURE = BASE64(HMAC-SHA256(key, user + "\n" + DATE + "\n" + ""))` — the body is empty.
+//!
+//! Choices where the spec is silent:
+//! - **user** is PAM_USER exactly as the service handed it to PAM, before any mapping
+//!   (letter case included). Under RStudio Server that already is the local account name,
+//!   because rserver canonicalises the typed name through NSS before it runs PAM; under sshd or
+//!   JupyterHub it is the name as typed.
+//! - **DATE** is either an RFC 7231 IMF-fixdate (`Mon, 23 Nov 2026 13:00:00 GMT`, what an
+//!   HTTP `Date` header carries; the weekday must match the date) or Unix seconds (`1795006800`).
+//!   The signature covers the string as sent, so both forms are equally safe.
+//! - **Freshness**: refused when `|now - DATE| > max_clock_skew`.
+//! - **Replays**: each `(user, DATE, SIGNATURE)` is accepted once. A signature is remembered
+//!   until its DATE has left the skew window (`DATE + max_clock_skew`; at most 2 × skew after
+//!   it was first seen), after which the freshness check refuses it anyway. At most
+//!   [`REPLAY_CAPACITY`] signatures are remembered (32-byte digests, a few MB at most); when
+//!   that many unexpired ones are held, further proxy sign-ins are refused as Unavailable
+//!   rather than forgetting one (which would re-open its replay).
+//! - The comparison is constant-time ([`crate::proxy::verify`]); the signature never appears in
+//!   a reason or a log line, the date and the user do.
+
+use crate::config::ProxyConfig;
+use crate::engine::Engine;
+use crate::proxy;
+use accountmap_wire::{Decision, PamRequest, Verdict};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Signatures remembered at most (see the module documentation).
+pub const REPLAY_CAPACITY: usize = 100_000;
+
+/// Why a proxy credential was refused. The `Display` form is the reason in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProxyRefusal {
+    /// No `[proxy]` section: verify=proxy cannot be checked.
+    NotConfigured,
+    /// The password is not `DATE\nSIGNATURE`.
+    Malformed(&'static str),
+    /// DATE is neither an IMF-fixdate nor Unix seconds (the offending text, shortened).
+    BadDate(String),
+    /// DATE is further from now than `max_clock_skew` (seconds off, allowed).
+    Skew { off: i64, allowed: i64 },
+    /// The signature does not match the user and date under the key.
+    Mismatch { user: String, date: String },
+    /// This exact signature was accepted before.
+    Replay { user: String, date: String },
+    /// The replay memory is full of unexpired signatures.
+    ReplayMemoryFull,
+}
+
+impl ProxyRefusal {
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            ProxyRefusal::NotConfigured | ProxyRefusal::ReplayMemoryFull => Verdict::Unavailable,
+            _ => Verdict::AuthFailed,
+        }
+    }
+}
+
+impl fmt::Display for ProxyRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyRefusal::NotConfigured => f.write_str("verify=proxy needs a [proxy] section"),
+            ProxyRefusal::Malformed(why) => {
+                write!(f, "proxy credential is not DATE\\nSIGNATURE: {why}")
+            }
+            ProxyRefusal::BadDate(d) => write!(
+                f,
+                "proxy signature date {d:?} is neither an IMF-fixdate (\"Mon, 23 Nov 2026 13:00:00 GMT\") nor Unix seconds"
+            ),
+            ProxyRefusal::Skew { off, allowed } => write!(
+                f,
+                "signature date outside the allowed clock skew ({off:+} s from now, allowed ±{allowed} s; check the clocks of proxy and host)"
+            ),
+            ProxyRefusal::Mismatch { user, date } => write!(
+                f,
+                "proxy signature does not match user {user:?} and date {date:?} (wrong key, or the proxy signed another name)"
+            ),
+            ProxyRefusal::Replay { user, date } => write!(
+                f,
+                "proxy signature for user {user:?} and date {date:?} was already used (replay refused)"
+            ),
+            ProxyRefusal::ReplayMemoryFull => write!(
+                f,
+                "{REPLAY_CAPACITY} unexpired proxy signatures are remembered already; refusing until some expire (lower max_clock_skew?)"
+            ),
+        }
+    }
+}
+
+/// The signatures accepted within their skew window: digest → Unix time it may be forgotten.
+pub struct ReplayMemory {
+    capacity: usize,
+    seen: Mutex<HashMap<[u8; 32], i64>>,
+}
+
+/// What [`ReplayMemory::record`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    First,
+    Replay,
+    Full,
+}
+
+impl ReplayMemory {
+    pub fn new(capacity: usize) -> ReplayMemory {
+        ReplayMemory {
+            capacity,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Remembers `key` until `forget_at` unless it is remembered already. Check and insert
+    /// are one step under the lock, so two concurrent uses of a signature cannot both pass.
+    pub fn record(&self, key: [u8; 32], forget_at: i64, now: i64) -> Recorded {
+        // A poisoned lock only means a panic elsewhere mid-insert; the map is still sound.
+        let mut seen = match self.seen.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match seen.get(&key) {
+            Some(&until) if until >= now => return Recorded::Replay,
+            _ => {}
+        }
+        if seen.len() >= self.capacity {
+            seen.retain(|_, until| *until >= now);
+            if seen.len() >= self.capacity {
+                return Recorded::Full;
+            }
+        }
+        seen.insert(key, forget_at);
+        Recorded::First
+    }
+
+    pub fn len(&self) -> usize {
+        match self.seen.lock() {
+            Ok(s) => s.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The daemon's one replay memory. Outside the [`Engine`] on purpose: a SIGHUP builds a new
+/// engine, and must not make used signatures usable again.
+fn replay_memory() -> &'static ReplayMemory {
+    static MEMORY: OnceLock<ReplayMemory> = OnceLock::new();
+    MEMORY.get_or_init(|| ReplayMemory::new(REPLAY_CAPACITY))
+}
+
+/// Checks a `verify=proxy` credential for `user` at Unix time `now`.
+pub fn check(
+    proxy: &ProxyConfig,
+    user: &str,
+    credential: &[u8],
+    now: i64,
+    memory: &ReplayMemory,
+) -> Result<(), ProxyRefusal> {
+    let text = std::str::from_utf8(credential).map_err(|_| ProxyRefusal::Malformed("not UTF-8"))?;
+    // A proxy (or a shell's echo) may end the value with a line break; the signature is base64
+    // and has none of its own.
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(text);
+    let Some((date, signature)) = text.split_once('\n') else {
+        return Err(ProxyRefusal::Malformed(
+            "no line break between date and signature",
+        ));
+    };
+    if signature.is_empty() || signature.contains(['\n', '\r']) {
+        return Err(ProxyRefusal::Malformed(
+            "the signature must be one non-empty line",
+        ));
+    }
+    // Only base64's own characters: the HMAC check would tolerate surrounding blanks, and a
+    // signature with a blank added must not count as a new one for the replay memory. (The
+    // decoder accepts one canonical encoding per MAC, padding and trailing bits included.)
+    if !signature
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    {
+        return Err(ProxyRefusal::Malformed("the signature is not base64"));
+    }
+    let Some(signed_at) = parse_date(date) else {
+        return Err(ProxyRefusal::BadDate(shorten(date)));
+    };
+    let allowed = i64::try_from(proxy.max_clock_skew.as_secs()).unwrap_or(i64::MAX);
+    let off = signed_at.saturating_sub(now);
+    if off.saturating_abs() > allowed {
+        return Err(ProxyRefusal::Skew { off, allowed });
+    }
+    if !proxy::verify(proxy.hmac_key.expose(), user, date, b"", signature) {
+        return Err(ProxyRefusal::Mismatch {
+            user: user.to_string(),
+            date: date.to_string(),
+        });
+    }
+    let mut digest = Sha256::new();
+    for part in [user, date, signature] {
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    match memory.record(
+        digest.finalize().into(),
+        signed_at.saturating_add(allowed),
+        now,
+    ) {
+        Recorded::First => Ok(()),
+        Recorded::Replay => Err(ProxyRefusal::Replay {
+            user: user.to_string(),
+            date: date.to_string(),
+        }),
+        Recorded::Full => Err(ProxyRefusal::ReplayMemoryFull),
+    }
+}
+
+/// At most 40 characters of untrusted text for a reason.
+fn shorten(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// Unix seconds of an IMF-fixdate or of a plain decimal number of seconds.
+pub fn parse_date(s: &str) -> Option<i64> {
+    if !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    parse_imf_fixdate(s)
+}
+
+const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // 1970-01-01 was a Thursday
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 7231 §7.1.1.1), exactly; the weekday must be right.
+fn parse_imf_fixdate(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    // ASCII only, so that every byte offset below is a character boundary.
+    if !s.is_ascii() || b.len() != 29 || s.get(3..5)? != ", " || s.get(25..)? != " GMT" {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(range)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
+    let sep = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(sep(7, b' ') && sep(11, b' ') && sep(16, b' ') && sep(19, b':') && sep(22, b':')) {
+        return None;
+    }
+    let day = num(5..7)?;
+    let month = MONTHS.iter().position(|m| s.get(8..11) == Some(*m))? as i64 + 1;
+    let year = num(12..16)?;
+    let (hour, minute, second) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    if !(1..=days_in_month(year, month)).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    if WEEKDAYS.get(days.rem_euclid(7) as usize) != s.get(0..3).as_ref() {
+        return None;
+    }
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn unix_now() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        // A clock before 1970 makes every date look far in the future: refused by the skew.
+        Err(_) => 0,
+    }
+}
+
+impl Engine {
+    /// The auth phase of `verify=proxy`, after identity and policy gave `decision`: an allowed
+    /// decision stays allowed only with a fresh, unused, matching signature over PAM_USER as
+    /// the service handed it over (`req.user`). Refusals keep the account for the log line.
+    pub(crate) fn verify_proxy(&self, req: &PamRequest, mut decision: Decision) -> Decision {
+        if decision.verdict != Verdict::Allowed {
+            return decision;
+        }
+        let outcome = match (&self.config().proxy, &req.credential) {
+            (None, _) => Err(ProxyRefusal::NotConfigured),
+            (Some(_), None) => Err(ProxyRefusal::Malformed("no credential")),
+            (Some(p), Some(c)) => check(p, &req.user, c.expose(), unix_now(), replay_memory()),
+        };
+        match outcome {
+            Ok(()) => {
+                decision.reason = format!("{} with a valid proxy signature", decision.reason);
+            }
+            Err(refused) => {
+                decision.verdict = refused.verdict();
+                decision.reason = refused.to_string();
+            }
+        }
+        decision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use rstest::rstest;
+    use std::time::Duration;
+
+    const KEY: &[u8] = b"correct horse battery staple";
+    /// Mon, 23 Nov 2026 13:00:00 GMT
+    const NOW: i64 = 1_795_438_800;
+
+    fn config(skew: u64) -> ProxyConfig {
+        ProxyConfig {
+            hmac_key_file: "/etc/accountmap/proxy-hmac-key".into(),
+            hmac_key: Secret::new(KEY.to_vec()),
+            max_clock_skew: Duration::from_secs(skew),
+        }
+    }
+
+    fn credential(key: &[u8], user: &str, date: &str) -> Vec<u8> {
+        format!("{date}\n{}", proxy::sign(key, user, date, b"")).into_bytes()
+    }
+
+    #[rstest]
+    #[case::imf("Mon, 23 Nov 2026 13:00:00 GMT", Some(NOW))]
+    #[case::unix("1795438800", Some(NOW))]
+    #[case::epoch("Thu, 01 Jan 1970 00:00:00 GMT", Some(0))]
+    #[case::leap_day("Thu, 29 Feb 2024 12:00:00 GMT", Some(1_709_208_000))]
+    #[case::rfc_example("Sun, 06 Nov 1994 08:49:37 GMT", Some(784_111_777))]
+    #[case::wrong_weekday("Tue, 23 Nov 2026 13:00:00 GMT", None)]
+    #[case::no_leap_day("Thu, 29 Feb 2025 12:00:00 GMT", None)]
+    #[case::not_gmt("Mon, 23 Nov 2026 13:00:00 UTC", None)]
+    #[case::rfc850("Monday, 23-Nov-26 13:00:00 GMT", None)]
+    #[case::hour_25("Mon, 23 Nov 2026 25:00:00 GMT", None)]
+    #[case::signed("-1", None)]
+    #[case::empty("", None)]
+    #[case::too_many_digits("1234567890123", None)]
+    #[case::multibyte("Mon, 23 Nov 2026 13:00:00 GM\u{e9}", None)]
+    #[case::multibyte_at_the_comma("Mo\u{e9} 23 Nov 2026 13:00:00 GMT", None)]
+    fn dates(#[case] text: &str, #[case] want: Option<i64>) {
+        assert_eq!(parse_date(text), want);
+    }
+
+    #[rstest]
+    #[case::imf_date("jdoe", "Mon, 23 Nov 2026 13:00:00 GMT", NOW)]
+    #[case::unix_date("jdoe", "1795438800", NOW)]
+    #[case::alias_as_handed_over("John.Doe@Company.com", "1795438800", NOW)]
+    #[case::skew_edge_past("jdoe", "1795438740", NOW)]
+    #[case::skew_edge_future("jdoe", "1795438860", NOW)]
+    fn a_fresh_signature_passes_once(#[case] user: &str, #[case] date: &str, #[case] now: i64) {
+        let memory = ReplayMemory::new(10);
+        let cred = credential(KEY, user, date);
+        assert_eq!(check(&config(60), user, &cred, now, &memory), Ok(()));
+        let again = check(&config(60), user, &cred, now, &memory);
+        assert!(
+            matches!(again, Err(ProxyRefusal::Replay { .. })),
+            "{again:?}"
+        );
+        assert_eq!(again.unwrap_err().verdict(), Verdict::AuthFailed);
+    }
+
+    #[rstest]
+    #[case::stale(
+        credential(KEY, "jdoe", "1795438739"),
+        "outside the allowed clock skew"
+    )]
+    #[case::future(
+        credential(KEY, "jdoe", "1795438861"),
+        "outside the allowed clock skew"
+    )]
+    #[case::wrong_key(credential(b"another key", "jdoe", "1795438800"), "does not match")]
+    #[case::other_user(credential(KEY, "mallory", "1795438800"), "does not match")]
+    #[case::case_matters(credential(KEY, "JDOE", "1795438800"), "does not match")]
+    #[case::plain_password(b"hunter2".to_vec(), "no line break")]
+    #[case::garbled_signature(b"1795438800\nnot base64!".to_vec(), "not base64")]
+    #[case::valid_base64_wrong_mac(b"1795438800\nAAAA".to_vec(), "does not match")]
+    #[case::empty_signature(b"1795438800\n\n".to_vec(), "one non-empty line")]
+    #[case::three_lines(b"1795438800\nAAAA\nBBBB".to_vec(), "one non-empty line")]
+    #[case::bad_date(b"yesterday\nAAAA".to_vec(), "neither an IMF-fixdate")]
+    #[case::not_utf8(b"1795438800\n\xff".to_vec(), "not UTF-8")]
+    fn refusals(#[case] cred: Vec<u8>, #[case] reason: &str) {
+        let memory = ReplayMemory::new(10);
+        let got = check(&config(60), "jdoe", &cred, NOW, &memory);
+        let refused = got.expect_err("must be refused");
+        assert_eq!(refused.verdict(), Verdict::AuthFailed);
+        assert!(refused.to_string().contains(reason), "{refused}");
+        assert!(memory.is_empty(), "a refused signature is not remembered");
+    }
+
+    #[test]
+    fn a_replay_with_blanks_around_the_signature_is_refused() {
+        let memory = ReplayMemory::new(10);
+        let cred = credential(KEY, "jdoe", "1795438800");
+        assert_eq!(check(&config(60), "jdoe", &cred, NOW, &memory), Ok(()));
+        for padded in [
+            [cred.as_slice(), b" "].concat(),
+            [cred.as_slice(), b"\t"].concat(),
+            [cred.as_slice(), b"\n"].concat(),
+        ] {
+            assert!(check(&config(60), "jdoe", &padded, NOW, &memory).is_err());
+        }
+        assert_eq!(memory.len(), 1);
+    }
+
+    #[test]
+    fn a_trailing_line_break_is_tolerated() {
+        let memory = ReplayMemory::new(10);
+        let mut cred = credential(KEY, "jdoe", "1795438800");
+        cred.extend_from_slice(b"\r\n");
+        assert_eq!(check(&config(60), "jdoe", &cred, NOW, &memory), Ok(()));
+    }
+
+    #[test]
+    fn the_reason_never_contains_the_signature() {
+        let memory = ReplayMemory::new(10);
+        let signature = proxy::sign(b"another key", "jdoe", "1795438800", b"");
+        let cred = format!("1795438800\n{signature}");
+        let refused = check(&config(60), "jdoe", cred.as_bytes(), NOW, &memory).unwrap_err();
+        assert!(!refused.to_string().contains(&signature), "{refused}");
+        let cred = credential(KEY, "jdoe", "1795438800");
+        check(&config(60), "jdoe", &cred, NOW, &memory).unwrap();
+        let replay = check(&config(60), "jdoe", &cred, NOW, &memory).unwrap_err();
+        let signature = String::from_utf8_lossy(&cred[11..]).into_owned();
+        assert!(!replay.to_string().contains(&signature), "{replay}");
+    }
+
+    #[test]
+    fn memory_is_bounded_and_forgets_what_the_skew_refuses_anyway() {
+        let memory = ReplayMemory::new(3);
+        let p = config(60);
+        for i in 0..3 {
+            let date = (NOW - i).to_string();
+            check(&p, "jdoe", &credential(KEY, "jdoe", &date), NOW, &memory).unwrap();
+        }
+        // Full of unexpired signatures: a fourth is refused as Unavailable, not let through
+        // by forgetting one.
+        let fourth = credential(KEY, "jdoe", &(NOW - 3).to_string());
+        let full = check(&p, "jdoe", &fourth, NOW, &memory).unwrap_err();
+        assert_eq!(full, ProxyRefusal::ReplayMemoryFull);
+        assert_eq!(full.verdict(), Verdict::Unavailable);
+        // 61 s later the first three are past DATE + skew: dropped, and the new one fits.
+        let later = NOW + 58;
+        let fresh = credential(KEY, "jdoe", &later.to_string());
+        assert_eq!(check(&p, "jdoe", &fresh, later + 3, &memory), Ok(()));
+        assert_eq!(memory.len(), 1);
+    }
+
+    #[test]
+    fn concurrent_uses_of_one_signature_pass_once() {
+        let memory = std::sync::Arc::new(ReplayMemory::new(100));
+        let cred = credential(KEY, "jdoe", "1795438800");
+        let passed: usize = (0..8)
+            .map(|_| {
+                let (memory, cred) = (memory.clone(), cred.clone());
+                std::thread::spawn(move || check(&config(60), "jdoe", &cred, NOW, &memory).is_ok())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum();
+        assert_eq!(passed, 1);
+    }
+
+    /// An engine over made-up users; `with_proxy` adds a `[proxy]` section with [`KEY`].
+    fn engine(with_proxy: bool) -> (Engine, tempfile::TempDir) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("proxy-hmac-key");
+        std::fs::write(&key, [KEY, b"\n"].concat()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let proxy = if with_proxy {
+            format!(
+                "[proxy]\nhmac_key_file = \"{}\"\nmax_clock_skew = 60\n",
+                key.display()
+            )
+        } else {
+            String::new()
+        };
+        let config = dir.path().join("accountmap.toml");
+        std::fs::write(
+            &config,
+            format!("[daemon]\nsocket = \"/run/x.sock\"\n[access]\nminimum_uid = 1000\nrequired_groups = [\"rstudio-users\"]\n[mapping]\nrewrite = ['^UID-([a-z]+)$ $1']\n{proxy}"),
+        )
+        .unwrap();
+        let account = |name: &str, uid: u32, group: &str| crate::system::Account {
+            name: name.into(),
+            uid,
+            gid: uid,
+            gecos: String::new(),
+            dir: format!("/home/{name}"),
+            shell: "/bin/sh".into(),
+            groups: vec![group.into()],
+        };
+        let directory = crate::system::StaticDirectory::new(vec![
+            account("jsmith", 1004, "rstudio-users"),
+            account("bob", 1002, "staff"),
+        ]);
+        let engine = Engine::new(
+            crate::config::load(&config).unwrap(),
+            std::sync::Arc::new(directory),
+        )
+        .unwrap();
+        (engine, dir)
+    }
+
+    fn auth(e: &Engine, user: &str, cred: &[u8]) -> Decision {
+        use accountmap_wire::{Credential, Phase, Request, Response, Verify};
+        let req = Request::Pam(PamRequest {
+            service: "rstudio".into(),
+            phase: Phase::Auth,
+            user: user.into(),
+            rhost: String::new(),
+            verify: Verify::Proxy,
+            credential: Some(Credential::new(cred.to_vec())),
+        });
+        let root = crate::engine::Peer {
+            pid: 1,
+            uid: 0,
+            gid: 0,
+        };
+        match e.handle(&root, &req) {
+            Response::Decision(d) => d,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn through_the_engine() {
+        let now = unix_now().to_string();
+        let (e, _dir) = engine(true);
+        // The signature is over the name as handed to PAM (the alias), and the decision names
+        // the mapped account. Each test signs its own (user, date) pairs: the daemon's replay
+        // memory is process-wide.
+        let d = auth(&e, "UID-jsmith", &credential(KEY, "UID-jsmith", &now));
+        assert_eq!(
+            (d.verdict, d.account.as_str()),
+            (Verdict::Allowed, "jsmith"),
+            "{d:?}"
+        );
+        let d = auth(&e, "UID-jsmith", &credential(KEY, "UID-jsmith", &now));
+        assert_eq!(d.verdict, Verdict::AuthFailed, "replay: {d:?}");
+        let d = auth(&e, "UID-jsmith", &credential(KEY, "jsmith", &now));
+        assert_eq!(d.verdict, Verdict::AuthFailed, "signed another name: {d:?}");
+        // Policy comes first: a valid signature does not let bob (not in the group) in.
+        let d = auth(&e, "bob", &credential(KEY, "bob", &now));
+        assert_eq!(d.verdict, Verdict::PolicyDenied, "{d:?}");
+        // The account phase has no credential and checks identity and policy only.
+        let account = accountmap_wire::Request::Pam(PamRequest {
+            service: "rstudio".into(),
+            phase: accountmap_wire::Phase::Account,
+            user: "UID-jsmith".into(),
+            rhost: String::new(),
+            verify: accountmap_wire::Verify::Proxy,
+            credential: None,
+        });
+        let root = crate::engine::Peer {
+            pid: 1,
+            uid: 0,
+            gid: 0,
+        };
+        assert!(matches!(
+            e.handle(&root, &account),
+            accountmap_wire::Response::Decision(d) if d.verdict == Verdict::Allowed
+        ));
+        // Without a [proxy] section the check cannot run: Unavailable, with the fix.
+        let (e, _dir) = engine(false);
+        let d = auth(&e, "jsmith", &credential(KEY, "jsmith", &now));
+        assert_eq!(d.verdict, Verdict::Unavailable, "{d:?}");
+        assert_eq!(d.reason, "verify=proxy needs a [proxy] section");
+    }
+}

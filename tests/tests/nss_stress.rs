@@ -1,0 +1,61 @@
+//! The NSS module inside a busy host: many threads calling `getpwnam_r` on aliases at once, and
+//! forks taken while they do (as pre-forking servers and sshd do), under nss_wrapper with
+//! `libnss_accountmap.so` against a real daemon. No wrong answer, no crash, no hung child, no
+//! socket left open.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use accountmap_tests::*;
+use std::process::Command;
+
+/// Aliases (answered by the module), a local name (files), and names nobody answers.
+const CASES: &[&str] = &[
+    "John.Doe@Company.com=jdoe",
+    "UID-jsmith=jsmith",
+    "alice@company.com=alice",
+    "alice=alice",
+    "ops@company.com=-",
+    "ghost@company.com=-",
+];
+
+fn hammer(env: &Env, threads: &str, rounds: &str, forks: &str) -> Outcome {
+    let mut cmd = Command::new(artifact("nss_hammer"));
+    cmd.args([threads, rounds, forks]).args(CASES);
+    env.nss_module_wrapped(&mut cmd);
+    run_bounded(&mut cmd, None, COMMAND_LIMIT)
+}
+
+#[test]
+fn many_threads_and_forks_get_the_right_answers_and_leak_nothing() {
+    // 8 threads x 5 rounds x 6 names, plus 20 children x 6 names: about 300 requests reach the
+    // daemon, under its per-peer burst of 400, so no answer is a rate-limit refusal (which the
+    // module would turn into "not found").
+    let env = Env::new("nss-hammer");
+    let out = hammer(&env, "8", "5", "20");
+    eprintln!("{}", out.stdout.trim());
+    assert_eq!(
+        out.code,
+        0,
+        "{}\n--- daemon.log ---\n{}",
+        out.all(),
+        env.daemon_log()
+    );
+    assert!(
+        out.stdout.contains("lookups=240 wrong=0") && out.stdout.contains("children_ok=20"),
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn with_the_daemon_stopped_threads_and_forks_find_nothing_quickly() {
+    // Every alias is "not found" (UNAVAIL), local names still resolve, nothing hangs.
+    let mut env = Env::new("nss-hammer-down");
+    env.stop_daemon();
+    let mut cmd = Command::new(artifact("nss_hammer"));
+    cmd.args(["8", "3", "5"])
+        .args(["John.Doe@Company.com=-", "UID-jsmith=-", "alice=alice"]);
+    env.nss_module_wrapped(&mut cmd);
+    let out = run_bounded(&mut cmd, None, COMMAND_LIMIT);
+    eprintln!("{}", out.stdout.trim());
+    assert_eq!(out.code, 0, "{}", out.all());
+}
