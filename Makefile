@@ -2,11 +2,13 @@
 #   make test   install missing prerequisites, then fmt check, clippy, build, all tests
 #   make demo   install missing prerequisites, build, then sign a few made-up users in
 #   make bench-policy   the policy benchmark against pam_succeed_if.so (release build)
+#   make package   the .deb and .rpm in target/packages/ (or $CARGO_TARGET_DIR/packages/),
+#                  then check both (file lists, conffiles, scripts, lintian, rpm -qpi)
 #   make build | release | lint | clean
 
 CARGO ?= cargo
 
-.PHONY: all build release lint test demo deps clean bench-policy
+.PHONY: all build release lint test demo deps clean bench-policy package
 
 all: build
 
@@ -31,6 +33,11 @@ test:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
+
+package:
+	scripts/install-deps.sh
+	scripts/build-packages.sh
+	scripts/check-packages.sh
 
 demo:
 	scripts/install-deps.sh
