@@ -3,11 +3,13 @@
 #   make demo   install missing prerequisites, build, then sign a few made-up users in
 #   make bench-policy   the policy benchmark against pam_succeed_if.so (release build)
 #   make bench-ldap     LDAP password sign-ins against a local slapd, and raw ldap3 costs (release build)
+#   make package   the .deb and .rpm in target/packages/ (or $CARGO_TARGET_DIR/packages/),
+#                  then check both (file lists, conffiles, scripts, lintian, rpm -qpi)
 #   make build | release | lint | clean
 
 CARGO ?= cargo
 
-.PHONY: all build release lint test demo deps clean bench-policy bench-ldap
+.PHONY: all build release lint test demo deps clean bench-policy bench-ldap package
 
 all: build
 
@@ -32,6 +34,11 @@ test:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
+
+package:
+	scripts/install-deps.sh
+	scripts/build-packages.sh
+	scripts/check-packages.sh
 
 demo:
 	scripts/install-deps.sh

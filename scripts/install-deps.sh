@@ -6,6 +6,9 @@
 #   util-linux                                   setpriv (tests run a client as an unprivileged user)
 #   slapd, ldap-utils                            the LDAP tests start their own slapd on loopback
 #   build-essential, pkg-config                  the C toolchain cargo links with
+#   rpm, rpm2cpio, lintian                       inspect the built packages (make package)
+#   binutils                                     strip (cargo-generate-rpm does not strip)
+# then the cargo subcommands cargo-deb and cargo-generate-rpm (scripts/install-tools.sh).
 # Runs `apt-get update` first when something is missing; uses sudo only when not root.
 set -euo pipefail
 
@@ -19,7 +22,8 @@ if command -v rustup >/dev/null 2>&1; then
     done
 fi
 
-PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config slapd ldap-utils)
+PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config
+    rpm rpm2cpio lintian binutils slapd ldap-utils)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -28,8 +32,13 @@ for pkg in "${PACKAGES[@]}"; do
     fi
 done
 
+install_tools() {
+    "$(dirname "$0")/install-tools.sh"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: all prerequisites present"
+    install_tools
     exit 0
 fi
 
@@ -52,3 +61,4 @@ if [[ " ${missing[*]} " == *" slapd "* ]] && command -v debconf-set-selections >
 fi
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_tools
