@@ -446,6 +446,31 @@ fn run(a: &Args) -> Result<bool, String> {
     let hard_deadline = started + Duration::from_secs(a.max_seconds);
     let mut results: Vec<Measured> = Vec::new();
     let mut capped = false;
+
+    // The first transaction of each stack in this process loads its module for the first time,
+    // as every login does in a helper that runs once per sign-in (rserver-pam). One sample each,
+    // checked like the others. A transaction on `policy-warm` (pam_permit.so, when run.sh wrote
+    // it) goes first, so that libpam's own first-use costs fall on neither stack.
+    let _ = ffi::transaction(c"policy-warm", &users[0].name, &a.confdir);
+    let mut first = Vec::new();
+    for &kind in &a.stacks {
+        let (t, _) = run_chunk(kind, &users, &a.confdir, 1, 1, 0, hard_deadline, true)?;
+        first.push(format!(
+            "{} {:.0} us",
+            kind.label(),
+            t.lat_ns.first().map_or(f64::NAN, |&n| n as f64 / 1000.0)
+        ));
+        if t.wrong() > 0 {
+            for e in &t.examples {
+                println!("FAIL first transaction: {e}");
+            }
+            return Ok(false);
+        }
+    }
+    println!(
+        "first transaction in this process (module loaded for the first time), one sample: {}",
+        first.join(", ")
+    );
     for (level, &threads) in a.threads.iter().enumerate() {
         // Each concurrency level gets an equal share of what is left of the cap.
         let left = hard_deadline.saturating_duration_since(Instant::now());
