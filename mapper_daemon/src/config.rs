@@ -282,6 +282,26 @@ pub struct LdapConfig {
     pub whitelisted_login_groups: Vec<String>,
 }
 
+impl LdapConfig {
+    /// Single bind: neither `bind_dn` nor `anonymous_bind`. The directory is read only as the
+    /// user, with the password of a `verify=ldap` sign-in.
+    pub fn single_bind(&self) -> bool {
+        self.bind_dn.is_none() && !self.anonymous_bind
+    }
+
+    /// How the section binds, for `status`.
+    pub fn bind_mode(&self) -> String {
+        match &self.bind_dn {
+            Some(dn) => format!("double bind (service account {dn})"),
+            None if self.anonymous_bind => "anonymous bind".to_string(),
+            None => format!(
+                "single bind as {}=<account>,{} at verify=ldap sign-in only; not searched for identities, NSS or the account phase",
+                self.username_attribute, self.user_search_base_dn
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub hmac_key_file: PathBuf,
@@ -1136,16 +1156,8 @@ impl Ctx {
                 "bind_dn needs bind_password_file (or remove bind_dn and set anonymous_bind = true)",
             ),
             (None, Some(p), None) => self.err(p, "bind_password_file needs bind_dn"),
-            (None, None, None) => {
-                if self.complete {
-                    self.err(
-                        e,
-                        format!(
-                            "{section} says neither how to bind: set bind_dn and bind_password_file, or anonymous_bind = true"
-                        ),
-                    );
-                }
-            }
+            // Neither: single bind (see the warning below, once the layout is known).
+            (None, None, None) => {}
             (Some(d), Some(p), None) => {
                 c.bind_dn = Some(self.word(d, "bind_dn"));
                 if let Some((path, secret)) = self.secret(p, SecretUse::Text) {
@@ -1184,6 +1196,15 @@ impl Ctx {
             e.field(&r.whitelisted_login_groups),
             "whitelisted_login_groups",
         );
+        if dn.is_none() && pw.is_none() && anon.is_none() {
+            self.warn(
+                e,
+                format!(
+                    "ldap {name:?} uses single bind (neither bind_dn nor anonymous_bind): a user is bound as {}=<account>,{} with the password of a verify=ldap sign-in, and its groups and whitelisted_login_groups are read with that bind; without a password (the account phase, NSS, accountmapctl resolve, identity resolution step 5) this directory is not asked at all, so it maps no email or other name to an account and its groups count only at verify=ldap sign-in",
+                    c.username_attribute, c.user_search_base_dn
+                ),
+            );
+        }
         c
     }
 
@@ -1782,9 +1803,9 @@ max_clock_skew = 30
         "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nbind_password_file = \"/x\"\nuser_search_base_dn = \"dc=x\"\n",
         ":4:22: bind_password_file needs bind_dn"
     )]
-    #[case::ldap_no_bind(
-        "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nuser_search_base_dn = \"dc=x\"\n",
-        ":1:1: [[ldap]] \"ldap1\" says neither how to bind"
+    #[case::ldap_password_file_is_not_single_bind(
+        "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = false\nbind_password_file = \"/x\"\nuser_search_base_dn = \"dc=x\"\n",
+        ":5:22: bind_password_file needs bind_dn"
     )]
     #[case::ldap_cert_without_key(
         "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\ntls_client_certificate = \"/c.pem\"\nuser_search_base_dn = \"dc=x\"\n",
@@ -1910,6 +1931,38 @@ max_clock_skew = 30
             "{:?}",
             c.warnings
         );
+    }
+
+    #[test]
+    fn neither_bind_dn_nor_anonymous_bind_is_single_bind_with_a_warning() {
+        let f = Fixture::new();
+        let c = f.load(
+            "[[ldap]]\nname = \"corp\"\nserver_address = [\"a:389\"]\nstart_tls = true\nuser_search_base_dn = \"ou=People,dc=x\"\n",
+        );
+        let l = &c.ldap[0];
+        assert!(l.single_bind() && l.bind_dn.is_none() && !l.anonymous_bind);
+        assert!(l
+            .bind_mode()
+            .starts_with("single bind as uid=<account>,ou=People,dc=x"));
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains(":1:1: ldap \"corp\" uses single bind")
+                && c.warnings[0].contains("uid=<account>,ou=People,dc=x")
+                && c.warnings[0].contains("step 5"),
+            "{:?}",
+            c.warnings
+        );
+        // the other two modes are not single bind
+        let c = f.load(
+            "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\nuser_search_base_dn = \"dc=x\"\n",
+        );
+        assert!(!c.ldap[0].single_bind() && c.warnings.is_empty());
+        assert_eq!(c.ldap[0].bind_mode(), "anonymous bind");
+        // anonymous_bind = false says nothing either: single bind too
+        let c = f.load(
+            "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = false\nuser_search_base_dn = \"dc=x\"\n",
+        );
+        assert!(c.ldap[0].single_bind());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::accounts_file::{AccountsFile, Reload};
 use crate::cache::{CachedDirectory, Freshness};
 use crate::config::{Config, MinimumUid};
-use crate::ldap::{LdapBackend, LdapIdentity, PasswordCheck};
+use crate::ldap::{LdapBackend, LdapIdentity, PasswordCheck, SingleBind};
 use crate::log;
 use crate::policy::{self, AccessRules, Refusal};
 use crate::resolve::{map_name_with, DirectoryAnswer, MapError, Mapped, MappingRules};
@@ -191,7 +191,7 @@ impl Engine {
         verify: Option<Verify>,
         credential: Option<&Credential>,
     ) -> Decision {
-        let (mapped, ldap_identity) = match self.map_with_ldap(name) {
+        let (mapped, mut ldap_identity) = match self.map_with_ldap(name) {
             Ok(m) => m,
             Err(e) => {
                 let verdict = match e {
@@ -239,11 +239,7 @@ impl Engine {
         };
         // LDAP group names count towards access.required_groups like the NSS groups.
         if let Some(found) = &ldap_identity {
-            for g in &found.groups {
-                if !account.groups.contains(g) {
-                    account.groups.push(g.clone());
-                }
-            }
+            merge_groups(&mut account.groups, &found.groups);
         }
         let mut decision = Decision {
             verdict: Verdict::Allowed,
@@ -266,6 +262,29 @@ impl Engine {
                 ..refusal(Verdict::PolicyDenied, String::new())
             };
         }
+        // Single bind: such a directory can be read only as the user, with the password. So
+        // when step 5 found no entry, verify=ldap binds before the policy is checked, and the
+        // groups read with the user's bind count towards access.required_groups.
+        let mut verified = false;
+        if verify == Some(Verify::Ldap)
+            && ldap_identity.is_none()
+            && self.ldap.as_ref().is_some_and(LdapBackend::has_single_bind)
+        {
+            match self.verify_ldap(&mapped, None, credential) {
+                Ok(Some(found)) => {
+                    merge_groups(&mut account.groups, &found.groups);
+                    decision.groups = account.groups.clone();
+                    ldap_identity = Some(found);
+                }
+                Ok(None) => {}
+                Err((verdict, reason)) => {
+                    decision.verdict = verdict;
+                    decision.reason = reason;
+                    return decision;
+                }
+            }
+            verified = true;
+        }
         if let Err(refused) = self.check_policy(&mapped, &account) {
             decision.verdict = match refused {
                 Refusal::AliasToPrivileged { .. } => Verdict::UserUnknown,
@@ -280,7 +299,9 @@ impl Engine {
             return decision;
         }
         if verify == Some(Verify::Ldap) {
-            if let Err((verdict, reason)) =
+            if verified {
+                // done above (single bind)
+            } else if let Err((verdict, reason)) =
                 self.verify_ldap(&mapped, ldap_identity.as_ref(), credential)
             {
                 decision.verdict = verdict;
@@ -306,13 +327,15 @@ impl Engine {
 
     /// `verify=ldap`: a bind as the user's entry with the password, on a fresh connection. The
     /// entry is the one step 5 found, or else the resolved account's entry looked up by the
-    /// username attribute (an account mapped by the accounts file or a rewrite rule).
+    /// username attribute (an account mapped by the accounts file or a rewrite rule), or else,
+    /// when a section uses single bind, the account's DN built in those sections: then the
+    /// identity read with the user's bind is returned.
     fn verify_ldap(
         &self,
         mapped: &Mapped,
         found: Option<&LdapIdentity>,
         credential: Option<&Credential>,
-    ) -> Result<(), (Verdict, String)> {
+    ) -> Result<Option<LdapIdentity>, (Verdict, String)> {
         let Some(ldap) = &self.ldap else {
             return Err((
                 Verdict::Unavailable,
@@ -326,6 +349,16 @@ impl Engine {
             Some(f) => f.clone(),
             None => match ldap.lookup(&mapped.account) {
                 Ok((Some(f), _)) => f,
+                Ok((None, _)) if ldap.has_single_bind() => {
+                    return match ldap.single_bind(&mapped.account, password.expose()) {
+                        SingleBind::Accepted(found) => Ok(Some(found)),
+                        SingleBind::Refused(why) | SingleBind::Denied(why) => Err((
+                            Verdict::AuthFailed,
+                            format!("single bind for {:?} refused: {why}", mapped.account),
+                        )),
+                        SingleBind::Unavailable(e) => Err((Verdict::Unavailable, e)),
+                    };
+                }
                 Ok((None, _)) => {
                     return Err((
                         Verdict::AuthFailed,
@@ -339,7 +372,7 @@ impl Engine {
             return Err((Verdict::PolicyDenied, not_whitelisted(&entry)));
         }
         match ldap.check_password(&entry, password.expose()) {
-            PasswordCheck::Accepted => Ok(()),
+            PasswordCheck::Accepted => Ok(None),
             PasswordCheck::Refused(why) => Err((
                 Verdict::AuthFailed,
                 format!(
@@ -508,9 +541,23 @@ impl Engine {
 
 fn not_whitelisted(found: &LdapIdentity) -> String {
     format!(
-        "{:?} is in none of the whitelisted_login_groups of ldap {}",
-        found.dn, found.directory
+        "{:?} is in none of the whitelisted_login_groups of ldap {}{}",
+        found.dn,
+        found.directory,
+        if found.single_bind {
+            " (single bind: read with the user's own bind; a group the user may not read counts as one the user is not in)"
+        } else {
+            ""
+        }
     )
+}
+
+fn merge_groups(groups: &mut Vec<String>, more: &[String]) {
+    for g in more {
+        if !groups.contains(g) {
+            groups.push(g.clone());
+        }
+    }
 }
 
 fn refusal(verdict: Verdict, reason: String) -> Decision {

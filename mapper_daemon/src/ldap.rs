@@ -13,7 +13,14 @@
 //! - waiting for a service connection from the pool: `daemon.backend_timeout`.
 //!
 //! Addresses of one section are tried in order (failover); sections are asked in order and the
-//! first that knows the identity answers. Identity answers (never passwords) are cached for
+//! first that knows the identity answers.
+//!
+//! Single bind (a section with neither `bind_dn` nor `anonymous_bind`): there is no account to
+//! search with, so such a section is never asked by step 5 (nor, through it, by NSS, the
+//! account phase and `resolve`). At a `verify=ldap` sign-in that no searchable section
+//! answered, the user is bound as `<username_attribute>=<account>,<user_search_base_dn>` (the
+//! account DN-escaped) on a fresh connection, and with that same bind the user's own entry,
+//! groups and whitelisted groups are read ([`LdapBackend::single_bind`]). Identity answers (never passwords) are cached for
 //! `cache_ttl` / `negative_cache_ttl`, served stale while every server is down, and identical
 //! look-ups in flight at the same moment share one directory round trip.
 
@@ -21,7 +28,8 @@ use crate::cache::{jitter, Freshness};
 use crate::config::LdapConfig;
 use crate::log;
 use ldap3::{
-    ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, StdStream,
+    dn_escape, ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry,
+    StdStream,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -74,6 +82,55 @@ pub struct LdapIdentity {
     pub groups: Vec<String>,
     /// Member of at least one of `whitelisted_login_groups` (true when the list is empty).
     pub whitelisted: bool,
+    /// Found by single bind: entry, groups and whitelist were read with the user's own bind.
+    pub single_bind: bool,
+}
+
+/// The outcome of a single-bind sign-in ([`LdapBackend::single_bind`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SingleBind {
+    /// Bound, own entry read: the identity, with the groups the user may read.
+    Accepted(LdapIdentity),
+    /// No single-bind section accepted the DN and password (wrong password, no such entry).
+    Refused(String),
+    /// A section accepted the bind, but its entry cannot be used (not readable, not of
+    /// `user_object_class`, another name): final, no later section is asked.
+    Denied(String),
+    /// No answer, and at least one section could not be asked.
+    Unavailable(String),
+}
+
+/// Single bind: the DN of `account` in `cfg`, `<username_attribute>=<account>,<base>`, the
+/// account escaped as an RDN value (RFC 4514) so that `,`, `+`, `=` and the like in it stay
+/// part of the value.
+pub fn single_bind_dn(cfg: &LdapConfig, account: &str) -> String {
+    format!(
+        "{}={},{}",
+        cfg.username_attribute,
+        dn_escape(account),
+        cfg.user_search_base_dn
+    )
+}
+
+/// Where a search runs: on the pooled service connections, or on a connection bound as the
+/// user (single bind).
+enum Via<'a> {
+    Pool,
+    User(&'a mut Ldap),
+}
+
+impl Via<'_> {
+    fn is_user(&self) -> bool {
+        matches!(self, Via::User(_))
+    }
+}
+
+/// Why a user bind did not succeed.
+enum BindFailure {
+    /// A server answered no.
+    Refused(String),
+    /// No server answered.
+    Unavailable(String),
 }
 
 /// The outcome of a password check.
@@ -340,6 +397,20 @@ impl Directory {
         Err(last)
     }
 
+    async fn search_via(
+        &self,
+        via: &mut Via<'_>,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, OpError> {
+        match via {
+            Via::Pool => self.search(base, scope, filter, attrs).await,
+            Via::User(ldap) => self.search_on(ldap, base, scope, filter, attrs).await,
+        }
+    }
+
     async fn search_on(
         &self,
         ldap: &mut Ldap,
@@ -387,6 +458,10 @@ impl Directory {
     /// `@`), `Ok(None)` when there is none.
     async fn find(&self, identity: &str) -> Result<Option<LdapIdentity>, String> {
         let cfg = &self.cfg;
+        if cfg.single_bind() {
+            // Nothing to search with: only a sign-in with a password reads this directory.
+            return Ok(None);
+        }
         let attribute = if identity.contains('@') {
             &cfg.user_email_attribute
         } else {
@@ -456,14 +531,17 @@ impl Directory {
         } else {
             raw_name.clone()
         };
-        let groups = self.groups(&entry.dn, raw_name).await?;
-        let whitelisted = self.whitelisted(&entry.dn, raw_name).await?;
+        let groups = self.groups(&mut Via::Pool, &entry.dn, raw_name).await?;
+        let whitelisted = self
+            .whitelisted(&mut Via::Pool, &entry.dn, raw_name)
+            .await?;
         Ok(Some(LdapIdentity {
             directory: self.name().to_string(),
             dn: entry.dn.clone(),
             account,
             groups,
             whitelisted,
+            single_bind: false,
         }))
     }
 
@@ -477,8 +555,10 @@ impl Directory {
         )
     }
 
-    /// Names of the groups under `group_search_base_dn` the user is in.
-    async fn groups(&self, dn: &str, uid: &str) -> Result<Vec<String>, String> {
+    /// Names of the groups under `group_search_base_dn` the user is in. With the user's own
+    /// bind, groups the user may not read are not found; a search the server refuses is logged
+    /// and gives no groups (so they satisfy no `access.required_groups`).
+    async fn groups(&self, via: &mut Via<'_>, dn: &str, uid: &str) -> Result<Vec<String>, String> {
         let cfg = &self.cfg;
         let Some(base) = &cfg.group_search_base_dn else {
             return Ok(Vec::new());
@@ -488,8 +568,10 @@ impl Directory {
             cfg.group_object_class,
             Self::membership_filter(dn, uid)
         );
+        let as_user = via.is_user();
         let entries = match self
-            .search(
+            .search_via(
+                via,
                 base,
                 Scope::Subtree,
                 &filter,
@@ -503,8 +585,21 @@ impl Directory {
                 ..
             }) => {
                 log::warning(&format!(
-                    "ldap {:?}: group_search_base_dn {base:?} does not exist",
-                    self.name()
+                    "ldap {:?}: group_search_base_dn {base:?} does not exist{}",
+                    self.name(),
+                    if as_user {
+                        " or the user may not read it (single bind: groups are read with the user's own bind); no LDAP groups count"
+                    } else {
+                        ""
+                    }
+                ));
+                Vec::new()
+            }
+            Err(OpError::Result { rc, text }) if as_user => {
+                log::warning(&format!(
+                    "ldap {:?}: the group search as {dn:?} was refused (result code {rc}, {}): single bind reads groups with the user's own bind; no LDAP groups count",
+                    self.name(),
+                    one_line(&text)
                 ));
                 Vec::new()
             }
@@ -539,21 +634,39 @@ impl Directory {
 
     /// Whether the user is in one of `whitelisted_login_groups`. Each group is read by its DN
     /// with a membership filter, so the server's DN matching rules decide, not string equality.
-    async fn whitelisted(&self, dn: &str, uid: &str) -> Result<bool, String> {
+    /// With the user's own bind (single bind), a group the user may not read counts as one
+    /// the user is not in: the restriction is never skipped, the sign-in is refused.
+    async fn whitelisted(&self, via: &mut Via<'_>, dn: &str, uid: &str) -> Result<bool, String> {
         if self.cfg.whitelisted_login_groups.is_empty() {
             return Ok(true);
         }
+        let as_user = via.is_user();
         let filter = Self::membership_filter(dn, uid);
         for group in &self.cfg.whitelisted_login_groups {
-            match self.search(group, Scope::Base, &filter, &["1.1"]).await {
+            match self
+                .search_via(via, group, Scope::Base, &filter, &["1.1"])
+                .await
+            {
                 Ok(entries) if !entries.is_empty() => return Ok(true),
                 Ok(_) => {}
+                Err(OpError::Result {
+                    rc: RC_NO_SUCH_OBJECT,
+                    ..
+                }) if as_user => log::warning(&format!(
+                    "ldap {:?}: whitelisted login group {group:?} does not exist or {dn:?} may not read it (single bind reads it with the user's own bind); it counts as a group the user is not in",
+                    self.name()
+                )),
                 Err(OpError::Result {
                     rc: RC_NO_SUCH_OBJECT,
                     ..
                 }) => log::warning(&format!(
                     "ldap {:?}: whitelisted login group {group:?} does not exist",
                     self.name()
+                )),
+                Err(OpError::Result { rc, text }) if as_user => log::warning(&format!(
+                    "ldap {:?}: {dn:?} may not read whitelisted login group {group:?} (result code {rc}, {}); single bind reads it with the user's own bind, so it counts as a group the user is not in",
+                    self.name(),
+                    one_line(&text)
                 )),
                 Err(e) => return Err(format!("reading whitelisted group {group:?}: {e}")),
             }
@@ -564,6 +677,19 @@ impl Directory {
     /// Binds as `dn` with `password` on a fresh connection (never a pooled one: a bind changes
     /// who the connection is). Addresses are tried in order until one answers.
     async fn check_password(&self, dn: &str, password: &str) -> PasswordCheck {
+        match self.user_bind(dn, password).await {
+            Ok(mut ldap) => {
+                // Best effort: the connection is closed either way when `ldap` is dropped.
+                let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
+                PasswordCheck::Accepted
+            }
+            Err(BindFailure::Refused(why)) => PasswordCheck::Refused(why),
+            Err(BindFailure::Unavailable(e)) => PasswordCheck::Unavailable(e),
+        }
+    }
+
+    /// A fresh connection bound as `dn` with `password`: addresses in order until one answers.
+    async fn user_bind(&self, dn: &str, password: &str) -> Result<Ldap, BindFailure> {
         let mut errors = Vec::new();
         for (index, address) in self.cfg.server_address.iter().enumerate() {
             let mut ldap = match self.open(index).await {
@@ -575,6 +701,10 @@ impl Directory {
                 }
             };
             let outcome = tokio::time::timeout(self.timeout, ldap.simple_bind(dn, password)).await;
+            if matches!(&outcome, Ok(Ok(r)) if r.rc == RC_SUCCESS) {
+                self.record(index, Ok(()));
+                return Ok(ldap);
+            }
             // Best effort: the connection is closed either way when `ldap` is dropped.
             let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
             match outcome {
@@ -590,13 +720,9 @@ impl Directory {
                     }
                     OpError::Result { rc, text } => {
                         self.record(index, Ok(()));
-                        return refused(rc, &text);
+                        return Err(BindFailure::Refused(refused(rc, &text)));
                     }
                 },
-                Ok(Ok(r)) if r.rc == RC_SUCCESS => {
-                    self.record(index, Ok(()));
-                    return PasswordCheck::Accepted;
-                }
                 Ok(Ok(r)) if matches!(r.rc, RC_BUSY | RC_UNAVAILABLE) => {
                     let e = format!("server busy or unavailable ({})", one_line(&r.text));
                     self.record(index, Err(&e));
@@ -604,15 +730,104 @@ impl Directory {
                 }
                 Ok(Ok(r)) => {
                     self.record(index, Ok(()));
-                    return refused(r.rc, &r.text);
+                    return Err(BindFailure::Refused(refused(r.rc, &r.text)));
                 }
             }
         }
-        PasswordCheck::Unavailable(format!(
+        Err(BindFailure::Unavailable(format!(
             "ldap {:?}: no server answered the bind ({})",
             self.name(),
             errors.join("; ")
-        ))
+        )))
+    }
+
+    /// Single bind in this section: binds as [`single_bind_dn`] with `password`, then, on that
+    /// connection and as that user, reads the user's own entry (base scope, `user_object_class`)
+    /// for its username attribute, then the groups and the whitelisted groups.
+    async fn single_bind(&self, account: &str, password: &str) -> SingleBind {
+        let dn = single_bind_dn(&self.cfg, account);
+        let mut ldap = match self.user_bind(&dn, password).await {
+            Ok(l) => l,
+            Err(BindFailure::Refused(why)) => {
+                return SingleBind::Refused(format!("bind as {dn:?}: {why}"))
+            }
+            Err(BindFailure::Unavailable(e)) => return SingleBind::Unavailable(e),
+        };
+        let outcome = self.own_identity(&mut ldap, &dn, account).await;
+        let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
+        outcome
+    }
+
+    async fn own_identity(&self, ldap: &mut Ldap, dn: &str, account: &str) -> SingleBind {
+        let cfg = &self.cfg;
+        let filter = format!("(objectClass={})", cfg.user_object_class);
+        let entries = match self
+            .search_on(
+                ldap,
+                dn,
+                Scope::Base,
+                &filter,
+                &[cfg.username_attribute.as_str()],
+            )
+            .await
+        {
+            Ok(e) => e,
+            Err(OpError::Transport(e)) => {
+                return SingleBind::Unavailable(format!(
+                    "ldap {:?}: reading {dn:?} as itself: {e}",
+                    self.name()
+                ))
+            }
+            Err(e) => {
+                return SingleBind::Denied(format!(
+                    "bound as {dn:?}, but it may not read its own entry ({e}); single bind needs users to read their own entry"
+                ))
+            }
+        };
+        let Some(entry) = entries.first() else {
+            return SingleBind::Denied(format!(
+                "bound as {dn:?}, but it is no {} entry (or may not read its own entry)",
+                cfg.user_object_class
+            ));
+        };
+        // The RDN value is one of the entry's values, but the server compares it
+        // case-insensitively: the local account must be the directory's name exactly (after
+        // lower-casing when mapping.lowercase is on), or `Alice` could sign in with alice's
+        // password.
+        let names = values(entry, &cfg.username_attribute);
+        let matching = names.iter().find(|v| {
+            if self.lowercase {
+                v.to_lowercase() == account
+            } else {
+                v.as_str() == account
+            }
+        });
+        let Some(raw_name) = matching else {
+            return SingleBind::Denied(format!(
+                "bound as {dn:?}, but no readable {} value of the entry is {account:?}",
+                cfg.username_attribute
+            ));
+        };
+        let raw_name = raw_name.clone();
+        let groups = match self.groups(&mut Via::User(&mut *ldap), dn, &raw_name).await {
+            Ok(g) => g,
+            Err(e) => return SingleBind::Unavailable(format!("ldap {:?}: {e}", self.name())),
+        };
+        let whitelisted = match self
+            .whitelisted(&mut Via::User(&mut *ldap), dn, &raw_name)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => return SingleBind::Unavailable(format!("ldap {:?}: {e}", self.name())),
+        };
+        SingleBind::Accepted(LdapIdentity {
+            directory: self.name().to_string(),
+            dn: dn.to_string(),
+            account: account.to_string(),
+            groups,
+            whitelisted,
+            single_bind: true,
+        })
     }
 
     /// `status`: connects to address `index` and binds as the service account; the outcome is
@@ -644,18 +859,18 @@ impl Directory {
     }
 }
 
-fn refused(rc: u32, text: &str) -> PasswordCheck {
+fn refused(rc: u32, text: &str) -> String {
     let what = if rc == RC_INVALID_CREDENTIALS {
         "invalid credentials".to_string()
     } else {
         format!("bind refused with result code {rc}")
     };
     let text = one_line(text);
-    PasswordCheck::Refused(if text.is_empty() {
+    if text.is_empty() {
         what
     } else {
         format!("{what} ({text})")
-    })
+    }
 }
 
 /// The values of `attribute` (its name compared case-insensitively, as LDAP attribute names
@@ -854,7 +1069,12 @@ impl LdapBackend {
     /// Step 5: the first section that has an entry for `identity` (already normalised by the
     /// pipeline) answers. `Ok(None)`: no section knows it. `Err`: no answer, and at least one
     /// section could not be asked (and nothing was cached).
+    /// Single-bind sections are not asked (they cannot be searched without the user's
+    /// password).
     pub fn lookup(&self, identity: &str) -> Result<(Option<LdapIdentity>, Freshness), String> {
+        if self.directories.iter().all(|d| d.cfg.single_bind()) {
+            return Ok((None, Freshness::Fresh));
+        }
         let now = Instant::now();
         let cached = lock(&self.cache).get(identity).cloned();
         if let Some(entry) = &cached {
@@ -979,6 +1199,49 @@ impl LdapBackend {
         }
     }
 
+    /// Whether any section uses single bind.
+    pub fn has_single_bind(&self) -> bool {
+        self.directories.iter().any(|d| d.cfg.single_bind())
+    }
+
+    /// `verify=ldap` through the single-bind sections, in order, for a local `account` (the
+    /// pipeline's answer, already lower-cased per `mapping.lowercase`): the first that accepts
+    /// the bind as [`single_bind_dn`] decides. Nothing of it is cached. Empty and
+    /// NUL-containing passwords are refused before any bind, as in [`Self::check_password`].
+    pub fn single_bind(&self, account: &str, password: &[u8]) -> SingleBind {
+        if password.is_empty() || password.contains(&0) {
+            return SingleBind::Refused("empty password or NUL byte".into());
+        }
+        let Ok(password) = std::str::from_utf8(password) else {
+            return SingleBind::Refused("the password is not UTF-8".into());
+        };
+        if account.is_empty() {
+            return SingleBind::Refused("no account to bind as".into());
+        }
+        let mut refusals = Vec::new();
+        let mut errors = Vec::new();
+        for dir in self.directories.iter().filter(|d| d.cfg.single_bind()) {
+            match block_on(dir.single_bind(account, password)) {
+                Ok(SingleBind::Refused(why)) => {
+                    refusals.push(format!("ldap {}: {why}", dir.name()))
+                }
+                Ok(SingleBind::Unavailable(e)) | Err(e) => errors.push(e),
+                Ok(SingleBind::Denied(why)) => {
+                    return SingleBind::Denied(format!("ldap {}: {why}", dir.name()))
+                }
+                Ok(accepted @ SingleBind::Accepted(_)) => return accepted,
+            }
+        }
+        match (errors.is_empty(), refusals.is_empty()) {
+            (true, true) => SingleBind::Refused("no single-bind [[ldap]] section".into()),
+            (true, false) => SingleBind::Refused(refusals.join("; ")),
+            (false, _) => {
+                errors.extend(refusals);
+                SingleBind::Unavailable(errors.join("; "))
+            }
+        }
+    }
+
     /// Drops every cached identity; returns how many there were.
     pub fn flush(&self) -> usize {
         let mut map = lock(&self.cache);
@@ -1029,10 +1292,15 @@ impl LdapBackend {
             }
             lines
         });
-        let mut out = match waited {
-            Ok(lines) => lines,
-            Err(e) => vec![("ldap".to_string(), format!("not probed: {e}"))],
-        };
+        let mut out: Vec<(String, String)> = self
+            .directories
+            .iter()
+            .map(|d| (format!("ldap {} bind", d.name()), d.cfg.bind_mode()))
+            .collect();
+        match waited {
+            Ok(lines) => out.extend(lines),
+            Err(e) => out.push(("ldap".to_string(), format!("not probed: {e}"))),
+        }
         out.push((
             "ldap cache".to_string(),
             format!(
@@ -1130,6 +1398,7 @@ mod tests {
             account: "alice".into(),
             groups: vec![],
             whitelisted: true,
+            single_bind: false,
         };
         // An expired answer, as if cached before the directory went down.
         b.remember("alice", Some(alice.clone()), Instant::now());
@@ -1162,6 +1431,7 @@ mod tests {
             account: "alice".into(),
             groups: vec![],
             whitelisted: true,
+            single_bind: false,
         };
         for bad in [&b""[..], b"a\0b", b"\xff\xfe"] {
             assert!(matches!(
@@ -1222,6 +1492,67 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert_eq!(b.lookups.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn single_bind_dns_escape_the_account() {
+        let mut s = section("corp");
+        s.anonymous_bind = false;
+        s.user_search_base_dn = "ou=People,dc=x".into();
+        let dn = |a: &str| single_bind_dn(&s, a);
+        assert_eq!(dn("alice"), "uid=alice,ou=People,dc=x");
+        // every name a local account may have needs no escaping
+        assert_eq!(dn("john.doe_1-x$"), "uid=john.doe_1-x$,ou=People,dc=x");
+        // an RDN cannot be injected: separators and '=' stay part of the value
+        assert_eq!(dn("a,ou=x"), "uid=a\\2cou\\3dx,ou=People,dc=x");
+        assert_eq!(dn("a+cn=b"), "uid=a\\2bcn\\3db,ou=People,dc=x");
+        assert_eq!(dn("a;b"), "uid=a\\3bb,ou=People,dc=x");
+        assert_eq!(dn("\\\"<>\0"), "uid=\\5c\\22\\3c\\3e\\00,ou=People,dc=x");
+        assert_eq!(dn("#a b "), "uid=\\23a b\\20,ou=People,dc=x");
+        assert_eq!(dn(" a"), "uid=\\20a,ou=People,dc=x");
+        s.username_attribute = "sAMAccountName".into();
+        assert_eq!(
+            single_bind_dn(&s, "jdoe"),
+            "sAMAccountName=jdoe,ou=People,dc=x"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_single_bind_directory_is_not_searched_and_says_so_in_status() {
+        let mut s = section("corp");
+        s.anonymous_bind = false;
+        assert!(s.single_bind());
+        let b = LdapBackend::new(
+            &[s],
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            true,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(b.has_single_bind());
+        // step 5: not asked (the only address refuses connections, so asking would fail)
+        assert_eq!(b.lookup("alice").unwrap(), (None, Freshness::Fresh));
+        assert_eq!(b.lookups.load(Ordering::Relaxed), 0);
+        // a password: the empty one and NUL bytes are refused before any connection, a
+        // usable one reaches the (dead) server
+        for bad in [&b""[..], b"a\0b", b"\xff"] {
+            assert!(
+                matches!(b.single_bind("alice", bad), SingleBind::Refused(_)),
+                "{bad:?}"
+            );
+        }
+        match b.single_bind("alice", b"pw") {
+            SingleBind::Unavailable(e) => assert!(e.contains("127.0.0.1:1"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let status = b.status();
+        assert!(
+            status.iter().any(|(k, v)| k == "ldap corp bind"
+                && v.starts_with("single bind as uid=<account>,dc=x")),
+            "{status:?}"
+        );
     }
 
     #[test]

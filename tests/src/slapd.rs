@@ -17,6 +17,8 @@
 //! | dave | 1004 | dave@example.org | `dave-pw` | scientists only: not in ldap-rstudio |
 //! | ann | 1005 | ann@example.org | `ann-pw` | scientists, ldap-rstudio; no local account |
 //!
+//! | `o,brien+x` | 1006 | obrien@example.org | `obrien-pw` | none; DN `uid=o\,brien\+x,ou=People,…` |
+//!
 //! `cn=scientists,ou=Groups` is a groupOfNames (members by DN), `cn=ldap-rstudio,ou=Groups` a
 //! posixGroup (members by `memberUid`). The service account is `cn=reader,dc=example,dc=org`
 //! with password [`READER_PASSWORD`]; anonymous reads are allowed too, passwords are never
@@ -41,6 +43,9 @@ pub const GROUPS_DN: &str = "ou=Groups,dc=example,dc=org";
 pub const SCIENTISTS_DN: &str = "cn=scientists,ou=Groups,dc=example,dc=org";
 pub const READER_DN: &str = "cn=reader,dc=example,dc=org";
 pub const READER_PASSWORD: &str = "reader-secret";
+/// A user whose uid needs escaping in a DN (not in [`LDAP_USERS`]: no local account, no groups).
+pub const ESCAPED_UID: &str = "o,brien+x";
+pub const ESCAPED_PASSWORD: &str = "obrien-pw";
 /// How long slapd may take to accept connections.
 pub const SLAPD_START_LIMIT: Duration = Duration::from_secs(15);
 
@@ -197,6 +202,12 @@ pub fn ldif() -> String {
             n = u.uid_number,
         );
     }
+    let _ = write!(
+        s,
+        "dn: uid=o\\,brien\\+x,{PEOPLE_DN}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+         uid: {ESCAPED_UID}\ncn: obrien\nsn: obrien\nmail: obrien@example.org\nuidNumber: 1006\n\
+         gidNumber: 1006\nhomeDirectory: /home/obrien\nuserPassword: {ESCAPED_PASSWORD}\n\n"
+    );
     let _ = writeln!(
         s,
         "dn: {SCIENTISTS_DN}\nobjectClass: groupOfNames\ncn: scientists"
@@ -233,6 +244,12 @@ impl Slapd {
     /// As [`Slapd::start`]; with `require_client_cert`, every TLS client must present a
     /// certificate signed by the good CA (`TLSVerifyClient demand`).
     pub fn start_with(name: &str, require_client_cert: bool) -> Slapd {
+        Slapd::start_opts(name, require_client_cert, false)
+    }
+
+    /// As [`Slapd::start`]; with `hide_groups`, only the service account may read
+    /// `ou=Groups` (users bound as themselves cannot see any group).
+    pub fn start_opts(name: &str, require_client_cert: bool, hide_groups: bool) -> Slapd {
         require_slapd();
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -244,6 +261,13 @@ impl Slapd {
         make_ca(dir, "good", true);
         make_ca(dir, "wrong", false);
         make_client_cert(dir);
+        let groups_acl = if hide_groups {
+            format!(
+                "access to dn.subtree=\"{GROUPS_DN}\" by dn.exact=\"{READER_DN}\" read by * none\n"
+            )
+        } else {
+            String::new()
+        };
         let verify_client = if require_client_cert {
             "TLSVerifyClient demand\n"
         } else {
@@ -267,6 +291,7 @@ impl Slapd {
              directory {d}/data\n\
              maxsize 10485760\n\
              access to attrs=userPassword by anonymous auth by * none\n\
+             {groups_acl}\
              access to * by * read\n",
             d = dir.display()
         );
@@ -410,6 +435,8 @@ pub struct Section {
     /// The CA file named by `tls_ca_certificate` (ignored for plain LDAP).
     pub ca_wrong: bool,
     pub anonymous: bool,
+    /// Neither `bind_dn` nor `anonymous_bind`: single bind (wins over `anonymous`).
+    pub single: bool,
     /// Server addresses; `None` = the slapd's own for the transport.
     pub addresses: Option<Vec<String>>,
 }
@@ -424,6 +451,7 @@ impl Default for Section {
             user_base: None,
             ca_wrong: false,
             anonymous: false,
+            single: false,
             addresses: None,
         }
     }
@@ -492,7 +520,9 @@ pub fn section_toml(env: &Env, slapd: &Slapd, s: &Section) -> String {
             slapd.client_key().display()
         );
     }
-    if s.anonymous {
+    if s.single {
+        // single bind: no bind key at all
+    } else if s.anonymous {
         t += "anonymous_bind = true\n";
     } else {
         let pw = env.path("ldap-bind-password");
@@ -529,13 +559,32 @@ pub fn ldap_env_sections(
     cache_ttl: u32,
     backend_timeout: u32,
 ) -> Env {
+    ldap_env_with(
+        name,
+        slapd,
+        sections,
+        cache_ttl,
+        backend_timeout,
+        &["ldap-rstudio"],
+    )
+}
+
+/// As [`ldap_env_sections`], with these `access.required_groups`.
+pub fn ldap_env_with(
+    name: &str,
+    slapd: &Slapd,
+    sections: &[Section],
+    cache_ttl: u32,
+    backend_timeout: u32,
+    required_groups: &[&str],
+) -> Env {
     let mut env = Env::builder(name)
         .world(|w| *w = local_world())
         .accounts("")
         .no_daemon()
         .build();
     let mut config = Config {
-        required_groups: vec!["ldap-rstudio".into()],
+        required_groups: required_groups.iter().map(|g| g.to_string()).collect(),
         denied_users: vec![],
         rewrite: vec![],
         cache_ttl,
