@@ -169,6 +169,40 @@ pub fn transaction(service: &CStr, user: &CStr, confdir: &CStr) -> Transaction {
     }
 }
 
+/// CPU time this thread has used, in nanoseconds.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is always available
+    // on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+/// User + system CPU time of a whole process (all its threads, dead ones included) from
+/// `/proc/PID/stat`, in nanoseconds (resolution: one clock tick).
+pub fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; the fields after its ')' are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    // After ')': state is field 3, so utime (14) and stime (15) are the 12th and 13th here.
+    let utime: u64 = f.nth(11)?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|&h| h > 0)?;
+    Some((utime + stime).saturating_mul(1_000_000_000) / hz)
+}
+
 /// nss_wrapper 1.1.12's `*_r` calls return -1 and set errno (ERANGE for a short buffer) where
 /// POSIX and glibc return the error number itself.
 fn errno_if_minus_one(rc: c_int) -> c_int {

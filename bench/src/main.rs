@@ -29,6 +29,8 @@ usage: policy-bench --confdir DIR --users FILE [options]
   --warmup N           unmeasured (but checked) transactions per stack and concurrency (default 1000)
   --max-seconds S      hard wall-clock cap for the whole run (default 300)
   --stacks LIST        succeed_if,accountmap (default both)
+  --daemon-pid PID     the daemon's pid: its CPU time is added to accountmap's CPU per
+                       transaction (the CPU columns are less sensitive to other load than wall time)
   --pin PATH           dlopen PATH once and keep it loaded (diagnostic: takes the module's
                        load/unload out of pam_start/pam_end); repeatable
 ";
@@ -90,6 +92,7 @@ struct Args {
     max_seconds: u64,
     stacks: Vec<Kind>,
     pin: Vec<String>,
+    daemon_pid: Option<u32>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -107,6 +110,7 @@ fn parse_args() -> Result<Args, String> {
         max_seconds: 300,
         stacks: vec![Kind::SucceedIf, Kind::Accountmap],
         pin: Vec::new(),
+        daemon_pid: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -152,6 +156,9 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "--pin" => a.pin.push(value),
+            "--daemon-pid" => {
+                a.daemon_pid = Some(u32::try_from(num(&value)?).map_err(|_| "pid too large")?)
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -224,6 +231,8 @@ fn precheck(users: &[User], minimum_uid: u32, group: &str) -> Result<(), String>
 struct Tally {
     lat_ns: Vec<u64>,
     phase_ns: [u64; 4],
+    /// CPU time of the client threads.
+    cpu_ns: u64,
     count: u64,
     wrong_decision: u64,
     wrong_code: u64,
@@ -237,6 +246,7 @@ impl Tally {
         for (a, b) in self.phase_ns.iter_mut().zip(other.phase_ns) {
             *a += b;
         }
+        self.cpu_ns += other.cpu_ns;
         self.count += other.count;
         self.wrong_decision += other.wrong_decision;
         self.wrong_code += other.wrong_code;
@@ -268,6 +278,7 @@ fn client(
         t.lat_ns.reserve(usize::try_from(n).unwrap_or(0));
     }
     let mut idx = offset % users.len();
+    let cpu0 = ffi::thread_cpu_ns();
     for _ in 0..n {
         if Instant::now() >= deadline {
             break;
@@ -311,6 +322,9 @@ fn client(
                 ffi::code_name(want[1]),
             ));
         }
+    }
+    if record {
+        t.cpu_ns = ffi::thread_cpu_ns().saturating_sub(cpu0);
     }
     t
 }
@@ -368,6 +382,8 @@ struct Measured {
     warm: Tally,
     wall: Duration,
     prompts: u64,
+    /// CPU time the daemon used while this stack ran (None without --daemon-pid).
+    daemon_cpu_ns: Option<u64>,
 }
 
 impl Measured {
@@ -388,6 +404,15 @@ impl Measured {
         }
         let i = (sorted.len() * p / 100).min(sorted.len() - 1);
         sorted[i] as f64 / 1000.0
+    }
+
+    /// (client CPU, daemon CPU) in µs per transaction.
+    fn cpu_us(&self) -> (f64, Option<f64>) {
+        let n = self.tally.count.max(1) as f64;
+        (
+            self.tally.cpu_ns as f64 / n / 1000.0,
+            self.daemon_cpu_ns.map(|d| d as f64 / n / 1000.0),
+        )
     }
 
     fn phase_us(&self, i: usize) -> f64 {
@@ -486,6 +511,7 @@ fn run(a: &Args) -> Result<bool, String> {
                 warm: Tally::default(),
                 wall: Duration::ZERO,
                 prompts: 0,
+                daemon_cpu_ns: a.daemon_pid.map(|_| 0),
             })
             .collect();
         eprintln!("policy-bench: {threads} client(s): warm-up");
@@ -509,9 +535,15 @@ fn run(a: &Args) -> Result<bool, String> {
             for i in order {
                 let m = &mut per[i];
                 let before = ffi::CONVERSATION_CALLS.load(Ordering::Relaxed);
+                let daemon0 = a.daemon_pid.and_then(ffi::process_cpu_ns);
                 let (t, wall) =
                     run_chunk(m.kind, &users, &a.confdir, threads, n, base, deadline, true)?;
                 m.prompts += ffi::CONVERSATION_CALLS.load(Ordering::Relaxed) - before;
+                let daemon1 = a.daemon_pid.and_then(ffi::process_cpu_ns);
+                m.daemon_cpu_ns = match (m.daemon_cpu_ns, daemon0, daemon1) {
+                    (Some(sum), Some(d0), Some(d1)) => Some(sum + d1.saturating_sub(d0)),
+                    _ => None,
+                };
                 m.tally.merge(t);
                 m.wall += wall;
             }
@@ -558,7 +590,7 @@ fn run(a: &Args) -> Result<bool, String> {
 
 fn print_table(a: &Args, results: &mut [Measured], capped: bool, elapsed: Duration) {
     println!(
-        "{:>7}  {:<10}  {:>7}  {:>9}  {:>9}  {:>8}  {:>8}  {:>5}   {:>8} {:>8} {:>8} {:>8}",
+        "{:>7}  {:<10}  {:>6}  {:>7}  {:>6}  {:>7}  {:>7}  {:>5}  {:>7} {:>7}  {:>6} {:>6} {:>6} {:>6}",
         "clients",
         "stack",
         "txns",
@@ -567,19 +599,24 @@ fn print_table(a: &Args, results: &mut [Measured], capped: bool, elapsed: Durati
         "p50 us",
         "p99 us",
         "wrong",
+        "cpu us",
+        "daemon",
         "start",
         "auth",
         "acct",
         "end"
     );
     for &threads in &a.threads {
-        let mut means: Vec<(Kind, f64, f64)> = Vec::new();
+        // (kind, us/txn, p50, cpu us/txn)
+        let mut means: Vec<(Kind, f64, f64, f64)> = Vec::new();
         for m in results.iter_mut().filter(|m| m.threads == threads) {
             m.tally.lat_ns.sort_unstable();
             let p50 = m.percentile_us(&m.tally.lat_ns, 50);
             let p99 = m.percentile_us(&m.tally.lat_ns, 99);
+            let (client_cpu, daemon_cpu) = m.cpu_us();
+            let cpu = client_cpu + daemon_cpu.unwrap_or(0.0);
             println!(
-                "{:>7}  {:<10}  {:>7}  {:>9.1}  {:>9.0}  {:>8.1}  {:>8.1}  {:>5}   {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+                "{:>7}  {:<10}  {:>6}  {:>7.1}  {:>6.0}  {:>7.1}  {:>7.1}  {:>5}  {:>7.1} {:>7}  {:>6.1} {:>6.1} {:>6.1} {:>6.1}",
                 threads,
                 m.kind.label(),
                 m.tally.count,
@@ -588,29 +625,39 @@ fn print_table(a: &Args, results: &mut [Measured], capped: bool, elapsed: Durati
                 p50,
                 p99,
                 m.tally.wrong() + m.warm.wrong(),
+                cpu,
+                daemon_cpu.map_or("-".to_string(), |d| format!("{d:.1}")),
                 m.phase_us(0),
                 m.phase_us(1),
                 m.phase_us(2),
                 m.phase_us(3),
             );
-            means.push((m.kind, m.us_per_tx(), p50));
+            means.push((m.kind, m.us_per_tx(), p50, cpu));
         }
         let find = |k: Kind| means.iter().find(|m| m.0 == k);
         if let (Some(s), Some(am)) = (find(Kind::SucceedIf), find(Kind::Accountmap)) {
             let ratio = am.1 / s.1;
             println!(
-                "{:>7}  ratio accountmap/succeed_if: {:.2}x per transaction (p50 {:.2}x); \
+                "{:>7}  ratio accountmap/succeed_if: {:.2}x per transaction (p50 {:.2}x, CPU {:.2}x); \
                  target <= 1.00x: {}",
                 threads,
                 ratio,
                 am.2 / s.2,
+                am.3 / s.3,
                 if ratio <= 1.0 { "met" } else { "NOT met" }
             );
         }
     }
     println!(
-        "(us/txn = wall time x clients / transactions = mean latency; start/auth/acct/end = mean us \
-         in pam_start_confdir / pam_authenticate / pam_acct_mgmt / pam_end; run took {:.1} s{})",
+        "(us/txn = wall time x clients / transactions = mean latency; cpu us = CPU per transaction \
+         of the client threads plus, for accountmap, of the daemon (its share shown as daemon, \
+         {}); start/auth/acct/end = mean us in pam_start_confdir / pam_authenticate / \
+         pam_acct_mgmt / pam_end; run took {:.1} s{})",
+        if a.daemon_pid.is_some() {
+            "10 ms ticks summed over the rounds"
+        } else {
+            "not measured: no --daemon-pid"
+        },
         elapsed.as_secs_f64(),
         if capped {
             ", STOPPED BY THE WALL-CLOCK CAP: fewer transactions than asked"
