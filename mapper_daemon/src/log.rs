@@ -65,14 +65,15 @@ pub fn write(level: Level, message: &str) {
         unsafe { libc::syslog(level.syslog_priority(), c"%s".as_ptr(), text.as_ptr()) };
     }
     if TO_STDERR.load(Ordering::Relaxed) {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(
-            err,
-            "accountmapd[{}]: {}: {}",
+        // One write per line: stderr is unbuffered, and a formatted write would otherwise
+        // reach the terminal or journal in pieces, interleaved with other threads' lines.
+        let text = format!(
+            "accountmapd[{}]: {}: {}\n",
             std::process::id(),
             level.label(),
             line
         );
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }
 

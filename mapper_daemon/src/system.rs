@@ -108,6 +108,19 @@ fn os_error(rc: c_int) -> String {
     std::io::Error::from_raw_os_error(rc).to_string()
 }
 
+/// The error number of a `get*_r` call. POSIX has them return it; some NSS layers (nss_wrapper
+/// 1.1, used by the tests and the benchmark) return -1 and leave it in errno instead, which
+/// would otherwise hide an ERANGE ("buffer too small") behind an unknown error.
+fn error_number(rc: c_int) -> c_int {
+    if rc == -1 {
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    } else {
+        rc
+    }
+}
+
 fn getpwnam(cname: &CStr, name: &str) -> Result<Option<Account>, LookupError> {
     let mut size = INITIAL_BUFFER;
     let mut interrupted = 0;
@@ -117,7 +130,7 @@ fn getpwnam(cname: &CStr, name: &str) -> Result<Option<Account>, LookupError> {
         let mut result: *mut libc::passwd = ptr::null_mut();
         // SAFETY: `cname` is NUL-terminated; `pwd` and `result` are valid for writes; `buf` is
         // writable for `buf.len()` bytes. All outlive the call, which keeps no pointer to them.
-        let rc = unsafe {
+        let rc = error_number(unsafe {
             libc::getpwnam_r(
                 cname.as_ptr(),
                 pwd.as_mut_ptr(),
@@ -125,7 +138,7 @@ fn getpwnam(cname: &CStr, name: &str) -> Result<Option<Account>, LookupError> {
                 buf.len(),
                 &mut result,
             )
-        };
+        });
         match rc {
             0 if result.is_null() => return Ok(None),
             0 => {
@@ -165,7 +178,7 @@ pub fn passwd_by_uid(uid: u32) -> Result<Option<Account>, LookupError> {
         let mut result: *mut libc::passwd = ptr::null_mut();
         // SAFETY: `pwd` and `result` are valid for writes; `buf` is writable for `buf.len()`
         // bytes. All outlive the call, which keeps no pointer to them.
-        let rc = unsafe {
+        let rc = error_number(unsafe {
             libc::getpwuid_r(
                 uid,
                 pwd.as_mut_ptr(),
@@ -173,7 +186,7 @@ pub fn passwd_by_uid(uid: u32) -> Result<Option<Account>, LookupError> {
                 buf.len(),
                 &mut result,
             )
-        };
+        });
         match rc {
             0 if result.is_null() => return Ok(None),
             0 => {
@@ -290,7 +303,7 @@ fn getgrgid(gid: u32, buf: &mut Vec<c_char>) -> Result<Option<String>, LookupErr
         let mut result: *mut libc::group = ptr::null_mut();
         // SAFETY: `grp` and `result` are valid for writes; `buf` is writable for `buf.len()`
         // bytes. All outlive the call, which keeps no pointer to them.
-        let rc = unsafe {
+        let rc = error_number(unsafe {
             libc::getgrgid_r(
                 gid,
                 grp.as_mut_ptr(),
@@ -298,7 +311,7 @@ fn getgrgid(gid: u32, buf: &mut Vec<c_char>) -> Result<Option<String>, LookupErr
                 buf.len(),
                 &mut result,
             )
-        };
+        });
         match rc {
             0 if result.is_null() => return Ok(None),
             0 => {

@@ -402,3 +402,30 @@ fn socket_from_accountmap_socket_when_no_option_is_given() {
     };
     assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
 }
+
+/// A required group whose entry is larger than the daemon's first lookup buffer (1 KiB): the
+/// daemon must grow the buffer and retry, whichever way the NSS layer reports "too small"
+/// (glibc returns ERANGE; nss_wrapper returns -1 with ERANGE in errno). Before that was
+/// handled, every member of such a group got PAM_AUTHINFO_UNAVAIL.
+#[test]
+fn members_of_a_group_with_hundreds_of_members_sign_in() {
+    let env = Env::builder("large-group")
+        .world(|w| {
+            let group = w.group_mut("rstudio-users");
+            for i in 0..300 {
+                group
+                    .members
+                    .push(format!("member-with-a-long-name-{i:04}"));
+            }
+        })
+        .build();
+    let groups = std::fs::read_to_string(&env.group_path).unwrap();
+    assert!(
+        groups.len() > 8 * 1024,
+        "the group entry must exceed the first buffers"
+    );
+    let run = env.pam(SVC, "alice", &["authenticate", "acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    let run = env.pam(SVC, "bob", &["authenticate"]);
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+}
