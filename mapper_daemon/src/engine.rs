@@ -7,6 +7,7 @@ use crate::cache::{CachedDirectory, Freshness};
 use crate::config::{Config, MinimumUid};
 use crate::ldap::{LdapBackend, LdapIdentity, PasswordCheck};
 use crate::log;
+use crate::oidc::OidcBackend;
 use crate::policy::{self, AccessRules, Refusal};
 use crate::resolve::{map_name_with, DirectoryAnswer, MapError, Mapped, MappingRules};
 use crate::system::{self, Account, Directory};
@@ -39,6 +40,8 @@ pub struct Engine {
     directory: CachedDirectory,
     /// The `[[ldap]]` sections, `None` without any.
     ldap: Option<LdapBackend>,
+    /// The `[oidc]` section, `None` without one.
+    oidc: Option<OidcBackend>,
     minimum_uid: u32,
     started: Instant,
     requests: AtomicU64,
@@ -73,11 +76,13 @@ impl Engine {
             config.daemon.negative_cache_ttl,
             config.mapping.lowercase,
         )?;
+        let oidc = OidcBackend::new(config.oidc.as_ref(), config.daemon.backend_timeout)?;
         Ok(Engine {
             config: Arc::new(config),
             accounts,
             directory,
             ldap,
+            oidc,
             minimum_uid,
             started: Instant::now(),
             requests: AtomicU64::new(0),
@@ -287,6 +292,12 @@ impl Engine {
                 decision.reason = reason;
                 return decision;
             }
+        } else if verify == Some(Verify::Oidc) {
+            if let Err((verdict, reason)) = self.verify_oidc(&account.name, credential) {
+                decision.verdict = verdict;
+                decision.reason = reason;
+                return decision;
+            }
         } else if let Some(v) = verify {
             if v != Verify::None {
                 decision.verdict = Verdict::Unavailable;
@@ -348,6 +359,49 @@ impl Engine {
                 ),
             )),
             PasswordCheck::Unavailable(e) => Err((Verdict::Unavailable, e)),
+        }
+    }
+
+    /// `verify=oidc`: the token is verified ([`crate::oidc`]), then its email goes through the
+    /// pipeline like any name and must land on `account`, the account PAM_USER resolved to: a
+    /// token only ever signs in the account it maps to.
+    fn verify_oidc(
+        &self,
+        account: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(), (Verdict, String)> {
+        let Some(oidc) = &self.oidc else {
+            return Err((
+                Verdict::Unavailable,
+                "verify=oidc, but the configuration has no [oidc] section".into(),
+            ));
+        };
+        let Some(token) = credential else {
+            return Err((Verdict::BadInput, "no token for verify=oidc".into()));
+        };
+        let id = oidc.verify(token.expose()).map_err(|r| {
+            let verdict = match r {
+                crate::oidc::Refusal::Unavailable(_) => Verdict::Unavailable,
+                crate::oidc::Refusal::NotAllowed(_) => Verdict::PolicyDenied,
+                _ => Verdict::AuthFailed,
+            };
+            (verdict, r.to_string())
+        })?;
+        let who = format!("{} of {:?} (sub {:?})", id.via, id.email, id.sub);
+        match self.map(&id.email) {
+            Ok(mapped) if mapped.account == account => Ok(()),
+            Ok(mapped) => Err((
+                Verdict::AuthFailed,
+                format!(
+                    "token for another account: the {who} maps to {:?} by {}, not to {account:?}",
+                    mapped.account, mapped.rule
+                ),
+            )),
+            Err(MapError::DirectoryUnavailable(e)) => Err((Verdict::Unavailable, e)),
+            Err(e) => Err((
+                Verdict::AuthFailed,
+                format!("token for another account: the {who} maps to no account ({e})"),
+            )),
         }
     }
 
@@ -494,6 +548,9 @@ impl Engine {
         out.push(("backend local-nss".to_string(), "reachable".to_string()));
         if let Some(ldap) = &self.ldap {
             out.extend(ldap.status());
+        }
+        if let Some(oidc) = &self.oidc {
+            out.extend(oidc.status());
         }
         out.push((
             "cache".to_string(),
