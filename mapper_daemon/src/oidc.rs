@@ -989,14 +989,25 @@ impl OidcBackend {
             .map_err(|e| HttpError::Transport(format!("the answer is not JSON: {e}")))
     }
 
-    /// Status lines: the provider's reachability (probed now: discovery and keys are fetched
-    /// again, waiting at most [`PROBE_WAIT`]) and the key set's age.
+    /// Status lines: the provider's reachability (probed now by fetching the discovery
+    /// document, waiting at most [`PROBE_WAIT`]; the key set is left as it is, so its age
+    /// means something) and the key set's age.
     pub fn status(&self) -> Vec<(String, String)> {
         let me = self.clone();
         let probed = block_on(async move {
             let task = tokio::spawn(async move {
-                let _one = me.0.fetching.lock().await;
-                me.fetch_and_store().await.map(|_| ())
+                let url = me.0.cfg.discovery_endpoint.clone();
+                let result = me
+                    .get_json(&url, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.describe(&url));
+                let mut health = lock(&me.0.health);
+                health.reachable = Some(result.is_ok());
+                if let Err(e) = &result {
+                    health.last_error = Some(e.clone());
+                }
+                result
             });
             tokio::time::timeout(PROBE_WAIT, task).await
         });
