@@ -50,8 +50,10 @@ pub const UNKNOWN_KID_INTERVAL: Duration = Duration::from_secs(5);
 /// Discovery documents, key sets and userinfo answers are small; the bound keeps a wrong URL
 /// from filling the daemon's memory.
 pub const MAX_BODY: usize = 1 << 20;
-/// How long `status` waits for its probe of the provider.
-pub const PROBE_WAIT: Duration = Duration::from_millis(1500);
+/// How long `status` waits for its probe of the provider: status must answer within the
+/// second that the CLI's and the test harness's readiness checks allow, LDAP probes included
+/// (`ldap::PROBE_WAIT`, 500 ms). A probe still running reports on the next status.
+pub const PROBE_WAIT: Duration = Duration::from_millis(300);
 /// Tokens longer than this are not parsed (the wire already caps credentials at 16 KiB).
 const MAX_TOKEN: usize = 16 * 1024;
 /// A key set with more keys than this is cut (Google publishes 2 or 3).
@@ -656,6 +658,9 @@ struct Health {
 
 struct Inner {
     cfg: OidcConfig,
+    /// `daemon.backend_timeout`: each HTTP call, and a whole verification, however many
+    /// calls it takes (discovery, keys, a refresh), so that the PAM module's deadline holds.
+    timeout: Duration,
     http: reqwest::Client,
     provider: Mutex<Option<Provider>>,
     health: Mutex<Health>,
@@ -734,6 +739,7 @@ impl OidcBackend {
             .map_err(|e| format!("[oidc]: HTTP client: {e}"))?;
         Ok(Some(OidcBackend(Arc::new(Inner {
             cfg: cfg.clone(),
+            timeout,
             http,
             provider: Mutex::new(None),
             health: Mutex::new(Health::default()),
@@ -751,8 +757,15 @@ impl OidcBackend {
         let token = std::str::from_utf8(token)
             .map_err(|_| Refusal::Malformed("not UTF-8".into()))?
             .trim();
-        match block_on(self.clone().verify_async(token.to_string())) {
-            Ok(result) => result,
+        let timeout = self.0.timeout;
+        let verification =
+            tokio::time::timeout(timeout, self.clone().verify_async(token.to_string()));
+        match block_on(verification) {
+            Ok(Ok(result)) => result,
+            Ok(Err(_elapsed)) => Err(Refusal::Unavailable(format!(
+                "no answer within backend_timeout ({} s)",
+                timeout.as_secs()
+            ))),
             Err(e) => Err(Refusal::Unavailable(e)),
         }
     }

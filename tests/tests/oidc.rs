@@ -18,7 +18,10 @@ const SVC_OIDC: &str = "oidc";
 /// A daemon whose `[oidc]` points at `provider`, with the `oidc` service (`verify=oidc`,
 /// PAM_USER echoed after each phase).
 fn oidc_env(name: &str, provider: &OidcProvider, start: bool) -> Env {
-    let discovery = provider.discovery_endpoint();
+    oidc_env_at(name, &provider.discovery_endpoint(), start)
+}
+
+fn oidc_env_at(name: &str, discovery: &str, start: bool) -> Env {
     let mut b = Env::builder(name)
         .accounts(&format!(
             "{STANDARD_ACCOUNTS}partner@elsewhere.org = jsmith\n"
@@ -287,6 +290,42 @@ fn an_unreachable_provider_is_authinfo_unavail() {
     assert_eq!(code, 0);
     let key = format!("oidc provider {}", provider.discovery_endpoint());
     assert!(s[&key].as_str().unwrap().starts_with("unreachable"), "{s}");
+}
+
+#[test]
+fn a_provider_that_never_answers_costs_at_most_backend_timeout() {
+    // Accepts connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let env = oidc_env_at(
+        "oidc-silent",
+        &format!("http://127.0.0.1:{port}/.well-known/openid-configuration"),
+        true,
+    );
+    let token = format!(
+        "{}.{}.AAAA",
+        b64url(br#"{"alg":"RS256","kid":"k"}"#),
+        b64url(br#"{"sub":"x"}"#)
+    );
+    let (run, log) = sign_in(&env, "alice", &token);
+    assert_eq!(
+        run.verdicts(),
+        vec![AUTHINFO_UNAVAIL],
+        "{}\n{log}",
+        run.out.all()
+    );
+    assert!(log.contains("OIDC provider unavailable"), "{log}");
+    // backend_timeout = 2 s, the PAM module's timeout 10 s
+    assert!(
+        run.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        run.elapsed()
+    );
+    println!(
+        "silent provider: PAM_AUTHINFO_UNAVAIL after {:?}",
+        run.elapsed()
+    );
+    drop(silent);
 }
 
 #[test]
