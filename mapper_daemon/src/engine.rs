@@ -149,7 +149,91 @@ impl Engine {
                 Response::Flushed(u32::try_from(n).unwrap_or(u32::MAX))
             }
             Request::Getpwnam { name } => self.nss_getpwnam(peer, name),
+            Request::DeviceStart { service, user, .. } => self.device_start(peer, service, user),
+            Request::DevicePoll {
+                service,
+                user,
+                session,
+            } => self.device_poll(peer, service, user, session),
         }
+    }
+
+    /// `verify=device`, step 1: identity and policy first (nobody is sent to the provider
+    /// for an account that would be refused anyway), then a device authorization.
+    fn device_start(&self, peer: &Peer, service: &str, user: &str) -> Response {
+        let subject = Subject {
+            service,
+            what: "device-start",
+            name: user,
+        };
+        let mut decision = self.decide(peer, user, None, None);
+        if decision.verdict == Verdict::Allowed {
+            let started = match &self.oidc {
+                None => Err((
+                    Verdict::Unavailable,
+                    "verify=device, but the configuration has no [oidc] section".to_string(),
+                )),
+                Some(oidc) => oidc
+                    .device_start(user, peer.uid)
+                    .map_err(|r| (oidc_verdict(&r), r.to_string())),
+            };
+            match started {
+                Ok(s) => {
+                    log::notice(&format!(
+                        "device authorization started peer=uid:{}/pid:{} service={service:?} name={user:?} account={:?} verification_uri={:?} expires_in={}s interval={}s",
+                        peer.uid, peer.pid, decision.account, s.verification_uri, s.expires_in, s.interval
+                    ));
+                    return Response::DeviceStarted {
+                        session: s.session,
+                        verification_uri: s.verification_uri,
+                        user_code: s.user_code,
+                        expires_in: s.expires_in,
+                        interval: s.interval,
+                    };
+                }
+                Err((verdict, reason)) => {
+                    decision.verdict = verdict;
+                    decision.reason = reason;
+                }
+            }
+        }
+        self.log_decision(peer, &subject, &decision);
+        Response::Decision(decision)
+    }
+
+    /// `verify=device`, step 2: one poll; once the provider hands out the ID token, the
+    /// decision is the one `verify=oidc` makes with that token (identity, policy, the token's
+    /// checks, and its email mapping to this very account).
+    fn device_poll(&self, peer: &Peer, service: &str, user: &str, session: &str) -> Response {
+        let subject = Subject {
+            service,
+            what: "auth",
+            name: user,
+        };
+        let Some(oidc) = &self.oidc else {
+            let d = refusal(
+                Verdict::Unavailable,
+                "verify=device, but the configuration has no [oidc] section".into(),
+            );
+            self.log_decision(peer, &subject, &d);
+            return Response::Decision(d);
+        };
+        let decision = match oidc.device_poll(session, user, peer.uid) {
+            Ok(crate::oidc::DevicePoll::Pending(interval)) => {
+                return Response::DevicePending { interval }
+            }
+            Ok(crate::oidc::DevicePoll::IdToken(token)) => {
+                let token = Credential::new(token.into_bytes());
+                let mut d = self.decide(peer, user, Some(Verify::Oidc), Some(&token));
+                if d.verdict == Verdict::Allowed {
+                    d.reason = format!("{} (device authorization)", d.reason);
+                }
+                d
+            }
+            Err(r) => refusal(oidc_verdict(&r), r.to_string()),
+        };
+        self.log_decision(peer, &subject, &decision);
+        Response::Decision(decision)
     }
 
     fn decide_pam(&self, peer: &Peer, req: &PamRequest) -> Decision {
@@ -379,14 +463,9 @@ impl Engine {
         let Some(token) = credential else {
             return Err((Verdict::BadInput, "no token for verify=oidc".into()));
         };
-        let id = oidc.verify(token.expose()).map_err(|r| {
-            let verdict = match r {
-                crate::oidc::Refusal::Unavailable(_) => Verdict::Unavailable,
-                crate::oidc::Refusal::NotAllowed(_) => Verdict::PolicyDenied,
-                _ => Verdict::AuthFailed,
-            };
-            (verdict, r.to_string())
-        })?;
+        let id = oidc
+            .verify(token.expose())
+            .map_err(|r| (oidc_verdict(&r), r.to_string()))?;
         let who = format!("{} of {:?} (sub {:?})", id.via, id.email, id.sub);
         match self.map(&id.email) {
             Ok(mapped) if mapped.account == account => Ok(()),
@@ -568,6 +647,14 @@ fn not_whitelisted(found: &LdapIdentity) -> String {
         "{:?} is in none of the whitelisted_login_groups of ldap {}",
         found.dn, found.directory
     )
+}
+
+fn oidc_verdict(r: &crate::oidc::Refusal) -> Verdict {
+    match r {
+        crate::oidc::Refusal::Unavailable(_) => Verdict::Unavailable,
+        crate::oidc::Refusal::NotAllowed(_) => Verdict::PolicyDenied,
+        _ => Verdict::AuthFailed,
+    }
 }
 
 fn refusal(verdict: Verdict, reason: String) -> Decision {

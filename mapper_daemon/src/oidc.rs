@@ -34,6 +34,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -113,6 +114,8 @@ pub enum Refusal {
     NotAllowed(String),
     /// The provider could not be asked (network, TLS, timeout, HTTP 5xx, a broken document).
     Unavailable(String),
+    /// A device authorization ended without a token (denied, expired, unknown session).
+    Device(String),
 }
 
 impl Refusal {
@@ -176,6 +179,7 @@ impl fmt::Display for Refusal {
             }
             Refusal::NotAllowed(why) => f.write_str(why),
             Refusal::Unavailable(why) => write!(f, "OIDC provider unavailable: {why}"),
+            Refusal::Device(why) => write!(f, "device authorization refused: {why}"),
         }
     }
 }
@@ -642,6 +646,8 @@ struct Provider {
     issuer: String,
     jwks_uri: String,
     userinfo_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
     keys: Arc<Vec<Jwk>>,
     fetched: Instant,
     /// Wall-clock time of the fetch, for status.
@@ -666,6 +672,8 @@ struct Inner {
     health: Mutex<Health>,
     /// One fetch at a time: concurrent sign-ins after a rotation share one round trip.
     fetching: tokio::sync::Mutex<()>,
+    /// `verify=device` authorizations in progress, by session id.
+    devices: Mutex<HashMap<String, DeviceSession>>,
 }
 
 /// The `[oidc]` backend. Cheap to clone (status probes run on their own task).
@@ -744,6 +752,7 @@ impl OidcBackend {
             provider: Mutex::new(None),
             health: Mutex::new(Health::default()),
             fetching: tokio::sync::Mutex::new(()),
+            devices: Mutex::new(HashMap::new()),
         }))))
     }
 
@@ -933,6 +942,8 @@ impl OidcBackend {
             ))
         })?;
         let userinfo_endpoint = endpoint("userinfo_endpoint")?;
+        let token_endpoint = endpoint("token_endpoint")?;
+        let device_authorization_endpoint = endpoint("device_authorization_endpoint")?;
         let jwks = self
             .get_json(&jwks_uri, None)
             .await
@@ -947,6 +958,8 @@ impl OidcBackend {
             issuer,
             jwks_uri,
             userinfo_endpoint,
+            token_endpoint,
+            device_authorization_endpoint,
             keys: Arc::new(keys),
             fetched: Instant::now(),
             fetched_unix: now_unix(),
@@ -1060,6 +1073,335 @@ impl OidcBackend {
             ("oidc keys".to_string(), keys),
         ]
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify=device: the OAuth 2.0 device authorization grant (RFC 8628)
+
+/// Device authorizations in progress at most; more are refused as Unavailable.
+pub const MAX_DEVICE_SESSIONS: usize = 1024;
+/// The longest a device authorization is waited for, whatever the provider says.
+pub const MAX_DEVICE_LIFETIME: Duration = Duration::from_secs(1800);
+/// RFC 8628 §3.2: the default polling interval, and §3.5: what `slow_down` adds.
+const DEFAULT_INTERVAL: u64 = 5;
+const SLOW_DOWN_STEP: u64 = 5;
+const MAX_INTERVAL: u64 = 60;
+
+/// One device authorization. The device code is the provider's secret for this sign-in: it
+/// stays in the daemon, bound to the peer and the user that started it.
+struct DeviceSession {
+    device_code: String,
+    user: String,
+    peer_uid: u32,
+    expires: Instant,
+    interval: Duration,
+    next_poll: Instant,
+}
+
+/// What the PAM module shows, and the session it polls with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceStart {
+    pub session: String,
+    pub verification_uri: String,
+    pub user_code: String,
+    pub expires_in: u32,
+    pub interval: u32,
+}
+
+/// The outcome of one poll.
+#[derive(Debug)]
+pub enum DevicePoll {
+    /// Not approved yet: ask again in this many seconds.
+    Pending(u32),
+    /// Approved: the ID token, to be verified like any other.
+    IdToken(String),
+}
+
+fn printable(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+impl OidcBackend {
+    /// Starts a device authorization for `user` (already resolved and allowed by policy) on
+    /// behalf of the peer with uid `peer_uid`.
+    pub fn device_start(&self, user: &str, peer_uid: u32) -> Result<DeviceStart, Refusal> {
+        let me = self.clone();
+        let fut = tokio::time::timeout(self.0.timeout, async move {
+            let provider = me.provider().await?;
+            let Some(url) = provider.device_authorization_endpoint.clone() else {
+                return Err(Refusal::Unavailable(
+                    "the provider publishes no device_authorization_endpoint (verify=device needs a provider and a client that support RFC 8628)".into(),
+                ));
+            };
+            let (status, answer) = me
+                .post_form(&url, &[("scope", "openid email")])
+                .await
+                .map_err(|e| Refusal::Unavailable(e.describe(&url)))?;
+            if status != 200 {
+                return Err(Refusal::Unavailable(format!(
+                    "{url} answered HTTP {status}: {}",
+                    oauth_error(&answer)
+                )));
+            }
+            Ok(answer)
+        });
+        let answer = match block_on(fut) {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => {
+                return Err(Refusal::Unavailable(format!(
+                    "no answer within backend_timeout ({} s)",
+                    self.0.timeout.as_secs()
+                )))
+            }
+            Err(e) => return Err(Refusal::Unavailable(e)),
+        };
+        let field = |name: &str| answer.get(name).and_then(Value::as_str);
+        let (Some(device_code), Some(user_code), Some(uri)) = (
+            field("device_code"),
+            field("user_code"),
+            // Google calls it verification_url.
+            field("verification_uri").or_else(|| field("verification_url")),
+        ) else {
+            return Err(Refusal::Unavailable(
+                "the device authorization answer lacks device_code, user_code or verification_uri"
+                    .into(),
+            ));
+        };
+        let expires_in = answer
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(600)
+            .min(MAX_DEVICE_LIFETIME.as_secs());
+        let interval = answer
+            .get("interval")
+            .and_then(Value::as_u64)
+            .unwrap_or(DEFAULT_INTERVAL)
+            .clamp(1, MAX_INTERVAL);
+        let mut id = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+            .map_err(|_| Refusal::Unavailable("no randomness for a session id".into()))?;
+        let session: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let now = Instant::now();
+        let mut devices = lock(&self.0.devices);
+        devices.retain(|_, d| d.expires > now);
+        if devices.len() >= MAX_DEVICE_SESSIONS {
+            return Err(Refusal::Unavailable(format!(
+                "{MAX_DEVICE_SESSIONS} device authorizations are in progress already"
+            )));
+        }
+        devices.insert(
+            session.clone(),
+            DeviceSession {
+                device_code: device_code.to_string(),
+                user: user.to_string(),
+                peer_uid,
+                expires: now + Duration::from_secs(expires_in),
+                interval: Duration::from_secs(interval),
+                next_poll: now + Duration::from_secs(interval),
+            },
+        );
+        Ok(DeviceStart {
+            session,
+            verification_uri: printable(uri, 512),
+            user_code: printable(user_code, 64),
+            expires_in: u32::try_from(expires_in).unwrap_or(u32::MAX),
+            interval: u32::try_from(interval).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// One poll of `session` for the same user and peer that started it. The token endpoint is
+    /// asked only when the interval has passed (a module polling too early gets `Pending`
+    /// without a request); `slow_down` lengthens the interval by 5 s (RFC 8628 §3.5).
+    pub fn device_poll(
+        &self,
+        session: &str,
+        user: &str,
+        peer_uid: u32,
+    ) -> Result<DevicePoll, Refusal> {
+        let now = Instant::now();
+        let device_code = {
+            let mut devices = lock(&self.0.devices);
+            let Some(d) = devices.get(session) else {
+                return Err(Refusal::Device("no such device authorization (expired, finished, or started by another process)".into()));
+            };
+            if d.user != user || d.peer_uid != peer_uid {
+                return Err(Refusal::Device(
+                    "the device authorization belongs to another user or process".into(),
+                ));
+            }
+            if d.expires <= now {
+                devices.remove(session);
+                return Err(Refusal::Device(
+                    "the device code expired before the user approved it".into(),
+                ));
+            }
+            if d.next_poll > now {
+                let wait = d.next_poll.saturating_duration_since(now).as_secs().max(1);
+                return Ok(DevicePoll::Pending(u32::try_from(wait).unwrap_or(u32::MAX)));
+            }
+            d.device_code.clone()
+        };
+        let me = self.clone();
+        let fut = tokio::time::timeout(self.0.timeout, async move {
+            let provider = me.provider().await?;
+            let Some(url) = provider.token_endpoint.clone() else {
+                return Err(Refusal::Unavailable(
+                    "the provider publishes no token_endpoint".into(),
+                ));
+            };
+            me.post_form(
+                &url,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", &device_code),
+                ],
+            )
+            .await
+            .map_err(|e| Refusal::Unavailable(e.describe(&url)))
+        });
+        let (status, answer) = match block_on(fut) {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => {
+                return Err(Refusal::Unavailable(format!(
+                    "no answer within backend_timeout ({} s)",
+                    self.0.timeout.as_secs()
+                )))
+            }
+            Err(e) => return Err(Refusal::Unavailable(e)),
+        };
+        let mut devices = lock(&self.0.devices);
+        let finish = |devices: &mut HashMap<String, DeviceSession>| {
+            devices.remove(session);
+        };
+        if status == 200 {
+            finish(&mut devices);
+            return match answer.get("id_token").and_then(Value::as_str) {
+                Some(t) => Ok(DevicePoll::IdToken(t.to_string())),
+                None => Err(Refusal::Device(
+                    "approved, but the provider sent no ID token (the client needs the openid scope)".into(),
+                )),
+            };
+        }
+        let error = answer.get("error").and_then(Value::as_str).unwrap_or("");
+        let Some(d) = devices.get_mut(session) else {
+            return Err(Refusal::Device(
+                "the device authorization ended meanwhile".into(),
+            ));
+        };
+        match error {
+            "authorization_pending" | "slow_down" => {
+                if error == "slow_down" {
+                    d.interval = (d.interval + Duration::from_secs(SLOW_DOWN_STEP))
+                        .min(Duration::from_secs(MAX_INTERVAL));
+                    log::notice(&format!(
+                        "device authorization for {user:?}: the provider asked to slow down; polling every {} s",
+                        d.interval.as_secs()
+                    ));
+                }
+                d.next_poll = Instant::now() + d.interval;
+                Ok(DevicePoll::Pending(
+                    u32::try_from(d.interval.as_secs()).unwrap_or(u32::MAX),
+                ))
+            }
+            "access_denied" => {
+                finish(&mut devices);
+                Err(Refusal::Device(
+                    "the user denied the device authorization".into(),
+                ))
+            }
+            "expired_token" => {
+                finish(&mut devices);
+                Err(Refusal::Device(
+                    "the device code expired before the user approved it".into(),
+                ))
+            }
+            _ => {
+                finish(&mut devices);
+                Err(Refusal::Unavailable(format!(
+                    "the token endpoint answered HTTP {status}: {}",
+                    oauth_error(&answer)
+                )))
+            }
+        }
+    }
+
+    /// POST a form to the provider with the client's credentials: HTTP Basic when a
+    /// `client_secret_file` is set (RFC 6749 §2.3.1), else `client_id` in the body (a public
+    /// client). Returns the status and the JSON answer (`{}` when the body is not JSON).
+    async fn post_form(
+        &self,
+        url: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(u16, Value), HttpError> {
+        let cfg = &self.0.cfg;
+        let mut form: Vec<(&str, &str)> = params.to_vec();
+        let mut req = self.0.http.post(url).header("accept", "application/json");
+        match &cfg.client_secret {
+            Some(secret) => {
+                let secret = std::str::from_utf8(secret.expose())
+                    .map_err(|_| HttpError::Transport("client_secret_file is not UTF-8".into()))?;
+                req = req.basic_auth(form_encode(&cfg.client_id), Some(form_encode(secret)));
+            }
+            None => form.push(("client_id", &cfg.client_id)),
+        }
+        let body: Vec<String> = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect();
+        let res = req
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.join("&"))
+            .send()
+            .await
+            .map_err(|e| HttpError::Transport(error_chain(&e)))?;
+        let status = res.status().as_u16();
+        let bytes = read_bounded(res).await?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+}
+
+/// `error` and `error_description` of an OAuth error answer, for the log.
+fn oauth_error(v: &Value) -> String {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(|s| printable(s, 200));
+    match (s("error"), s("error_description")) {
+        (Some(e), Some(d)) => format!("{e} ({d})"),
+        (Some(e), None) => e,
+        _ => "no OAuth error in the answer".into(),
+    }
+}
+
+/// application/x-www-form-urlencoded (and the Basic credentials of RFC 6749 §2.3.1).
+fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+async fn read_bounded(mut res: reqwest::Response) -> Result<Vec<u8>, HttpError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| HttpError::Transport(error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(HttpError::Transport(format!(
+                "answer larger than {MAX_BODY} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// An error and its sources on one line (reqwest's own message is often just "error sending

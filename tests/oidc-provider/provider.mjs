@@ -9,6 +9,7 @@
 //   "accounts": {"<sub>": {"email": "...", "email_verified": true, "hd"?: "..."}},
 //   "clock_offset": -7200              optional: the provider's clock runs this many seconds off
 // }
+//   node approve.mjs ISSUER USER_CODE ACCOUNT_ID   (see approve.mjs) approves a device code
 // Nothing here mints tokens by hand: every token comes out of the provider's own authorization
 // code flow (login.mjs drives it through the development login and consent pages), signed
 // with the provider's keys and published in its JWKS.
@@ -39,7 +40,7 @@ const provider = new Provider(issuer, {
     client_id: c.client_id,
     client_secret: c.client_secret,
     redirect_uris: ['http://127.0.0.1/callback'],
-    grant_types: ['authorization_code'],
+    grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
     response_types: ['code'],
     id_token_signed_response_alg: c.id_token_signed_response_alg || 'RS256',
   })),
@@ -53,7 +54,9 @@ const provider = new Provider(issuer, {
     if (!account) return undefined;
     return { accountId: id, async claims() { return { sub: id, ...account }; } };
   },
-  features: { devInteractions: { enabled: true } },
+  // deviceFlow: RFC 8628 for verify=device, approved by approve.mjs through the provider's
+  // own verification page (/device), login and consent.
+  features: { devInteractions: { enabled: true }, deviceFlow: { enabled: true } },
   ttl: { IdToken: 600, AccessToken: 600, AuthorizationCode: 60, Interaction: 600, Session: 600, Grant: 600 },
 });
 provider.on('server_error', (ctx, err) => { console.error('server_error', err); });

@@ -23,7 +23,7 @@ pub const PROVIDER_START_LIMIT: Duration = Duration::from_secs(20);
 /// The client accountmapd is configured with, and another client of the same provider.
 pub const CLIENT_ID: &str = "accountmap";
 pub const OTHER_CLIENT_ID: &str = "other-app";
-const SECRET: &str = "test-client-secret";
+pub const CLIENT_SECRET: &str = "test-client-secret";
 
 /// The accounts of the test provider: (sub, email, email_verified).
 pub const ACCOUNTS: &[(&str, &str, bool)] = &[
@@ -159,7 +159,7 @@ impl OidcProvider {
             .iter()
             .map(|id| {
                 format!(
-                    "{{\"client_id\": \"{id}\", \"client_secret\": \"{SECRET}\", \"id_token_signed_response_alg\": \"{}\"}}",
+                    "{{\"client_id\": \"{id}\", \"client_secret\": \"{CLIENT_SECRET}\", \"id_token_signed_response_alg\": \"{}\"}}",
                     self.setup.alg
                 )
             })
@@ -230,7 +230,7 @@ impl OidcProvider {
         let out = run_bounded(
             Command::new("node")
                 .arg(provider_dir().join("login.mjs"))
-                .args([&self.issuer(), client, SECRET, account]),
+                .args([&self.issuer(), client, CLIENT_SECRET, account]),
             None,
             COMMAND_LIMIT,
         );
@@ -251,6 +251,27 @@ impl OidcProvider {
                 .expect("access_token")
                 .to_string(),
         }
+    }
+}
+
+impl OidcProvider {
+    /// Approves the device authorization with `user_code` as `account` would in a browser:
+    /// the provider's /device page, its confirmation, login and consent (`approve.mjs`).
+    pub fn approve(&self, user_code: &str, account: &str) {
+        let out = run_bounded(
+            Command::new("node")
+                .arg(provider_dir().join("approve.mjs"))
+                .args([&self.issuer(), user_code, account]),
+            None,
+            COMMAND_LIMIT,
+        );
+        assert_eq!(
+            out.code,
+            0,
+            "approval of {user_code} as {account} failed\n{}\n--- provider log ---\n{}",
+            out.all(),
+            self.log()
+        );
     }
 }
 

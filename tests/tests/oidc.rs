@@ -11,7 +11,10 @@
 use accountmap_tests::oidc_provider::*;
 use accountmap_tests::*;
 use base64_free::*;
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 const SVC_OIDC: &str = "oidc";
 
@@ -373,4 +376,121 @@ fn tokens_signed_with_a_rotated_key_verify() {
         "{fetches} key-set fetches for 20 bogus key ids:\n{log}"
     );
     println!("20 bogus key ids caused {} key-set fetches", fetches - 2);
+}
+
+/// `verify=device` end to end: pamtester shows the provider's verification URL and code
+/// (PAM_TEXT_INFO on its stdout), the test approves the code at the provider as a user would,
+/// and the module's polls through the daemon end in the decision.
+#[test]
+fn device_flow_signs_in_after_approval_and_checks_whose_approval_it_was() {
+    let provider = OidcProvider::start("device");
+    let mut env = oidc_env("oidc-device", &provider, false);
+    // The device grant authenticates the client at the token endpoint.
+    let secret = env.path("oidc-client-secret");
+    write_with_mode(&secret, CLIENT_SECRET, 0o600);
+    let mut config = env.config().clone();
+    config.extra += &format!("client_secret_file = \"{}\"\n", secret.display());
+    env.write_config(&config);
+    env.start_daemon();
+    env.add_service("device", "verify=device", true);
+
+    for (approver, want) in [
+        ("alice-sub", vec![AUTH_OK, ACCT_OK]),
+        ("jdoe-sub", vec![AUTH_ERR]),
+    ] {
+        let started = Instant::now();
+        let cmd = env.pamtester_command("device", "alice", &["authenticate", "acct_mgmt"]);
+        // misc_conv writes PAM_TEXT_INFO to a piped, hence fully buffered, stdout: stdbuf
+        // makes it line-buffered so the code can be read while pamtester waits.
+        let mut wrapped = std::process::Command::new("stdbuf");
+        wrapped.arg("-oL").arg("pamtester");
+        wrapped.args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        let mut child = wrapped
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pamtester");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut lines = Vec::new();
+        let code = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no verification code shown: {lines:?}\n{}",
+                        env.daemon_log()
+                    )
+                });
+            lines.push(line.clone());
+            if let Some(rest) = line.split("enter the code ").nth(1) {
+                assert!(
+                    line.contains(&format!("visit {}/device", provider.issuer())),
+                    "{line}"
+                );
+                break rest.trim().to_string();
+            }
+        };
+        provider.approve(&code, approver);
+        // bounded wait for pamtester (one poll interval of 5 s, plus slack)
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if started.elapsed() > Duration::from_secs(40) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("pamtester still waiting after 40 s\n{}", env.daemon_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            lines.push(l);
+        }
+        clean_stale_pam_wrapper_dirs();
+        let verdicts: Vec<String> = lines
+            .iter()
+            .chain(
+                stderr
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+                    .iter(),
+            )
+            .filter_map(|l| l.strip_prefix("pamtester: ").map(str::to_string))
+            .filter(|l| !l.starts_with("invoking ") && !l.starts_with("performing "))
+            .collect();
+        assert_eq!(
+            verdicts,
+            want,
+            "approved by {approver}: {status}\n{lines:?}\n{stderr}\n{}",
+            env.daemon_log()
+        );
+        println!(
+            "device flow approved by {approver}: {verdicts:?} after {:?}",
+            started.elapsed()
+        );
+    }
+    let log = env.daemon_log();
+    assert!(log.contains("device authorization started"), "{log}");
+    assert!(log.contains("(device authorization)"), "{log}");
+    assert!(log.contains("token for another account"), "{log}");
+    assert!(
+        !log.contains(CLIENT_SECRET),
+        "the client secret reached the log"
+    );
 }
