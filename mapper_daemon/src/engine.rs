@@ -791,6 +791,7 @@ mod tests {
     #[case::empty_password(Phase::Auth, Verify::Ldap, Some(b"".as_slice()), Verdict::BadInput)]
     #[case::nul_in_password(Phase::Auth, Verify::Oidc, Some(b"a\0b".as_slice()), Verdict::BadInput)]
     #[case::ldap_not_configured(Phase::Auth, Verify::Ldap, Some(b"pw".as_slice()), Verdict::Unavailable)]
+    #[case::oidc_not_configured(Phase::Auth, Verify::Oidc, Some(b"eyJ.x.y".as_slice()), Verdict::Unavailable)]
     fn pam_credentials(
         #[case] phase: Phase,
         #[case] verify: Verify,
