@@ -8,6 +8,9 @@
 #   build-essential, pkg-config                  the C toolchain cargo links with
 #   rpm, rpm2cpio, lintian                       inspect the built packages (make package)
 #   binutils                                     strip (cargo-generate-rpm does not strip)
+#   nodejs, npm (only when `node`/`npm` are missing: a NodeSource nodejs bundles npm)
+#                                                the OIDC tests run a real OpenID Provider
+#                                                (tests/oidc-provider, `npm ci` below; Node 18+)
 # then the cargo subcommands cargo-deb and cargo-generate-rpm (scripts/install-tools.sh).
 # Runs `apt-get update` first when something is missing; uses sudo only when not root.
 set -euo pipefail
@@ -31,9 +34,25 @@ for pkg in "${PACKAGES[@]}"; do
         missing+=("$pkg")
     fi
 done
+# By command, not by package: nodejs from NodeSource provides npm itself and conflicts with
+# Debian's npm package.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 install_tools() {
     "$(dirname "$0")/install-tools.sh"
+    install_oidc_provider
+}
+
+# The OIDC tests' provider, exactly as package-lock.json pins it, when not installed yet.
+install_oidc_provider() {
+    local dir
+    dir="$(cd "$(dirname "$0")/.." && pwd)/tests/oidc-provider"
+    if [ ! -f "$dir/node_modules/oidc-provider/package.json" ] \
+        || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        echo "install-deps: npm ci in tests/oidc-provider"
+        (cd "$dir" && npm ci --no-audit --no-fund)
+    fi
 }
 
 if [ ${#missing[@]} -eq 0 ]; then

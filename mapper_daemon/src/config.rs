@@ -1335,7 +1335,8 @@ fn offset_in_literal(item: Val<'_, String>, offset: usize) -> Option<usize> {
     Some(quote + value.get(..off).map_or(0, |s| s.chars().count()))
 }
 
-fn is_acceptable_endpoint(url: &str) -> bool {
+/// https://, or http:// on loopback only (also applied to the URLs a discovery document names).
+pub(crate) fn is_acceptable_endpoint(url: &str) -> bool {
     if let Some(rest) = url.strip_prefix("https://") {
         return !rest.is_empty() && !rest.contains(char::is_whitespace);
     }

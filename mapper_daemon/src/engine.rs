@@ -7,6 +7,7 @@ use crate::cache::{CachedDirectory, Freshness};
 use crate::config::{Config, MinimumUid};
 use crate::ldap::{LdapBackend, LdapIdentity, PasswordCheck, SingleBind};
 use crate::log;
+use crate::oidc::OidcBackend;
 use crate::policy::{self, AccessRules, Refusal};
 use crate::resolve::{map_name_with, DirectoryAnswer, MapError, Mapped, MappingRules};
 use crate::system::{self, Account, Directory};
@@ -39,6 +40,8 @@ pub struct Engine {
     directory: CachedDirectory,
     /// The `[[ldap]]` sections, `None` without any.
     ldap: Option<LdapBackend>,
+    /// The `[oidc]` section, `None` without one.
+    oidc: Option<OidcBackend>,
     minimum_uid: u32,
     started: Instant,
     requests: AtomicU64,
@@ -73,11 +76,13 @@ impl Engine {
             config.daemon.negative_cache_ttl,
             config.mapping.lowercase,
         )?;
+        let oidc = OidcBackend::new(config.oidc.as_ref(), config.daemon.backend_timeout)?;
         Ok(Engine {
             config: Arc::new(config),
             accounts,
             directory,
             ldap,
+            oidc,
             minimum_uid,
             started: Instant::now(),
             requests: AtomicU64::new(0),
@@ -144,7 +149,91 @@ impl Engine {
                 Response::Flushed(u32::try_from(n).unwrap_or(u32::MAX))
             }
             Request::Getpwnam { name } => self.nss_getpwnam(peer, name),
+            Request::DeviceStart { service, user, .. } => self.device_start(peer, service, user),
+            Request::DevicePoll {
+                service,
+                user,
+                session,
+            } => self.device_poll(peer, service, user, session),
         }
+    }
+
+    /// `verify=device`, step 1: identity and policy first (nobody is sent to the provider
+    /// for an account that would be refused anyway), then a device authorization.
+    fn device_start(&self, peer: &Peer, service: &str, user: &str) -> Response {
+        let subject = Subject {
+            service,
+            what: "device-start",
+            name: user,
+        };
+        let mut decision = self.decide(peer, user, None, None);
+        if decision.verdict == Verdict::Allowed {
+            let started = match &self.oidc {
+                None => Err((
+                    Verdict::Unavailable,
+                    "verify=device, but the configuration has no [oidc] section".to_string(),
+                )),
+                Some(oidc) => oidc
+                    .device_start(user, peer.uid)
+                    .map_err(|r| (oidc_verdict(&r), r.to_string())),
+            };
+            match started {
+                Ok(s) => {
+                    log::notice(&format!(
+                        "device authorization started peer=uid:{}/pid:{} service={service:?} name={user:?} account={:?} verification_uri={:?} expires_in={}s interval={}s",
+                        peer.uid, peer.pid, decision.account, s.verification_uri, s.expires_in, s.interval
+                    ));
+                    return Response::DeviceStarted {
+                        session: s.session,
+                        verification_uri: s.verification_uri,
+                        user_code: s.user_code,
+                        expires_in: s.expires_in,
+                        interval: s.interval,
+                    };
+                }
+                Err((verdict, reason)) => {
+                    decision.verdict = verdict;
+                    decision.reason = reason;
+                }
+            }
+        }
+        self.log_decision(peer, &subject, &decision);
+        Response::Decision(decision)
+    }
+
+    /// `verify=device`, step 2: one poll; once the provider hands out the ID token, the
+    /// decision is the one `verify=oidc` makes with that token (identity, policy, the token's
+    /// checks, and its email mapping to this very account).
+    fn device_poll(&self, peer: &Peer, service: &str, user: &str, session: &str) -> Response {
+        let subject = Subject {
+            service,
+            what: "auth",
+            name: user,
+        };
+        let Some(oidc) = &self.oidc else {
+            let d = refusal(
+                Verdict::Unavailable,
+                "verify=device, but the configuration has no [oidc] section".into(),
+            );
+            self.log_decision(peer, &subject, &d);
+            return Response::Decision(d);
+        };
+        let decision = match oidc.device_poll(session, user, peer.uid) {
+            Ok(crate::oidc::DevicePoll::Pending(interval)) => {
+                return Response::DevicePending { interval }
+            }
+            Ok(crate::oidc::DevicePoll::IdToken(token)) => {
+                let token = Credential::new(token.into_bytes());
+                let mut d = self.decide(peer, user, Some(Verify::Oidc), Some(&token));
+                if d.verdict == Verdict::Allowed {
+                    d.reason = format!("{} (device authorization)", d.reason);
+                }
+                d
+            }
+            Err(r) => refusal(oidc_verdict(&r), r.to_string()),
+        };
+        self.log_decision(peer, &subject, &decision);
+        Response::Decision(decision)
     }
 
     fn decide_pam(&self, peer: &Peer, req: &PamRequest) -> Decision {
@@ -308,6 +397,12 @@ impl Engine {
                 decision.reason = reason;
                 return decision;
             }
+        } else if verify == Some(Verify::Oidc) {
+            if let Err((verdict, reason)) = self.verify_oidc(&account.name, credential) {
+                decision.verdict = verdict;
+                decision.reason = reason;
+                return decision;
+            }
         } else if let Some(v) = verify {
             if v != Verify::None {
                 decision.verdict = Verdict::Unavailable;
@@ -381,6 +476,44 @@ impl Engine {
                 ),
             )),
             PasswordCheck::Unavailable(e) => Err((Verdict::Unavailable, e)),
+        }
+    }
+
+    /// `verify=oidc`: the token is verified ([`crate::oidc`]), then its email goes through the
+    /// pipeline like any name and must land on `account`, the account PAM_USER resolved to: a
+    /// token only ever signs in the account it maps to.
+    fn verify_oidc(
+        &self,
+        account: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(), (Verdict, String)> {
+        let Some(oidc) = &self.oidc else {
+            return Err((
+                Verdict::Unavailable,
+                "verify=oidc, but the configuration has no [oidc] section".into(),
+            ));
+        };
+        let Some(token) = credential else {
+            return Err((Verdict::BadInput, "no token for verify=oidc".into()));
+        };
+        let id = oidc
+            .verify(token.expose())
+            .map_err(|r| (oidc_verdict(&r), r.to_string()))?;
+        let who = format!("{} of {:?} (sub {:?})", id.via, id.email, id.sub);
+        match self.map(&id.email) {
+            Ok(mapped) if mapped.account == account => Ok(()),
+            Ok(mapped) => Err((
+                Verdict::AuthFailed,
+                format!(
+                    "token for another account: the {who} maps to {:?} by {}, not to {account:?}",
+                    mapped.account, mapped.rule
+                ),
+            )),
+            Err(MapError::DirectoryUnavailable(e)) => Err((Verdict::Unavailable, e)),
+            Err(e) => Err((
+                Verdict::AuthFailed,
+                format!("token for another account: the {who} maps to no account ({e})"),
+            )),
         }
     }
 
@@ -528,6 +661,9 @@ impl Engine {
         if let Some(ldap) = &self.ldap {
             out.extend(ldap.status());
         }
+        if let Some(oidc) = &self.oidc {
+            out.extend(oidc.status());
+        }
         out.push((
             "cache".to_string(),
             format!(
@@ -557,6 +693,14 @@ fn merge_groups(groups: &mut Vec<String>, more: &[String]) {
         if !groups.contains(g) {
             groups.push(g.clone());
         }
+    }
+}
+
+fn oidc_verdict(r: &crate::oidc::Refusal) -> Verdict {
+    match r {
+        crate::oidc::Refusal::Unavailable(_) => Verdict::Unavailable,
+        crate::oidc::Refusal::NotAllowed(_) => Verdict::PolicyDenied,
+        _ => Verdict::AuthFailed,
     }
 }
 
@@ -694,6 +838,7 @@ mod tests {
     #[case::empty_password(Phase::Auth, Verify::Ldap, Some(b"".as_slice()), Verdict::BadInput)]
     #[case::nul_in_password(Phase::Auth, Verify::Oidc, Some(b"a\0b".as_slice()), Verdict::BadInput)]
     #[case::ldap_not_configured(Phase::Auth, Verify::Ldap, Some(b"pw".as_slice()), Verdict::Unavailable)]
+    #[case::oidc_not_configured(Phase::Auth, Verify::Oidc, Some(b"eyJ.x.y".as_slice()), Verdict::Unavailable)]
     fn pam_credentials(
         #[case] phase: Phase,
         #[case] verify: Verify,

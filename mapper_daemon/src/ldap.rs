@@ -186,11 +186,13 @@ fn one_line(s: &str) -> String {
 /// multi-threaded runtime: a connection thread (where `block_in_place` does nothing), a
 /// blocking task, or a runtime worker (which `block_in_place` hands over to another thread
 /// first). Anything else (no runtime, a current-thread runtime) is an error, not a panic.
-fn block_on<F: Future>(fut: F) -> Result<F::Output, String> {
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|_| "the LDAP backend runs only inside accountmapd's runtime".to_string())?;
+/// Shared with the OIDC backend.
+pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output, String> {
+    let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+        "the LDAP and OIDC backends run only inside accountmapd's runtime".to_string()
+    })?;
     if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        return Err("the LDAP backend needs a multi-threaded runtime".into());
+        return Err("the LDAP and OIDC backends need a multi-threaded runtime".into());
     }
     Ok(tokio::task::block_in_place(|| handle.block_on(fut)))
 }

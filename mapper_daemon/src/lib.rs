@@ -13,6 +13,7 @@ pub mod engine;
 pub mod ldap;
 pub mod log;
 pub mod nss;
+pub mod oidc;
 pub mod policy;
 pub mod proxy;
 pub mod proxy_verify;

@@ -76,6 +76,8 @@ pub trait PamHandle {
     /// (what RStudio's rserver-pam answers), and the answer. Any failure is `Err(PAM_CONV_ERR)` (or
     /// PAM_BUF_ERR when memory runs out).
     fn prompt_password(&mut self) -> Result<Credential, Code>;
+    /// One PAM_TEXT_INFO message (`verify=device` only: the verification URL and code).
+    fn text_info(&mut self, msg: &str) -> Result<(), Code>;
     fn log(&self, level: Level, msg: &str);
     /// The decision an earlier successful auth phase on this handle stored.
     fn cached_decision(&self) -> Option<CachedDecision>;
@@ -91,6 +93,11 @@ pub trait Daemon {
         req: &Request,
         timeout: Duration,
     ) -> Result<Response, ClientError>;
+
+    /// Waits between two polls of `verify=device` (tests replace the clock).
+    fn wait(&mut self, d: Duration) {
+        std::thread::sleep(d);
+    }
 }
 
 impl<F> Daemon for F
@@ -198,19 +205,16 @@ fn auth_inner<H: PamHandle, D: Daemon>(
         })?;
     }
     let opts = parse_options(h, args)?;
-    if opts.verify == Verify::Device {
-        h.log(
-            Level::Err,
-            "verify=device is not supported by this version of pam_accountmap",
-        );
-        return Err(PAM_AUTHINFO_UNAVAIL);
-    }
     let user = pam_user(h, Phase::Auth)?;
-    let credential = match opts.verify {
-        Verify::None => None,
-        _ => Some(obtain_credential(h, &opts)?),
+    let decision = if opts.verify == Verify::Device {
+        device_flow(h, &opts, env, daemon, &user)?
+    } else {
+        let credential = match opts.verify {
+            Verify::None => None,
+            _ => Some(obtain_credential(h, &opts)?),
+        };
+        ask_daemon(h, &opts, env, daemon, Phase::Auth, &user, credential)?
     };
-    let decision = ask_daemon(h, &opts, env, daemon, Phase::Auth, &user, credential)?;
     let code = code_for(decision.verdict, Phase::Auth);
     if code != PAM_SUCCESS {
         if matches!(
@@ -440,6 +444,139 @@ fn prompt<H: PamHandle>(h: &mut H) -> Result<Credential, Code> {
     Ok(cred)
 }
 
+/// `verify=device` (RFC 8628): the daemon starts a device authorization, the user is shown
+/// the verification URL and code (PAM_TEXT_INFO), and the module polls the daemon every
+/// `interval` seconds (which the daemon lengthens on the provider's `slow_down`) until it
+/// decides or the code expires. Each exchange with the daemon is bounded by `timeout=`; the
+/// whole wait by the code's lifetime, which the daemon caps at 30 minutes.
+fn device_flow<H: PamHandle, D: Daemon>(
+    h: &mut H,
+    opts: &Options,
+    env: &Env,
+    daemon: &mut D,
+    user: &str,
+) -> Result<Decision, Code> {
+    let service = log_item(h, Item::Service)?;
+    let socket = socket_path(opts, env);
+    let unavailable = |h: &H, why: String| {
+        h.log(
+            Level::Err,
+            &format!(
+                "auth (device) for {user:?}: {why} (socket {}); returning PAM_AUTHINFO_UNAVAIL",
+                socket.display()
+            ),
+        );
+        PAM_AUTHINFO_UNAVAIL
+    };
+    let start = Request::DeviceStart {
+        service: service.clone(),
+        user: user.to_string(),
+        rhost: log_item(h, Item::Rhost)?,
+    };
+    let (session, uri, code, expires_in, mut interval) =
+        match daemon.call(&socket, &start, opts.timeout) {
+            Ok(Response::DeviceStarted {
+                session,
+                verification_uri,
+                user_code,
+                expires_in,
+                interval,
+            }) => (session, verification_uri, user_code, expires_in, interval),
+            Ok(Response::Decision(d)) => return Ok(d),
+            Ok(Response::Error(m)) => {
+                return Err(unavailable(
+                    h,
+                    format!("accountmapd refused the request: {m}"),
+                ))
+            }
+            Ok(other) => {
+                return Err(unavailable(
+                    h,
+                    format!(
+                        "unexpected answer from accountmapd: {}",
+                        response_kind(&other)
+                    ),
+                ))
+            }
+            Err(e) => return Err(unavailable(h, e.to_string())),
+        };
+    h.text_info(&format!(
+        "To sign in, visit {uri} and enter the code {code}"
+    ))
+    .map_err(|c| {
+        h.log(
+            Level::Err,
+            &format!(
+                "device: cannot show the verification code: {}",
+                code_name(c)
+            ),
+        );
+        c
+    })?;
+    let lifetime = Duration::from_secs(u64::from(expires_in.min(1800)));
+    let deadline = Instant::now() + lifetime;
+    // Both the wall clock and the sum of the pauses count (the latter lets tests replace the
+    // clock; in real use the two agree but for the exchanges' own time).
+    let mut waited = Duration::ZERO;
+    loop {
+        let pause = Duration::from_secs(u64::from(interval.clamp(1, 60)));
+        waited += pause;
+        if waited > lifetime || Instant::now() + pause > deadline {
+            h.log(
+                Level::Notice,
+                &format!("auth (device) for {user:?}: the code expired before it was approved"),
+            );
+            return Err(PAM_AUTH_ERR);
+        }
+        daemon.wait(pause);
+        let poll = Request::DevicePoll {
+            service: service.clone(),
+            user: user.to_string(),
+            session: session.clone(),
+        };
+        match daemon.call(&socket, &poll, opts.timeout) {
+            Ok(Response::DevicePending { interval: next }) => interval = next,
+            Ok(Response::Decision(d)) => {
+                if opts.debug {
+                    h.log(
+                        Level::Debug,
+                        &format!(
+                            "auth (device): {user:?} -> {} account={:?} reason={:?}",
+                            d.verdict.as_str(),
+                            d.account,
+                            d.reason
+                        ),
+                    );
+                }
+                return Ok(d);
+            }
+            Ok(Response::Error(m)) => {
+                return Err(unavailable(
+                    h,
+                    format!("accountmapd refused the request: {m}"),
+                ))
+            }
+            Ok(other) => {
+                return Err(unavailable(
+                    h,
+                    format!(
+                        "unexpected answer from accountmapd: {}",
+                        response_kind(&other)
+                    ),
+                ))
+            }
+            Err(e) => return Err(unavailable(h, e.to_string())),
+        }
+    }
+}
+
+fn socket_path(opts: &Options, env: &Env) -> PathBuf {
+    opts.socket
+        .clone()
+        .or_else(|| env.socket.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+}
+
 /// Sends the request; the daemon's decision, or PAM_AUTHINFO_UNAVAIL when there is none.
 fn ask_daemon<H: PamHandle, D: Daemon>(
     h: &H,
@@ -458,11 +595,7 @@ fn ask_daemon<H: PamHandle, D: Daemon>(
         verify: opts.verify,
         credential,
     });
-    let socket = opts
-        .socket
-        .clone()
-        .or_else(|| env.socket.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    let socket = socket_path(opts, env);
     if opts.debug {
         h.log(
             Level::Debug,
@@ -524,6 +657,8 @@ fn response_kind(r: &Response) -> &'static str {
         Response::Flushed(_) => "flushed",
         Response::Passwd(_) => "passwd",
         Response::Error(_) => "error",
+        Response::DeviceStarted { .. } => "device started",
+        Response::DevicePending { .. } => "device pending",
     }
 }
 

@@ -32,6 +32,7 @@ pub const PAM_AUTHTOK: c_int = 6;
 
 // Conversation message styles.
 pub const PAM_PROMPT_ECHO_OFF: c_int = 1;
+pub const PAM_TEXT_INFO: c_int = 4;
 
 /// The opaque `pam_handle_t`. Only ever used behind a pointer that libpam hands over.
 #[repr(C)]

@@ -4,7 +4,7 @@ use crate::core::{CachedDecision, Item, Level, PamHandle};
 use crate::ffi::{
     self, pam_conv, pam_handle_t, pam_message, pam_response, Code, PAM_AUTHTOK, PAM_BUF_ERR,
     PAM_CONV, PAM_CONV_ERR, PAM_PROMPT_ECHO_OFF, PAM_RHOST, PAM_SERVICE, PAM_SUCCESS,
-    PAM_SYSTEM_ERR, PAM_USER,
+    PAM_SYSTEM_ERR, PAM_TEXT_INFO, PAM_USER,
 };
 use accountmap_wire::Credential;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -134,6 +134,36 @@ impl PamHandle for FfiHandle {
 
     fn set_authtok(&mut self, cred: &Credential) -> Result<(), Code> {
         self.set_string_item(PAM_AUTHTOK, cred.expose())
+    }
+
+    fn text_info(&mut self, msg: &str) -> Result<(), Code> {
+        let text = CString::new(msg.replace('\0', "")).map_err(|_| PAM_BUF_ERR)?;
+        let conv = self.raw_item(PAM_CONV).map_err(|_| PAM_CONV_ERR)?;
+        if conv.is_null() {
+            return Err(PAM_CONV_ERR);
+        }
+        // SAFETY: as in prompt_password: the application's `struct pam_conv`, read only.
+        let conv = unsafe { &*conv.cast::<pam_conv>() };
+        let Some(func) = conv.conv else {
+            return Err(PAM_CONV_ERR);
+        };
+        let message = pam_message {
+            msg_style: PAM_TEXT_INFO,
+            msg: text.as_ptr(),
+        };
+        let mut messages: [*const pam_message; 1] = [&message];
+        let mut raw: *mut pam_response = ptr::null_mut();
+        // SAFETY: one valid message whose text (`text`) outlives the call; the application
+        // may allocate a reply (unused for PAM_TEXT_INFO), which `Reply` frees.
+        let rc = unsafe { func(1, messages.as_mut_ptr(), &mut raw, conv.appdata_ptr) };
+        let _reply = Reply(raw);
+        if rc == PAM_SUCCESS {
+            Ok(())
+        } else if rc == PAM_BUF_ERR {
+            Err(PAM_BUF_ERR)
+        } else {
+            Err(PAM_CONV_ERR)
+        }
     }
 
     fn prompt_password(&mut self) -> Result<Credential, Code> {

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 pub use serde_json;
 
+pub mod oidc_provider;
 pub mod slapd;
 
 /// pam_wrapper and nss_wrapper as Debian installs them (libpam-wrapper, libnss-wrapper).

@@ -15,10 +15,14 @@ const OP_RESOLVE: u8 = 0x02;
 const OP_STATUS: u8 = 0x03;
 const OP_CACHE_FLUSH: u8 = 0x04;
 const OP_GETPWNAM: u8 = 0x05;
+const OP_DEVICE_START: u8 = 0x06;
+const OP_DEVICE_POLL: u8 = 0x07;
 const OP_DECISION: u8 = 0x81;
 const OP_STATUS_REPLY: u8 = 0x83;
 const OP_FLUSHED: u8 = 0x84;
 const OP_PASSWD: u8 = 0x85;
+const OP_DEVICE_STARTED: u8 = 0x86;
+const OP_DEVICE_PENDING: u8 = 0x87;
 const OP_ERROR: u8 = 0xFF;
 
 /// Why a body could not be decoded. The daemon logs it and answers with
@@ -239,6 +243,28 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
             w.str(name);
             w.finish()
         }
+        Request::DeviceStart {
+            service,
+            user,
+            rhost,
+        } => {
+            let mut w = Writer::new(OP_DEVICE_START);
+            w.str(service);
+            w.str(user);
+            w.str(rhost);
+            w.finish()
+        }
+        Request::DevicePoll {
+            service,
+            user,
+            session,
+        } => {
+            let mut w = Writer::new(OP_DEVICE_POLL);
+            w.str(service);
+            w.str(user);
+            w.str(session);
+            w.finish()
+        }
     }
 }
 
@@ -285,6 +311,16 @@ pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
         OP_CACHE_FLUSH => Request::CacheFlush,
         OP_GETPWNAM => Request::Getpwnam {
             name: r.str("name")?,
+        },
+        OP_DEVICE_START => Request::DeviceStart {
+            service: r.str("service")?,
+            user: r.str("user")?,
+            rhost: r.str("rhost")?,
+        },
+        OP_DEVICE_POLL => Request::DevicePoll {
+            service: r.str("service")?,
+            user: r.str("user")?,
+            session: r.str("session")?,
         },
         other => return Err(DecodeError::UnknownOp(other)),
     };
@@ -357,6 +393,26 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             w.str(reason);
             w.finish()
         }
+        Response::DeviceStarted {
+            session,
+            verification_uri,
+            user_code,
+            expires_in,
+            interval,
+        } => {
+            let mut w = Writer::new(OP_DEVICE_STARTED);
+            w.str(session);
+            w.str(verification_uri);
+            w.str(user_code);
+            w.u32(*expires_in);
+            w.u32(*interval);
+            w.finish()
+        }
+        Response::DevicePending { interval } => {
+            let mut w = Writer::new(OP_DEVICE_PENDING);
+            w.u32(*interval);
+            w.finish()
+        }
     }
 }
 
@@ -411,6 +467,14 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
             None
         }),
         OP_ERROR => Response::Error(r.str("reason")?),
+        OP_DEVICE_STARTED => Response::DeviceStarted {
+            session: r.str("session")?,
+            verification_uri: r.str("verification_uri")?,
+            user_code: r.str("user_code")?,
+            expires_in: r.u32()?,
+            interval: r.u32()?,
+        },
+        OP_DEVICE_PENDING => Response::DevicePending { interval: r.u32()? },
         other => return Err(DecodeError::UnknownOp(other)),
     };
     r.end()?;
@@ -452,6 +516,8 @@ mod tests {
     #[case::flush(Request::CacheFlush)]
     #[case::getpwnam(Request::Getpwnam { name: "John.Doe@Company.com".into() })]
     #[case::getpwnam_empty(Request::Getpwnam { name: String::new() })]
+    #[case::device_start(Request::DeviceStart { service: "sshd".into(), user: "alice".into(), rhost: "10.0.0.1".into() })]
+    #[case::device_poll(Request::DevicePoll { service: "sshd".into(), user: "alice".into(), session: "abc".into() })]
     fn requests_round_trip(#[case] req: Request) {
         let frame = encode_request(&req);
         let len = frame_len([frame[0], frame[1], frame[2], frame[3]]);
@@ -480,6 +546,8 @@ mod tests {
         dir: "/home/jdoe".into(), shell: "/bin/bash".into(),
     })))]
     #[case::passwd_none(Response::Passwd(None))]
+    #[case::device_started(Response::DeviceStarted { session: "s".into(), verification_uri: "https://idp/device".into(), user_code: "ABCD-EFGH".into(), expires_in: 600, interval: 5 })]
+    #[case::device_pending(Response::DevicePending { interval: 10 })]
     fn responses_round_trip(#[case] resp: Response) {
         let frame = encode_response(&resp);
         assert_eq!(decode_response(&frame[FRAME_HEADER_LEN..]), Ok(resp));

@@ -154,6 +154,21 @@ pub enum Request {
     /// The NSS module's `getpwnam(name)`: the same pipeline as PAM, answered with
     /// [`Response::Passwd`].
     Getpwnam { name: String },
+    /// `verify=device`, step 1: resolve `user`, apply policy, and start an OAuth 2.0 device
+    /// authorization (RFC 8628). Answered with [`Response::DeviceStarted`] or a refusal
+    /// ([`Response::Decision`]).
+    DeviceStart {
+        service: String,
+        user: String,
+        rhost: String,
+    },
+    /// `verify=device`, step 2, repeated: has the user approved `session` yet? Answered with
+    /// [`Response::DevicePending`] or the final [`Response::Decision`].
+    DevicePoll {
+        service: String,
+        user: String,
+        session: String,
+    },
 }
 
 impl Request {
@@ -175,6 +190,12 @@ impl Request {
             Request::Status => "status".to_string(),
             Request::CacheFlush => "cache flush".to_string(),
             Request::Getpwnam { name } => format!("getpwnam name={name:?}"),
+            Request::DeviceStart { service, user, .. } => {
+                format!("device start service={service:?} user={user:?}")
+            }
+            Request::DevicePoll { service, user, .. } => {
+                format!("device poll service={service:?} user={user:?}")
+            }
         }
     }
 }
@@ -249,4 +270,17 @@ pub enum Response {
     Passwd(Option<PasswdEntry>),
     /// The request was refused as a whole (malformed, wrong version, not permitted).
     Error(String),
+    /// A device authorization was started: show `verification_uri` and `user_code` to the
+    /// user, then poll with `session` every `interval` seconds for at most `expires_in`.
+    DeviceStarted {
+        session: String,
+        verification_uri: String,
+        user_code: String,
+        expires_in: u32,
+        interval: u32,
+    },
+    /// Not approved yet: poll again in `interval` seconds.
+    DevicePending {
+        interval: u32,
+    },
 }

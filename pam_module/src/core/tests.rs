@@ -18,6 +18,8 @@ struct FakePam {
     /// Answers of the conversation, one per prompt; running out is a conversation error.
     answers: VecDeque<Result<Vec<u8>, Code>>,
     prompts: usize,
+    /// PAM_TEXT_INFO messages shown.
+    infos: Vec<String>,
     user_sets: Vec<String>,
     authtok_sets: Vec<Vec<u8>>,
     cache: Option<CachedDecision>,
@@ -36,6 +38,7 @@ impl FakePam {
             authtok: None,
             answers: VecDeque::new(),
             prompts: 0,
+            infos: Vec::new(),
             user_sets: Vec::new(),
             authtok_sets: Vec::new(),
             cache: None,
@@ -124,6 +127,11 @@ impl PamHandle for FakePam {
         }
     }
 
+    fn text_info(&mut self, msg: &str) -> Result<(), Code> {
+        self.infos.push(msg.to_string());
+        Ok(())
+    }
+
     fn log(&self, level: Level, msg: &str) {
         self.logs.borrow_mut().push((level, msg.to_string()));
     }
@@ -162,6 +170,10 @@ enum Answer {
 struct FakeDaemon {
     answer: Answer,
     calls: Vec<(PathBuf, Request, Duration)>,
+    /// Answers given first, in order, before `answer` (the device flow's exchanges).
+    script: VecDeque<Response>,
+    /// The pauses `wait` was asked for (no real sleeping in tests).
+    waits: Vec<Duration>,
 }
 
 impl FakeDaemon {
@@ -169,6 +181,8 @@ impl FakeDaemon {
         FakeDaemon {
             answer,
             calls: Vec::new(),
+            script: VecDeque::new(),
+            waits: Vec::new(),
         }
     }
 
@@ -185,6 +199,10 @@ impl FakeDaemon {
 }
 
 impl Daemon for FakeDaemon {
+    fn wait(&mut self, d: Duration) {
+        self.waits.push(d);
+    }
+
     fn call(
         &mut self,
         socket: &Path,
@@ -193,6 +211,9 @@ impl Daemon for FakeDaemon {
     ) -> Result<Response, ClientError> {
         self.calls
             .push((socket.to_path_buf(), req.clone(), timeout));
+        if let Some(r) = self.script.pop_front() {
+            return Ok(r);
+        }
         match self.answer.clone() {
             Answer::Verdict(verdict, account) => Ok(Response::Decision(Decision {
                 verdict,
@@ -662,20 +683,65 @@ fn a_failed_conversation_is_returned_as_is(#[values(PAM_CONV_ERR, PAM_BUF_ERR)] 
     assert!(h.logged(Level::Err, "conversation failed"));
 }
 
+fn started(interval: u32, expires_in: u32) -> Response {
+    Response::DeviceStarted {
+        session: "s1".into(),
+        verification_uri: "https://idp.example/device".into(),
+        user_code: "WDJB-MJHT".into(),
+        expires_in,
+        interval,
+    }
+}
+
 #[test]
-fn verify_device_is_not_supported_and_fails_closed() {
-    let mut h = FakePam::new("jdoe").answering(SECRET);
+fn verify_device_shows_the_code_then_polls_until_the_decision() {
+    let mut h = FakePam::new("jdoe");
     let mut d = FakeDaemon::allowing("jdoe");
+    d.script.push_back(started(5, 600));
+    d.script.push_back(Response::DevicePending { interval: 5 });
+    // the provider said slow_down: the daemon answers with a longer interval
+    d.script.push_back(Response::DevicePending { interval: 10 });
+    assert_eq!(auth(&mut h, &["verify=device"], &mut d), PAM_SUCCESS);
+    assert_eq!(h.prompts, 0, "no password prompt");
     assert_eq!(
-        auth(&mut h, &["verify=device"], &mut d),
+        h.infos,
+        vec!["To sign in, visit https://idp.example/device and enter the code WDJB-MJHT"]
+    );
+    assert_eq!(
+        d.waits,
+        [5, 5, 10].map(Duration::from_secs).to_vec(),
+        "interval honoured, slow_down lengthens it"
+    );
+    assert!(matches!(&d.calls[0].1, Request::DeviceStart { user, .. } if user == "jdoe"));
+    assert!(matches!(&d.calls[3].1, Request::DevicePoll { session, .. } if session == "s1"));
+    assert_eq!(h.user_sets, Vec::<String>::new());
+}
+
+#[test]
+fn verify_device_stops_when_the_code_expires() {
+    let mut h = FakePam::new("jdoe");
+    let mut d = FakeDaemon::allowing("jdoe");
+    d.script.push_back(started(5, 12));
+    for _ in 0..10 {
+        d.script.push_back(Response::DevicePending { interval: 5 });
+    }
+    assert_eq!(auth(&mut h, &["verify=device"], &mut d), PAM_AUTH_ERR);
+    assert_eq!(d.waits.len(), 2, "two polls fit in 12 s at 5 s");
+    assert!(h.logged(Level::Notice, "expired before it was approved"));
+}
+
+#[test]
+fn verify_device_refusal_at_start_is_returned_without_a_code() {
+    let mut h = FakePam::new("bob");
+    let mut d = FakeDaemon::new(Answer::Verdict(Verdict::PolicyDenied, "bob"));
+    assert_eq!(auth(&mut h, &["verify=device"], &mut d), PAM_AUTH_ERR);
+    assert!(h.infos.is_empty());
+    assert_eq!(d.calls.len(), 1);
+    let mut d = FakeDaemon::new(Answer::Refused);
+    assert_eq!(
+        auth(&mut FakePam::new("bob"), &["verify=device"], &mut d),
         PAM_AUTHINFO_UNAVAIL
     );
-    assert!(h.logged(
-        Level::Err,
-        "verify=device is not supported by this version of pam_accountmap"
-    ));
-    assert_eq!(h.prompts, 0);
-    assert!(d.calls.is_empty());
 }
 
 #[test]

@@ -1,0 +1,288 @@
+//! A real OpenID Provider for the OIDC tests: panva's `oidc-provider` (an OpenID-certified
+//! implementation, pinned in `tests/oidc-provider/package-lock.json`) run by node on
+//! 127.0.0.1 with the clients, accounts and signing keys a test gives it
+//! (`tests/oidc-provider/provider.mjs`).
+//!
+//! Tokens come out of the provider's own authorization code flow: `login.mjs` plays the
+//! browser through `/auth`, the provider's development login and consent pages and `/token`,
+//! so every token is minted and signed by the provider with the keys it publishes in its JWKS.
+//! Two knobs make the unusual tokens a test needs without touching a token by hand: a second
+//! provider with the same keys on another port (another issuer), and a provider whose clock
+//! runs two hours behind (an expired token).
+
+use crate::{run_bounded, wait_until, write_atomic, COMMAND_LIMIT};
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long node may take to listen.
+pub const PROVIDER_START_LIMIT: Duration = Duration::from_secs(20);
+/// The client accountmapd is configured with, and another client of the same provider.
+pub const CLIENT_ID: &str = "accountmap";
+pub const OTHER_CLIENT_ID: &str = "other-app";
+pub const CLIENT_SECRET: &str = "test-client-secret";
+
+/// The accounts of the test provider: (sub, email, email_verified).
+pub const ACCOUNTS: &[(&str, &str, bool)] = &[
+    ("alice-sub", "alice@company.com", true),
+    ("jdoe-sub", "John.Doe@Company.com", true),
+    ("carol-sub", "carol@company.com", false),
+    ("eve-sub", "eve@elsewhere.org", true),
+    ("partner-sub", "partner@elsewhere.org", true),
+];
+
+pub fn provider_dir() -> PathBuf {
+    crate::workspace_root().join("tests/oidc-provider")
+}
+
+/// `npm ci` once per test process when `node_modules` is missing (`make test` runs it in
+/// scripts/install-deps.sh already).
+pub fn require_node_modules() {
+    static ONCE: Mutex<bool> = Mutex::new(false);
+    let mut done = ONCE.lock().unwrap_or_else(|p| p.into_inner());
+    if *done {
+        return;
+    }
+    let dir = provider_dir();
+    if !dir.join("node_modules/oidc-provider/package.json").exists() {
+        let out = run_bounded(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir),
+            None,
+            Duration::from_secs(300),
+        );
+        assert_eq!(
+            out.code,
+            0,
+            "npm ci in {} failed (node and npm are needed: scripts/install-deps.sh installs them)\n{}",
+            dir.display(),
+            out.all()
+        );
+    }
+    *done = true;
+}
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A new private signing key (a JWK) from node's crypto: `"RSA"` (2048 bits) or `"EC"` (P-256).
+pub fn generate_key(kty: &str) -> String {
+    require_node_modules();
+    let out = run_bounded(
+        Command::new("node")
+            .arg(provider_dir().join("provider.mjs"))
+            .args(["--genkey", kty]),
+        None,
+        COMMAND_LIMIT,
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    out.stdout.trim().to_string()
+}
+
+/// What a provider instance is started with.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Private JWKs; the first one of the client's algorithm signs.
+    pub keys: Vec<String>,
+    /// `id_token_signed_response_alg` of both clients.
+    pub alg: String,
+    /// Seconds the provider's clock is off.
+    pub clock_offset: i64,
+}
+
+/// The ID token and access token of one sign-in.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub id_token: String,
+    pub access_token: String,
+}
+
+pub struct OidcProvider {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+    pub setup: Setup,
+}
+
+impl OidcProvider {
+    /// Starts a provider on a free port with one new RSA key.
+    pub fn start(name: &str) -> OidcProvider {
+        let setup = Setup {
+            keys: vec![generate_key("RSA")],
+            alg: "RS256".into(),
+            clock_offset: 0,
+        };
+        OidcProvider::start_on(name, free_port(), setup)
+    }
+
+    pub fn start_on(name: &str, port: u16, setup: Setup) -> OidcProvider {
+        require_node_modules();
+        let dir = std::env::temp_dir().join(format!(
+            "am-oidc-{}-{port}-{}",
+            std::process::id(),
+            name.chars().take(20).collect::<String>()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create the provider directory");
+        let mut p = OidcProvider {
+            port,
+            dir,
+            child: None,
+            setup,
+        };
+        p.run();
+        p
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn discovery_endpoint(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer())
+    }
+
+    fn run(&mut self) {
+        let accounts: Vec<String> = ACCOUNTS
+            .iter()
+            .map(|(sub, email, verified)| {
+                format!("\"{sub}\": {{\"email\": \"{email}\", \"email_verified\": {verified}}}")
+            })
+            .collect();
+        let clients: Vec<String> = [CLIENT_ID, OTHER_CLIENT_ID]
+            .iter()
+            .map(|id| {
+                format!(
+                    "{{\"client_id\": \"{id}\", \"client_secret\": \"{CLIENT_SECRET}\", \"id_token_signed_response_alg\": \"{}\"}}",
+                    self.setup.alg
+                )
+            })
+            .collect();
+        let config = format!(
+            "{{\"port\": {}, \"keys\": [{}], \"clients\": [{}], \"accounts\": {{{}}}, \"clock_offset\": {}}}",
+            self.port,
+            self.setup.keys.join(", "),
+            clients.join(", "),
+            accounts.join(", "),
+            self.setup.clock_offset
+        );
+        let config_path = self.dir.join("provider.json");
+        write_atomic(&config_path, &config);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("provider.log"))
+            .expect("open provider.log");
+        let child = Command::new("node")
+            .arg(provider_dir().join("provider.mjs"))
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node: {e}"));
+        self.child = Some(child);
+        let port = self.port;
+        let up = wait_until(PROVIDER_START_LIMIT, || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        if !up {
+            self.stop();
+            panic!(
+                "oidc-provider not listening on {port} within {PROVIDER_START_LIMIT:?}\n{}",
+                self.log()
+            );
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("provider.log")).unwrap_or_default()
+    }
+
+    /// Kills the provider and waits until its port refuses connections.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let port = self.port;
+        wait_until(Duration::from_secs(5), || {
+            TcpStream::connect(("127.0.0.1", port)).is_err()
+        });
+    }
+
+    /// Stops the provider and starts it again on the same port (same issuer) with `setup`.
+    pub fn restart(&mut self, setup: Setup) {
+        self.stop();
+        self.setup = setup;
+        self.run();
+    }
+
+    /// Signs `account` (a sub of [`ACCOUNTS`]) in for `client` through the authorization
+    /// code flow; the provider's tokens.
+    pub fn login(&self, client: &str, account: &str) -> Tokens {
+        let out = run_bounded(
+            Command::new("node")
+                .arg(provider_dir().join("login.mjs"))
+                .args([&self.issuer(), client, CLIENT_SECRET, account]),
+            None,
+            COMMAND_LIMIT,
+        );
+        assert_eq!(
+            out.code,
+            0,
+            "login of {account} at {} failed\n{}\n--- provider log ---\n{}",
+            self.issuer(),
+            out.all(),
+            self.log()
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(out.stdout.trim()).expect("login.mjs prints JSON");
+        Tokens {
+            id_token: v["id_token"].as_str().expect("id_token").to_string(),
+            access_token: v["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_string(),
+        }
+    }
+}
+
+impl OidcProvider {
+    /// Approves the device authorization with `user_code` as `account` would in a browser:
+    /// the provider's /device page, its confirmation, login and consent (`approve.mjs`).
+    pub fn approve(&self, user_code: &str, account: &str) {
+        let out = run_bounded(
+            Command::new("node")
+                .arg(provider_dir().join("approve.mjs"))
+                .args([&self.issuer(), user_code, account]),
+            None,
+            COMMAND_LIMIT,
+        );
+        assert_eq!(
+            out.code,
+            0,
+            "approval of {user_code} as {account} failed\n{}\n--- provider log ---\n{}",
+            out.all(),
+            self.log()
+        );
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::env::var_os("ACCOUNTMAP_TESTS_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
