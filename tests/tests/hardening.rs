@@ -389,3 +389,265 @@ fn unreadable_config_at_reload_keeps_the_old_config_and_says_why() {
     );
     assert!(env.daemon_alive());
 }
+
+// ---------------------------------------------------------------------------------------------
+// LDAP faults: a TCP proxy in front of a real slapd that forwards, or stalls, resets or
+// answers garbage on command. It injects faults; the directory itself is real.
+
+mod fault_proxy {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+    use std::time::Duration;
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum Fault {
+        /// Pass bytes both ways to the real server.
+        Forward = 0,
+        /// Accept, then say nothing and read nothing.
+        Stall = 1,
+        /// Accept, then reset the connection (RST, not FIN).
+        Reset = 2,
+        /// Read what the client sends and answer bytes that are no LDAP message.
+        Garbage = 3,
+        /// Answer the start of a well-formed LDAP message, then stall.
+        Truncated = 4,
+    }
+
+    pub struct FaultProxy {
+        pub addr: String,
+        mode: Arc<AtomicU8>,
+        pub accepted: Arc<AtomicUsize>,
+        stop: Arc<AtomicBool>,
+        live: Arc<Mutex<Vec<TcpStream>>>,
+    }
+
+    fn reset(s: &TcpStream) {
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: valid socket descriptor and a correctly sized option value.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &linger as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+
+    impl FaultProxy {
+        pub fn start(upstream: String) -> FaultProxy {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let p = FaultProxy {
+                addr: listener.local_addr().unwrap().to_string(),
+                mode: Arc::new(AtomicU8::new(Fault::Forward as u8)),
+                accepted: Arc::new(AtomicUsize::new(0)),
+                stop: Arc::new(AtomicBool::new(false)),
+                live: Arc::new(Mutex::new(Vec::new())),
+            };
+            let (mode, accepted, stop, live) = (
+                p.mode.clone(),
+                p.accepted.clone(),
+                p.stop.clone(),
+                p.live.clone(),
+            );
+            thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((client, _)) = listener.accept() else {
+                        thread::sleep(Duration::from_millis(2));
+                        continue;
+                    };
+                    client.set_nonblocking(false).unwrap();
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    live.lock().unwrap().push(client.try_clone().unwrap());
+                    match mode.load(Ordering::SeqCst) {
+                        0 => {
+                            let Ok(server) = TcpStream::connect(&upstream) else {
+                                continue;
+                            };
+                            live.lock().unwrap().push(server.try_clone().unwrap());
+                            for (mut from, mut to) in [
+                                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                                (server, client),
+                            ] {
+                                thread::spawn(move || {
+                                    let _ = std::io::copy(&mut from, &mut to);
+                                    let _ = to.shutdown(Shutdown::Both);
+                                });
+                            }
+                        }
+                        1 => {} // held in `live` until dropped
+                        2 => reset(&client),
+                        3 => {
+                            thread::spawn(move || {
+                                let mut c = client;
+                                let mut buf = [0u8; 4096];
+                                while let Ok(n) = c.read(&mut buf) {
+                                    if n == 0
+                                        || c.write_all(b"\xff\xfeHTTP/1.1 400 garbage\r\n").is_err()
+                                    {
+                                        break;
+                                    }
+                                }
+                            });
+                        }
+                        _ => {
+                            // A SEQUENCE of 0x7f bytes, message id 1, then nothing more.
+                            let mut c = client;
+                            let _ = c.write_all(&[0x30, 0x7f, 0x02, 0x01, 0x01]);
+                        }
+                    }
+                }
+            });
+            p
+        }
+
+        /// Switches the behaviour for new connections and breaks the ones open, as a server
+        /// that restarts into a bad state does.
+        pub fn set(&self, fault: Fault) {
+            self.mode.store(fault as u8, Ordering::SeqCst);
+            for s in self.live.lock().unwrap().drain(..) {
+                if fault == Fault::Reset {
+                    reset(&s);
+                }
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    impl Drop for FaultProxy {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            for s in self.live.lock().unwrap().drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+use accountmap_tests::slapd::*;
+use fault_proxy::{Fault, FaultProxy};
+
+fn ldap_sign_in(env: &Env, user: &str, password: &str) -> PamRun {
+    env.pam_with_stdin(
+        SVC_LDAP,
+        user,
+        &["authenticate", "acct_mgmt"],
+        Some(format!("{password}\n").as_bytes()),
+    )
+}
+
+fn proxied_ldap_env(name: &str, slapd: &Slapd, proxy: &FaultProxy, timeout: u32) -> Env {
+    let section = Section {
+        addresses: Some(vec![proxy.addr.clone()]),
+        ..Section::default()
+    };
+    ldap_env_sections(name, slapd, &[section], 0, timeout)
+}
+
+/// The directory stalls, resets, answers garbage or half a message: each `verify=ldap`
+/// sign-in gets PAM_AUTHINFO_UNAVAIL (never a success, never "wrong password") within the
+/// backend timeout plus a margin; the daemon stays up; once the server is healthy again the
+/// next sign-in succeeds.
+#[test]
+fn ldap_server_that_stalls_resets_or_answers_garbage_gives_authinfo_unavail() {
+    let slapd = Slapd::start("ldap-faults");
+    let proxy = FaultProxy::start(slapd.address());
+    let mut env = proxied_ldap_env("ldap-faults", &slapd, &proxy, 1);
+    let run = ldap_sign_in(&env, "alice", "alice-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    for fault in [Fault::Stall, Fault::Reset, Fault::Garbage, Fault::Truncated] {
+        proxy.set(fault);
+        let run = ldap_sign_in(&env, "alice", "alice-pw");
+        eprintln!(
+            "LDAP {fault:?}: {:?} in {:?}",
+            run.verdicts(),
+            run.elapsed()
+        );
+        assert_eq!(
+            run.verdicts(),
+            vec![AUTHINFO_UNAVAIL],
+            "{fault:?}\n{}\n{}",
+            run.out.all(),
+            env.daemon_log()
+        );
+        assert!(
+            run.elapsed() < Duration::from_secs(4),
+            "{fault:?} took {:?}",
+            run.elapsed()
+        );
+        assert!(
+            env.daemon_alive(),
+            "{fault:?}: daemon died\n{}",
+            env.daemon_log()
+        );
+        proxy.set(Fault::Forward);
+        let run = ldap_sign_in(&env, "alice", "alice-pw");
+        assert_eq!(
+            run.verdicts(),
+            vec![AUTH_OK, ACCT_OK],
+            "after {fault:?}, recovered\n{}\n{}",
+            run.out.all(),
+            env.daemon_log()
+        );
+        let run = ldap_sign_in(&env, "alice", "wrong");
+        assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    }
+}
+
+/// SIGKILL while a request is inside the daemon (waiting on a stalled directory): the PAM
+/// client gets PAM_AUTHINFO_UNAVAIL at once, not at its timeout; the restarted daemon serves
+/// the next sign-in at once.
+#[test]
+fn daemon_killed_mid_request_gives_authinfo_unavail_and_a_restart_serves_at_once() {
+    let slapd = Slapd::start("kill-mid");
+    let proxy = FaultProxy::start(slapd.address());
+    let mut env = proxied_ldap_env("kill-mid", &slapd, &proxy, 5);
+    let run = ldap_sign_in(&env, "alice", "alice-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+
+    proxy.set(Fault::Stall);
+    let before = proxy.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let mut cmd = env.pamtester_command(SVC_LDAP, "alice", &["authenticate", "acct_mgmt"]);
+    let signin = thread::spawn(move || {
+        run_bounded_pam(&mut cmd, Some(b"alice-pw\n"), Duration::from_secs(20))
+    });
+    // The daemon has opened a connection to the stalled directory: the request is in flight.
+    assert!(wait_until(Duration::from_secs(5), || proxy
+        .accepted
+        .load(std::sync::atomic::Ordering::SeqCst)
+        > before));
+    thread::sleep(Duration::from_millis(200));
+    let killed = Instant::now();
+    env.kill_daemon();
+    let run = PamRun {
+        out: signin.join().unwrap(),
+    };
+    let after_kill = killed.elapsed();
+    eprintln!(
+        "killed mid-request: {:?}, {after_kill:?} after the kill",
+        run.verdicts()
+    );
+    assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
+    assert!(after_kill < Duration::from_secs(2), "{after_kill:?}");
+
+    proxy.set(Fault::Forward);
+    env.start_daemon();
+    let restarted = Instant::now();
+    let run = ldap_sign_in(&env, "alice", "alice-pw");
+    eprintln!(
+        "after the restart: {:?} in {:?}",
+        run.verdicts(),
+        restarted.elapsed()
+    );
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    assert!(restarted.elapsed() < Duration::from_secs(2));
+}
