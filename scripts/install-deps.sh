@@ -8,6 +8,7 @@
 #   build-essential, pkg-config                  the C toolchain cargo links with
 #   rpm, rpm2cpio, lintian                       inspect the built packages (make package)
 #   binutils                                     strip (cargo-generate-rpm does not strip)
+#   valgrind                                     memcheck of the PAM and NSS modules (make valgrind)
 # then the cargo subcommands cargo-deb and cargo-generate-rpm (scripts/install-tools.sh).
 # Runs `apt-get update` first when something is missing; uses sudo only when not root.
 set -euo pipefail
@@ -23,7 +24,7 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config
-    rpm rpm2cpio lintian binutils slapd ldap-utils)
+    rpm rpm2cpio lintian binutils slapd ldap-utils valgrind)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

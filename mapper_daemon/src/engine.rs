@@ -44,6 +44,45 @@ pub struct Engine {
     requests: AtomicU64,
 }
 
+/// The brute-force brake ([`crate::brake`]) on a credential decision: a failure is counted
+/// and, past the free ones, answered later; a success clears its account's count.
+fn apply_brake(peer: &Peer, req: &PamRequest, mut decision: Decision) -> Decision {
+    let brake = crate::brake::brake();
+    match decision.verdict {
+        Verdict::Allowed => brake.succeeded(&decision.account),
+        Verdict::AuthFailed => {
+            let account = if decision.account.is_empty() {
+                req.user.to_lowercase()
+            } else {
+                decision.account.clone()
+            };
+            let mut keys = vec![crate::brake::Key::Account(account)];
+            if peer.is_root() {
+                // PAM_RHOST comes from the service (sshd); only a root one is believed.
+                if !req.rhost.is_empty() {
+                    keys.push(crate::brake::Key::RemoteHost(req.rhost.clone()));
+                }
+            } else {
+                keys.push(crate::brake::Key::PeerUid(peer.uid));
+            }
+            let (delay, worst) = brake.failed(&keys, Instant::now());
+            if let (false, Some((key, n))) = (delay.is_zero(), worst) {
+                decision.reason = format!(
+                    "{} (answer delayed {} ms by the brute-force brake: {n} failures of {key} \
+                     within {} min)",
+                    decision.reason,
+                    delay.as_millis(),
+                    crate::brake::WINDOW.as_secs() / 60
+                );
+                // On this connection's own thread: nothing else waits for it.
+                std::thread::sleep(delay);
+            }
+        }
+        _ => {}
+    }
+    decision
+}
+
 /// What a decision was about, for the log line.
 struct Subject<'a> {
     service: &'a str,
@@ -148,6 +187,16 @@ impl Engine {
     }
 
     fn decide_pam(&self, peer: &Peer, req: &PamRequest) -> Decision {
+        let decision = self.decide_pam_unbraked(peer, req);
+        if req.phase == Phase::Auth
+            && matches!(req.verify, Verify::Ldap | Verify::Oidc | Verify::Proxy)
+        {
+            return apply_brake(peer, req, decision);
+        }
+        decision
+    }
+
+    fn decide_pam_unbraked(&self, peer: &Peer, req: &PamRequest) -> Decision {
         if req.phase == Phase::Auth && req.verify != Verify::None {
             // Unusable credentials are refused before anything is looked up, so that a
             // backend never sees an empty password (an unauthenticated LDAP bind succeeds).

@@ -651,3 +651,39 @@ fn daemon_killed_mid_request_gives_authinfo_unavail_and_a_restart_serves_at_once
     assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
     assert!(restarted.elapsed() < Duration::from_secs(2));
 }
+
+/// The brute-force brake: five wrong passwords for alice are answered at once, the sixth and
+/// seventh later (0.5 s, 1 s), still as PAM_AUTH_ERR; the right password is answered at once.
+#[test]
+fn brute_force_brake_delays_failures_but_not_the_right_password() {
+    let slapd = Slapd::start("brake");
+    let env = ldap_env("brake", &slapd, &Section::default(), 0);
+    let mut took = Vec::new();
+    for _ in 0..7 {
+        let run = env.pam_with_stdin(SVC_LDAP, "alice", &["authenticate"], Some(b"guess\n"));
+        assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+        took.push(run.elapsed());
+    }
+    let run = ldap_sign_in(&env, "alice", "alice-pw");
+    eprintln!(
+        "wrong passwords answered after {took:?}; the right one after {:?}",
+        run.elapsed()
+    );
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    assert!(
+        run.elapsed() < Duration::from_millis(450),
+        "{:?}",
+        run.elapsed()
+    );
+    for (i, t) in took.iter().enumerate().take(5) {
+        assert!(*t < Duration::from_millis(450), "failure {}: {t:?}", i + 1);
+    }
+    assert!(took[5] >= Duration::from_millis(500), "{took:?}");
+    assert!(took[6] >= Duration::from_millis(1000), "{took:?}");
+    assert!(
+        env.daemon_log()
+            .contains("brute-force brake: 7 failures of account"),
+        "{}",
+        env.daemon_log()
+    );
+}
