@@ -15,6 +15,15 @@
 //! lock anyone out; that is pam_faillock's job, see README). A success clears its account's
 //! count. Memory is bounded: at most [`MAX_KEYS`] keys are remembered; when full, expired
 //! ones are dropped, then the oldest.
+//!
+//! A delay is served by sleeping on the connection's thread, and threads are few (64). So that
+//! parallel guesses (a botnet through sshd, whose connections come from root and take no
+//! connection slot) cannot put every thread to sleep, at most [`MAX_SLEEPING`] answers are
+//! delayed at once, and a key stays *in the penalty box* until its delay has run out: a
+//! further attempt of that key (same typed name, remote host or peer) arriving meanwhile is
+//! refused at once, without its credential being checked, so parallel guessing learns nothing.
+//! Under such an attack the right password of the attacked account can be refused too, for
+//! at most [`MAX_DELAY`] at a time.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -30,6 +39,8 @@ pub const FIRST_DELAY: Duration = Duration::from_millis(500);
 pub const MAX_DELAY: Duration = Duration::from_secs(4);
 /// Keys remembered at most (each a few dozen bytes).
 pub const MAX_KEYS: usize = 16 * 1024;
+/// Answers delayed at the same time at most (of 64 connection threads).
+pub const MAX_SLEEPING: usize = 16;
 
 /// What failures are counted against.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -54,6 +65,8 @@ struct Count {
     failures: u32,
     first: Instant,
     last: Instant,
+    /// End of the key's current delay: attempts before it are refused unchecked.
+    until: Instant,
 }
 
 /// The failure counts; one per daemon (a reload keeps them: see [`brake`]).
@@ -61,6 +74,7 @@ struct Count {
 pub struct Brake {
     counts: Mutex<HashMap<Key, Count>>,
     max_keys: usize,
+    sleeping: std::sync::atomic::AtomicUsize,
 }
 
 /// The daemon's brake. Global so that a configuration reload, which builds a new engine, does
@@ -84,6 +98,7 @@ impl Brake {
         Brake {
             counts: Mutex::new(HashMap::new()),
             max_keys: max_keys.max(1),
+            sleeping: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -101,17 +116,15 @@ impl Brake {
             if !counts.contains_key(key) && counts.len() >= self.max_keys {
                 make_room(&mut counts, now);
             }
-            let c = counts.entry(key.clone()).or_insert(Count {
+            let fresh = Count {
                 failures: 0,
                 first: now,
                 last: now,
-            });
+                until: now,
+            };
+            let c = counts.entry(key.clone()).or_insert(fresh);
             if now.saturating_duration_since(c.first) > WINDOW {
-                *c = Count {
-                    failures: 0,
-                    first: now,
-                    last: now,
-                };
+                *c = fresh;
             }
             c.failures = c.failures.saturating_add(1);
             c.last = now;
@@ -126,7 +139,34 @@ impl Brake {
         let delay = worst
             .as_ref()
             .map_or(Duration::ZERO, |(_, n)| delay_for(*n));
+        for key in keys {
+            if let Some(c) = counts.get_mut(key) {
+                c.until = c.until.max(now + delay);
+            }
+        }
         (delay, worst)
+    }
+
+    /// The key of `keys` that is in the penalty box at `now`, and for how much longer.
+    pub fn held(&self, keys: &[Key], now: Instant) -> Option<(Key, Duration)> {
+        let counts = self.lock();
+        keys.iter().find_map(|k| {
+            let c = counts.get(k)?;
+            (c.until > now).then(|| (k.clone(), c.until - now))
+        })
+    }
+
+    /// Sleeps `delay` unless [`MAX_SLEEPING`] answers are already being delayed; `false` when
+    /// it did not sleep (the penalty box still holds the key).
+    pub fn sleep(&self, delay: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.sleeping.fetch_add(1, Ordering::SeqCst) >= MAX_SLEEPING {
+            self.sleeping.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        std::thread::sleep(delay);
+        self.sleeping.fetch_sub(1, Ordering::SeqCst);
+        true
     }
 
     /// A success: the account's count is cleared (the peer's and host's are not: a guesser
@@ -205,6 +245,45 @@ mod tests {
         assert_eq!(b.failed(&k, t).0, MAX_DELAY);
         let later = t + WINDOW + Duration::from_secs(1);
         assert_eq!(b.failed(&k, later).0, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_braked_key_is_held_until_its_delay_has_run_out() {
+        let b = Brake::new(100);
+        let t = Instant::now();
+        let k = [Key::RemoteHost("203.0.113.9".into())];
+        for _ in 0..FREE_FAILURES {
+            b.failed(&k, t);
+        }
+        assert_eq!(b.held(&k, t), None, "free failures hold nothing");
+        let (d, _) = b.failed(&k, t);
+        assert_eq!(d, FIRST_DELAY);
+        assert_eq!(b.held(&k, t).map(|h| h.1), Some(FIRST_DELAY));
+        assert_eq!(b.held(&[Key::RemoteHost("other".into())], t), None);
+        assert_eq!(b.held(&k, t + FIRST_DELAY), None);
+    }
+
+    #[test]
+    fn at_most_max_sleeping_answers_are_delayed_at_once() {
+        let b = std::sync::Arc::new(Brake::new(10));
+        let n = MAX_SLEEPING + 8;
+        let start = std::sync::Arc::new(std::sync::Barrier::new(n));
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let (b, start) = (b.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    b.sleep(Duration::from_millis(500))
+                })
+            })
+            .collect();
+        let slept = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .filter(|s| *s)
+            .count();
+        assert!(slept <= MAX_SLEEPING, "{slept} slept at once");
+        assert!(slept < n, "the excess did not sleep");
     }
 
     #[test]
