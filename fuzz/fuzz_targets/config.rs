@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let path = Path::new("/nonexistent/accountmap.toml");
-    if let Err(errors) = accountmap_daemon::config::parse_str(path, text) {
+    if let Err(errors) = accountmap::config::parse_str(path, text) {
         let shown = errors.to_string();
         assert!(!shown.is_empty());
     }

@@ -3,8 +3,7 @@
 #![no_main]
 
 use accountmap_wire::{
-    decode_request, decode_response, encode_request, encode_response, frame_len,
-    FRAME_HEADER_LEN,
+    decode_request, decode_response, encode_request, encode_response, frame_len, FRAME_HEADER_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 
