@@ -3,13 +3,17 @@
 #   make demo   install missing prerequisites, build, then sign a few made-up users in
 #   make bench-policy   the policy benchmark against pam_succeed_if.so (release build)
 #   make bench-ldap     LDAP password sign-ins against a local slapd, and raw ldap3 costs (release build)
+#   make load           >= 20,000 PAM transactions, 32 concurrent clients, every verdict checked,
+#                       daemon RSS sampled (release build; ~1 min). Figures: README, "Load"
+#   make fuzz           each fuzz target for FUZZ_SECONDS (default 60) seconds
+#   make valgrind       the PAM and NSS modules under memcheck (pamtester, getent)
 #   make package   the .deb and .rpm in target/packages/ (or $CARGO_TARGET_DIR/packages/),
 #                  then check both (file lists, conffiles, scripts, lintian, rpm -qpi)
 #   make build | release | lint | clean
 
 CARGO ?= cargo
 
-.PHONY: all build release lint test demo deps clean bench-policy bench-ldap package
+.PHONY: all build release lint test demo deps clean bench-policy bench-ldap package load fuzz valgrind
 
 all: build
 
@@ -50,6 +54,33 @@ demo:
 bench-policy:
 	scripts/install-deps.sh
 	bench/run.sh
+
+# Load: the accountmap stack alone, 32 clients, 200,000 transactions. The warm-up runs with one
+# client, which fills the daemon's account cache one lookup at a time: nss_wrapper's getgrouplist
+# is not thread-safe (glibc's is), and cold concurrent lookups under it see wrong groups.
+LOAD_TRANSACTIONS ?= 200000
+load:
+	scripts/install-deps.sh
+	bench/run.sh --stacks accountmap --threads 32 --transactions $(LOAD_TRANSACTIONS) --rounds 1 \
+	  --warmup 600 --warmup-threads 1 --max-seconds 600
+
+# Fuzzing: cargo-fuzz (libFuzzer) on the nightly toolchain, each target FUZZ_SECONDS seconds.
+# Installs cargo-fuzz with cargo when it is missing. A crash stops the run and leaves its input
+# in fuzz/artifacts/TARGET/; turn it into a unit test beside the code, then fix.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= wire_request frame_reader config rewrite accounts_file
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    || exit 1; \
+	done
+
+valgrind:
+	scripts/install-deps.sh
+	$(CARGO) build --workspace
+	scripts/valgrind.sh
 
 # The daemon under test is the release build; the benchmark itself is an ignored test.
 bench-ldap:

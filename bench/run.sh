@@ -155,7 +155,7 @@ pin=()
 [[ -n ${BENCH_PIN:-} ]] && pin=(--pin "$pam_dir/pam_succeed_if.so" --pin "$module")
 rc=0
 "${nss_env[@]}" "$bench" --confdir "$tmp/pam.d" --users "$users" --minimum-uid 1000 \
-    --group rstudio-users --daemon-pid "$daemon_pid" "${pin[@]}" "$@" || rc=$?
+    --group rstudio-users --daemon-pid "$daemon_pid" --rss-pid "$daemon_pid" "${pin[@]}" "$@" || rc=$?
 
 if kill -0 "$daemon_pid" 2>/dev/null; then
     echo "accountmapd peak RSS (VmHWM): $(sed -n 's/^VmHWM:[[:space:]]*//p' "/proc/$daemon_pid/status")"

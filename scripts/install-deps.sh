@@ -11,6 +11,7 @@
 #   nodejs, npm (only when `node`/`npm` are missing: a NodeSource nodejs bundles npm)
 #                                                the OIDC tests run a real OpenID Provider
 #                                                (tests/oidc-provider, `npm ci` below; Node 18+)
+#   valgrind                                     memcheck of the PAM and NSS modules (make valgrind)
 # then the cargo subcommands cargo-deb and cargo-generate-rpm (scripts/install-tools.sh).
 # Runs `apt-get update` first when something is missing; uses sudo only when not root.
 set -euo pipefail
@@ -26,7 +27,7 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config
-    rpm rpm2cpio lintian binutils slapd ldap-utils)
+    rpm rpm2cpio lintian binutils slapd ldap-utils valgrind)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

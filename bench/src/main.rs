@@ -33,6 +33,11 @@ usage: policy-bench --confdir DIR --users FILE [options]
                        transaction (the CPU columns are less sensitive to other load than wall time)
   --pin PATH           dlopen PATH once and keep it loaded (diagnostic: takes the module's
                        load/unload out of pam_start/pam_end); repeatable
+  --warmup-threads N   clients for the warm-up (default: as many as measured); 1 fills the
+                       daemon's cache one lookup at a time
+  --rss-pid PID        sample PID's resident memory (VmRSS) every 50 ms while measuring; print
+                       peak and the mean of the first and last quarter of the run, and fail when
+                       the last quarter exceeds the first by more than 10 % and 2 MiB (a leak)
 ";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -93,6 +98,8 @@ struct Args {
     stacks: Vec<Kind>,
     pin: Vec<String>,
     daemon_pid: Option<u32>,
+    rss_pid: Option<u32>,
+    warmup_threads: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -111,6 +118,8 @@ fn parse_args() -> Result<Args, String> {
         stacks: vec![Kind::SucceedIf, Kind::Accountmap],
         pin: Vec::new(),
         daemon_pid: None,
+        rss_pid: None,
+        warmup_threads: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -158,6 +167,17 @@ fn parse_args() -> Result<Args, String> {
             "--pin" => a.pin.push(value),
             "--daemon-pid" => {
                 a.daemon_pid = Some(u32::try_from(num(&value)?).map_err(|_| "pid too large")?)
+            }
+            "--warmup-threads" => {
+                a.warmup_threads = Some(
+                    usize::try_from(num(&value)?)
+                        .ok()
+                        .filter(|n| (1..=256).contains(n))
+                        .ok_or("--warmup-threads: 1 to 256")?,
+                )
+            }
+            "--rss-pid" => {
+                a.rss_pid = Some(u32::try_from(num(&value)?).map_err(|_| "pid too large")?)
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -420,6 +440,50 @@ impl Measured {
     }
 }
 
+/// VmRSS of `pid` in KiB, from /proc.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Samples `pid`'s RSS every 50 ms until `stop`; the samples in time order.
+fn sample_rss(pid: u32, stop: &std::sync::atomic::AtomicBool) -> Vec<u64> {
+    let mut samples = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(k) = rss_kib(pid) {
+            samples.push(k);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    samples
+}
+
+/// Prints the RSS figures; `false` when the last quarter grew past the tolerance.
+fn judge_rss(pid: u32, samples: &[u64]) -> bool {
+    if samples.len() < 8 {
+        println!(
+            "daemon RSS (pid {pid}): too few samples ({}) to judge",
+            samples.len()
+        );
+        return true;
+    }
+    let q = samples.len() / 4;
+    let mean = |s: &[u64]| s.iter().sum::<u64>() / s.len().max(1) as u64;
+    let (first, last) = (mean(&samples[..q]), mean(&samples[samples.len() - q..]));
+    let peak = samples.iter().copied().max().unwrap_or(0);
+    let grew = last > first + (first / 10).max(2048);
+    println!(
+        "daemon RSS (pid {pid}, {} samples): first quarter {first} KiB, last quarter {last} KiB, \
+         peak {peak} KiB: {}",
+        samples.len(),
+        if grew { "GREW (leak?)" } else { "flat" }
+    );
+    !grew
+}
+
 fn run(a: &Args) -> Result<bool, String> {
     let users = load_users(&a.users)?;
     precheck(&users, a.minimum_uid, &a.group)?;
@@ -467,6 +531,24 @@ fn run(a: &Args) -> Result<bool, String> {
     }
     println!();
 
+    let rss_stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sampler = a.rss_pid.map(|pid| {
+            let stop = &rss_stop;
+            scope.spawn(move || (pid, sample_rss(pid, stop)))
+        });
+        let ok = measure(a, &users);
+        rss_stop.store(true, Ordering::Relaxed);
+        let rss_ok = match sampler.map(|h| h.join()) {
+            Some(Ok((pid, samples))) => judge_rss(pid, &samples),
+            Some(Err(_)) => false,
+            None => true,
+        };
+        ok.map(|ok| ok && rss_ok)
+    })
+}
+
+fn measure(a: &Args, users: &[User]) -> Result<bool, String> {
     let started = Instant::now();
     let hard_deadline = started + Duration::from_secs(a.max_seconds);
     let mut results: Vec<Measured> = Vec::new();
@@ -479,7 +561,7 @@ fn run(a: &Args) -> Result<bool, String> {
     let _ = ffi::transaction(c"policy-warm", &users[0].name, &a.confdir);
     let mut first = Vec::new();
     for &kind in &a.stacks {
-        let (t, _) = run_chunk(kind, &users, &a.confdir, 1, 1, 0, hard_deadline, true)?;
+        let (t, _) = run_chunk(kind, users, &a.confdir, 1, 1, 0, hard_deadline, true)?;
         first.push(format!(
             "{} {:.0} us",
             kind.label(),
@@ -518,7 +600,14 @@ fn run(a: &Args) -> Result<bool, String> {
         for m in per.iter_mut() {
             let before = ffi::CONVERSATION_CALLS.load(Ordering::Relaxed);
             let (t, _) = run_chunk(
-                m.kind, &users, &a.confdir, threads, a.warmup, 0, deadline, false,
+                m.kind,
+                users,
+                &a.confdir,
+                a.warmup_threads.unwrap_or(threads),
+                a.warmup,
+                0,
+                deadline,
+                false,
             )?;
             m.prompts += ffi::CONVERSATION_CALLS.load(Ordering::Relaxed) - before;
             m.warm.merge(t);
@@ -537,7 +626,7 @@ fn run(a: &Args) -> Result<bool, String> {
                 let before = ffi::CONVERSATION_CALLS.load(Ordering::Relaxed);
                 let daemon0 = a.daemon_pid.and_then(ffi::process_cpu_ns);
                 let (t, wall) =
-                    run_chunk(m.kind, &users, &a.confdir, threads, n, base, deadline, true)?;
+                    run_chunk(m.kind, users, &a.confdir, threads, n, base, deadline, true)?;
                 m.prompts += ffi::CONVERSATION_CALLS.load(Ordering::Relaxed) - before;
                 let daemon1 = a.daemon_pid.and_then(ffi::process_cpu_ns);
                 m.daemon_cpu_ns = match (m.daemon_cpu_ns, daemon0, daemon1) {
@@ -590,7 +679,7 @@ fn run(a: &Args) -> Result<bool, String> {
 
 fn print_table(a: &Args, results: &mut [Measured], capped: bool, elapsed: Duration) {
     println!(
-        "{:>7}  {:<10}  {:>6}  {:>7}  {:>6}  {:>7}  {:>7}  {:>5}  {:>7} {:>7}  {:>6} {:>6} {:>6} {:>6}",
+        "{:>7}  {:<10}  {:>7}  {:>9}  {:>9}  {:>8}  {:>8}  {:>9}  {:>5}   {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}",
         "clients",
         "stack",
         "txns",
@@ -598,6 +687,7 @@ fn print_table(a: &Args, results: &mut [Measured], capped: bool, elapsed: Durati
         "txn/s",
         "p50 us",
         "p99 us",
+        "max us",
         "wrong",
         "cpu us",
         "daemon",
@@ -616,7 +706,7 @@ fn print_table(a: &Args, results: &mut [Measured], capped: bool, elapsed: Durati
             let (client_cpu, daemon_cpu) = m.cpu_us();
             let cpu = client_cpu + daemon_cpu.unwrap_or(0.0);
             println!(
-                "{:>7}  {:<10}  {:>6}  {:>7.1}  {:>6.0}  {:>7.1}  {:>7.1}  {:>5}  {:>7.1} {:>7}  {:>6.1} {:>6.1} {:>6.1} {:>6.1}",
+                "{:>7}  {:<10}  {:>7}  {:>9.1}  {:>9.0}  {:>8.1}  {:>8.1}  {:>9.1}  {:>5}   {:>8.1} {:>7} {:>7.1} {:>7.1} {:>7.1} {:>7.1}",
                 threads,
                 m.kind.label(),
                 m.tally.count,
@@ -624,6 +714,7 @@ fn print_table(a: &Args, results: &mut [Measured], capped: bool, elapsed: Durati
                 m.per_second(),
                 p50,
                 p99,
+                m.percentile_us(&m.tally.lat_ns, 100),
                 m.tally.wrong() + m.warm.wrong(),
                 cpu,
                 daemon_cpu.map_or("-".to_string(), |d| format!("{d:.1}")),

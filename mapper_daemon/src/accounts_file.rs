@@ -5,12 +5,25 @@
 //! [`AccountsFile`] re-reads the file whenever its inode, size or times change, so edits take
 //! effect without a restart. A file that no longer parses is reported and the last good version
 //! is kept, exactly as a bad config is on SIGHUP.
+//!
+//! Every decision must use either the old or the new mapping, never half a file. A file
+//! replaced by a rename (`mv`, `sed -i`, `install`, most editors) is a new inode, complete when
+//! it appears, and is taken at once. A file rewritten in place (`cat >`, `echo >`) goes through
+//! states that are valid but wrong, an empty file after the truncation above all; so a change
+//! to the same inode is taken only once the file has been left alone for [`SETTLE`], and a
+//! version that changed while it was read is never taken. Until then the previous version
+//! stays in force.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// How long a file rewritten in place must stay unchanged before it is taken (see the module
+/// comment).
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// A parsed accounts file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -138,6 +151,7 @@ struct Loaded {
 #[derive(Debug)]
 pub struct AccountsFile {
     path: PathBuf,
+    settle: Duration,
     state: Mutex<Loaded>,
 }
 
@@ -155,8 +169,14 @@ impl AccountsFile {
     /// Loads the file now. A missing file is an empty mapping (the administrator may create it
     /// later); an unreadable or invalid one is an error.
     pub fn open(path: &Path) -> Result<AccountsFile, String> {
+        AccountsFile::open_with_settle(path, SETTLE)
+    }
+
+    /// As [`AccountsFile::open`], with another settle time (tests).
+    pub fn open_with_settle(path: &Path, settle: Duration) -> Result<AccountsFile, String> {
         let file = AccountsFile {
             path: path.to_path_buf(),
+            settle,
             state: Mutex::new(Loaded {
                 stamp: None,
                 accounts: Default::default(),
@@ -195,16 +215,27 @@ impl AccountsFile {
         if stamp == state.stamp && (stamp.is_some() || state.accounts.is_empty()) {
             return (state.accounts.clone(), Reload::Unchanged);
         }
-        if stamp.is_none() {
+        let Some(new) = stamp else {
             state.stamp = None;
             state.accounts = Default::default();
             return (state.accounts.clone(), Reload::Missing);
+        };
+        // The same inode changed: an in-place rewrite, perhaps still under way. Keep the
+        // previous version (and its stamp, so that the next call looks again) until the file
+        // has been left alone for the settle time.
+        if let Some(old) = state.stamp {
+            if (old.dev, old.ino) == (new.dev, new.ino) && !self.settled(&new) {
+                return (state.accounts.clone(), Reload::Unchanged);
+            }
         }
         match load(&self.path) {
+            // Changed while it was read (or replaced since the stat): what was read may be
+            // half of something; the next call reads it again.
+            Ok(_) if std::fs::metadata(&self.path).ok().map(|m| Stamp::of(&m)) != stamp => {
+                (state.accounts.clone(), Reload::Unchanged)
+            }
             Ok(accounts) => {
-                // Take the stamp again after reading: if the file changed while it was read,
-                // the next call sees a different stamp and reads it again.
-                state.stamp = std::fs::metadata(&self.path).ok().map(|m| Stamp::of(&m));
+                state.stamp = stamp;
                 let n = accounts.len();
                 state.accounts = std::sync::Arc::new(accounts);
                 (state.accounts.clone(), Reload::Reloaded(n))
@@ -215,6 +246,23 @@ impl AccountsFile {
                 (state.accounts.clone(), Reload::Failed(e))
             }
         }
+    }
+}
+
+impl AccountsFile {
+    /// Whether the version with this stamp was last modified at least the settle time ago. A
+    /// modification time in the future (a clock step) counts as settled once it is a settle
+    /// time ahead, lest the file be ignored until the clock catches up.
+    fn settled(&self, stamp: &Stamp) -> bool {
+        if self.settle.is_zero() {
+            return true;
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let settle = self.settle.as_nanos() as i128;
+        let age = now - stamp.mtime_ns.max(stamp.ctime_ns);
+        age >= settle || age <= -settle
     }
 }
 
@@ -263,7 +311,7 @@ mod tests {
     ) -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("accounts");
-        let file = AccountsFile::open(&path)?;
+        let file = AccountsFile::open_with_settle(&path, Duration::ZERO)?;
         assert_eq!(file.current().1, Reload::Unchanged);
         assert!(file.current().0.is_empty());
 
@@ -288,6 +336,37 @@ mod tests {
         std::fs::remove_file(&path)?;
         assert_eq!(file.current().1, Reload::Missing);
         assert!(file.current().0.is_empty());
+        Ok(())
+    }
+
+    /// In place: the truncated (empty) file and a half-written one are never taken; the whole
+    /// new version is, once left alone for the settle time. A rename is taken at once.
+    #[test]
+    fn an_in_place_rewrite_is_taken_only_once_settled() -> Result<(), Box<dyn std::error::Error>> {
+        use std::io::Write;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("accounts");
+        std::fs::write(&path, "a@x.org=alice\n")?;
+        let settle = Duration::from_millis(300);
+        let file = AccountsFile::open_with_settle(&path, settle)?;
+        assert_eq!(file.current().0.lookup("a@x.org"), Some(("alice", 1)));
+
+        let mut f = std::fs::File::create(&path)?; // truncates: the file is empty now
+        assert_eq!(file.current().0.lookup("a@x.org"), Some(("alice", 1)));
+        f.write_all(b"a@x.org=bo")?; // half a line, valid and wrong
+        assert_eq!(file.current().0.lookup("a@x.org"), Some(("alice", 1)));
+        f.write_all(b"b\n")?;
+        drop(f);
+        assert_eq!(file.current().0.lookup("a@x.org"), Some(("alice", 1)));
+        std::thread::sleep(settle + Duration::from_millis(50));
+        let (acc, what) = file.current();
+        assert_eq!(what, Reload::Reloaded(1));
+        assert_eq!(acc.lookup("a@x.org"), Some(("bob", 1)));
+
+        let tmp = dir.path().join("accounts.new");
+        std::fs::write(&tmp, "a@x.org=carol\n")?;
+        std::fs::rename(&tmp, &path)?;
+        assert_eq!(file.current().0.lookup("a@x.org"), Some(("carol", 1)));
         Ok(())
     }
 }

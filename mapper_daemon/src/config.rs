@@ -521,7 +521,28 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }
         Err(e) => errors.push(e),
     }
+    validate(files, texts, errors)
+}
 
+/// Validates `text` as the whole configuration, as if it were the file `path` with no drop-ins;
+/// nothing is read but the files the text names (secrets, CA files). For `--check`-style tools
+/// and the config fuzz target.
+pub fn parse_str(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    validate(
+        vec![path.to_path_buf()],
+        vec![(path.to_path_buf(), text.to_string())],
+        Vec::new(),
+    )
+}
+
+/// Parses and validates the texts of `files` in order (the main file first, then drop-ins),
+/// adding to the `errors` found while reading them.
+fn validate(
+    files: Vec<PathBuf>,
+    texts: Vec<(PathBuf, String)>,
+    errors: Vec<ConfigError>,
+) -> Result<Config, ConfigErrors> {
+    let mut errors = errors;
     let mut sources = Vec::new();
     for (path, text) in texts {
         match toml::from_str::<RawFile>(&text) {

@@ -7,6 +7,7 @@
 //! (cached by [`cache`]), and every decision is written by [`log`].
 
 pub mod accounts_file;
+pub mod brake;
 pub mod cache;
 pub mod config;
 pub mod engine;

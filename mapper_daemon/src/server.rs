@@ -11,6 +11,15 @@
 //! [`FIRST_BYTE_DEADLINE`] and be complete within [`FRAME_DEADLINE`] of its first byte, so a
 //! silent client holds a thread for a bounded time only. A malformed frame gets an error reply
 //! and the connection is closed; nobody else notices.
+//!
+//! Deadlines alone do not stop a local user who keeps opening slow connections (slowloris):
+//! 64 of them hold every thread, and sign-ins queue behind them until their PAM timeout.
+//! So right after `accept`, before reading anything, a connection from a non-root peer takes a
+//! slot: at most [`PER_UID_CONNECTIONS`] per uid and [`NON_ROOT_CONNECTIONS`] for all non-root
+//! peers together; the remaining threads are kept for root, which is who runs the PAM services
+//! (sshd, login, rserver-pam). A connection over its limit is answered "connection limit" and
+//! closed at once, which costs microseconds, so the listen queue drains. Root's connections
+//! take no slot and no lock: the fast path is unchanged.
 
 use crate::config::{self, Config};
 use crate::engine::{Engine, Peer};
@@ -20,31 +29,146 @@ use accountmap_wire::{
     decode_request, encode_response, peer_credentials, DecodeError, FrameError, FrameReader,
     Response,
 };
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// Time from connecting to the first byte of the request.
-pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(5);
+/// Time from connecting to the first byte of the request. Every client writes its request
+/// right after connecting, so this only bounds how long a silent connection holds a thread.
+pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(2);
 /// Time allowed to deliver the whole request once its first byte has arrived, and to take the
 /// answer.
 pub const FRAME_DEADLINE: Duration = Duration::from_secs(5);
 /// Connection threads: connections served at once. More wait in the listen backlog (the PAM
 /// and NSS clients give up at their own deadlines).
 pub const WORKERS: usize = 64;
+/// Connections one non-root uid may have in service at once (an NSS lookup or a screen locker
+/// needs one; a busy multi-threaded program a few).
+pub const PER_UID_CONNECTIONS: usize = 8;
+/// Connections all non-root peers together may have in service at once: the other
+/// `WORKERS - NON_ROOT_CONNECTIONS` threads are always free for root's sign-ins.
+pub const NON_ROOT_CONNECTIONS: usize = WORKERS - 16;
 /// How long SIGTERM waits for the requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Connections of non-root peers in service, per uid and in total (see the module comment).
+/// Memory is bounded: a uid's entry goes when its last connection ends, so the map never holds
+/// more than [`NON_ROOT_CONNECTIONS`] entries.
+pub struct PeerSlots {
+    per_uid: usize,
+    total: usize,
+    inner: Mutex<SlotCounts>,
+    refused: AtomicU64,
+    /// Seconds since `epoch` at which a refusal was last logged (the log is rate-limited: an
+    /// attacker must not be able to flood syslog either).
+    last_log: AtomicU64,
+    epoch: Instant,
+}
+
+#[derive(Default)]
+struct SlotCounts {
+    by_uid: HashMap<u32, usize>,
+    total: usize,
+}
+
+/// A taken slot; dropping it gives the slot back.
+pub struct Slot<'a> {
+    slots: &'a PeerSlots,
+    uid: u32,
+}
+
+impl PeerSlots {
+    pub fn new(per_uid: usize, total: usize) -> PeerSlots {
+        PeerSlots {
+            per_uid,
+            total,
+            inner: Mutex::new(SlotCounts::default()),
+            refused: AtomicU64::new(0),
+            last_log: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, SlotCounts> {
+        // The counts stay consistent even if a holder panicked: every update is one statement.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for a connection of `uid`, or `Err` with why not. Root needs none.
+    pub fn take(&self, uid: u32) -> Result<Option<Slot<'_>>, String> {
+        if uid == 0 {
+            return Ok(None);
+        }
+        let mut c = self.counts();
+        let mine = c.by_uid.get(&uid).copied().unwrap_or(0);
+        if mine >= self.per_uid {
+            return Err(format!(
+                "uid {uid} already has {mine} connections in service (limit {})",
+                self.per_uid
+            ));
+        }
+        if c.total >= self.total {
+            return Err(format!(
+                "non-root peers already have {} connections in service (limit {})",
+                c.total, self.total
+            ));
+        }
+        c.total += 1;
+        *c.by_uid.entry(uid).or_insert(0) += 1;
+        Ok(Some(Slot { slots: self, uid }))
+    }
+
+    /// Counts a refusal and says whether to log it: at most one line every 10 s, naming how
+    /// many were refused since the last.
+    fn note_refusal(&self) -> Option<u64> {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        // +10: the first refusal after start is logged too.
+        let now = self.epoch.elapsed().as_secs() + 10;
+        let last = self.last_log.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.refused.swap(0, Ordering::Relaxed).max(1))
+        } else {
+            None
+        }
+    }
+
+    #[cfg(test)]
+    fn in_service(&self) -> (usize, usize) {
+        let c = self.counts();
+        (c.total, c.by_uid.len())
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut c = self.slots.counts();
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.by_uid.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.by_uid.remove(&self.uid);
+            }
+        }
+    }
+}
 
 /// The engine in force; swapped whole on reload.
 pub struct State {
     config_path: PathBuf,
     directory: Arc<dyn Directory>,
     engine: RwLock<Arc<Engine>>,
+    slots: PeerSlots,
 }
 
 impl State {
@@ -53,6 +177,7 @@ impl State {
             config_path,
             directory,
             engine: RwLock::new(Arc::new(engine)),
+            slots: PeerSlots::new(PER_UID_CONNECTIONS, NON_ROOT_CONNECTIONS),
         }
     }
 
@@ -154,6 +279,23 @@ fn serve_connection(mut stream: UnixStream, state: &State) {
     let Some(peer) = peer_of(&stream) else {
         log::warning("connection without peer credentials dropped");
         return;
+    };
+    let _slot = match state.slots.take(peer.uid) {
+        Ok(slot) => slot,
+        Err(why) => {
+            if let Some(n) = state.slots.note_refusal() {
+                log::warning(&format!(
+                    "connection limit: refused {n} connection(s) in the last 10 s, latest from pid {}: {why}",
+                    peer.pid
+                ));
+            }
+            // Best effort and non-blocking in practice (the reply fits the empty socket
+            // buffer); the client sees "refused", which its module reports as unavailable.
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+            let reply = encode_response(&Response::Error("connection limit reached".into()));
+            let _ = stream.write_all(&reply);
+            return;
+        }
     };
     // Answers are small and the socket buffer takes them whole; the timeout only guards
     // against a client that stops reading a large one.
@@ -340,4 +482,45 @@ pub fn run(config_path: PathBuf, directory: Arc<dyn Directory>) -> Result<(), St
     served?;
     log::notice("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_takes_no_slot_and_is_never_refused() {
+        let slots = PeerSlots::new(1, 1);
+        let held: Vec<_> = (0..100).map(|_| slots.take(0)).collect();
+        assert!(held.iter().all(|s| matches!(s, Ok(None))));
+        assert_eq!(slots.in_service(), (0, 0));
+    }
+
+    #[test]
+    fn per_uid_and_total_limits_hold_and_slots_come_back() {
+        let slots = PeerSlots::new(2, 3);
+        let a1 = slots.take(1000);
+        let a2 = slots.take(1000);
+        assert!(matches!(a1, Ok(Some(_))) && matches!(a2, Ok(Some(_))));
+        assert!(slots.take(1000).is_err(), "third connection of uid 1000");
+        let b1 = slots.take(1001);
+        assert!(matches!(b1, Ok(Some(_))));
+        assert!(slots.take(1002).is_err(), "total limit of 3");
+        assert!(matches!(slots.take(0), Ok(None)), "root is not counted");
+        drop(a1);
+        assert!(matches!(slots.take(1002), Ok(Some(_))), "a slot came back");
+        drop((a2, b1));
+        assert_eq!(
+            slots.in_service(),
+            (0, 0),
+            "entries are removed: bounded memory"
+        );
+    }
+
+    #[test]
+    fn refusals_are_logged_at_most_once_per_window() {
+        let slots = PeerSlots::new(0, 0);
+        assert!(slots.note_refusal().is_some());
+        assert!((0..1000).all(|_| slots.note_refusal().is_none()));
+    }
 }

@@ -854,13 +854,39 @@ impl Env {
     /// As [`Env::start_daemon`], with `extra` applied to the command line last (more
     /// environment, such as nss_wrapper's module variables).
     pub fn start_daemon_with(&mut self, extra: impl FnOnce(&mut Command)) {
+        self.start_daemon_inner(&[], extra);
+    }
+
+    /// As [`Env::start_daemon`], run through `wrapper` (a program and its arguments, such as
+    /// `setpriv --bounding-set=-dac_override --`), which execs the daemon.
+    pub fn start_daemon_via(&mut self, wrapper: &[&str]) {
+        self.start_daemon_inner(wrapper, |_| {});
+    }
+
+    /// The daemon's resident memory (VmRSS), KiB.
+    pub fn daemon_rss_kib(&self) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.daemon_pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    fn start_daemon_inner(&mut self, wrapper: &[&str], extra: impl FnOnce(&mut Command)) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log_path)
             .expect("open daemon.log");
-        let mut cmd = Command::new(accountmapd());
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(accountmapd());
+                c
+            }
+            None => Command::new(accountmapd()),
+        };
         cmd.arg("--config")
             .arg(&self.config_path)
             .arg("--log-stderr")

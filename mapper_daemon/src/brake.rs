@@ -1,0 +1,301 @@
+//! The brute-force brake: credential failures (`verify=ldap|oidc|proxy`) make later failures
+//! slower to arrive.
+//!
+//! Failures are counted per account (the resolved local account, or the name as typed when it
+//! resolved to none), per non-root peer uid (a local user guessing through a PAM service it
+//! runs itself), and per remote host (PAM_RHOST as a root service such as sshd reports it;
+//! never from a non-root peer, which could write anything there). Within [`WINDOW`], the first
+//! [`FREE_FAILURES`] failures of a key cost nothing; each further one is answered
+//! `FIRST_DELAY × 2^(n − FREE_FAILURES − 1)` later, capped at [`MAX_DELAY`], which stays well
+//! below the PAM module's default `timeout=10`, so a delayed answer is still an answer
+//! (PAM_AUTH_ERR), never a timeout (PAM_AUTHINFO_UNAVAIL).
+//!
+//! Only *failures* are delayed: the credential is checked first, and a right password is
+//! answered at once however many wrong ones preceded it (the brake slows guessing, it does not
+//! lock anyone out; that is pam_faillock's job, see README). A success clears its account's
+//! count. Memory is bounded: at most [`MAX_KEYS`] keys are remembered; when full, expired
+//! ones are dropped, then the oldest.
+//!
+//! A delay is served by sleeping on the connection's thread, and threads are few (64). So that
+//! parallel guesses (a botnet through sshd, whose connections come from root and take no
+//! connection slot) cannot put every thread to sleep, at most [`MAX_SLEEPING`] answers are
+//! delayed at once, and a key stays *in the penalty box* until its delay has run out: a
+//! further attempt of that key (same typed name, remote host or peer) arriving meanwhile is
+//! refused at once, without its credential being checked, so parallel guessing learns nothing.
+//! Under such an attack the right password of the attacked account can be refused too, for
+//! at most [`MAX_DELAY`] at a time.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a failure is remembered (pam_faillock's default `fail_interval`).
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Failures per key within the window that are answered without delay (a few typos).
+pub const FREE_FAILURES: u32 = 5;
+/// The delay of the first braked failure; it doubles with each further one.
+pub const FIRST_DELAY: Duration = Duration::from_millis(500);
+/// The longest delay: below the PAM module's default 10 s timeout with room for the backend.
+pub const MAX_DELAY: Duration = Duration::from_secs(4);
+/// Keys remembered at most (each a few dozen bytes).
+pub const MAX_KEYS: usize = 16 * 1024;
+/// Answers delayed at the same time at most (of 64 connection threads).
+pub const MAX_SLEEPING: usize = 16;
+
+/// What failures are counted against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    Account(String),
+    PeerUid(u32),
+    RemoteHost(String),
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Account(a) => write!(f, "account {a:?}"),
+            Key::PeerUid(u) => write!(f, "peer uid {u}"),
+            Key::RemoteHost(h) => write!(f, "remote host {h:?}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Count {
+    failures: u32,
+    first: Instant,
+    last: Instant,
+    /// End of the key's current delay: attempts before it are refused unchecked.
+    until: Instant,
+}
+
+/// The failure counts; one per daemon (a reload keeps them: see [`brake`]).
+#[derive(Debug)]
+pub struct Brake {
+    counts: Mutex<HashMap<Key, Count>>,
+    max_keys: usize,
+    sleeping: std::sync::atomic::AtomicUsize,
+}
+
+/// The daemon's brake. Global so that a configuration reload, which builds a new engine, does
+/// not give a guesser a clean slate.
+pub fn brake() -> &'static Brake {
+    static BRAKE: OnceLock<Brake> = OnceLock::new();
+    BRAKE.get_or_init(|| Brake::new(MAX_KEYS))
+}
+
+/// The delay for the `n`th failure of a key within the window.
+pub fn delay_for(n: u32) -> Duration {
+    if n <= FREE_FAILURES {
+        return Duration::ZERO;
+    }
+    let doublings = (n - FREE_FAILURES - 1).min(16);
+    FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY)
+}
+
+impl Brake {
+    pub fn new(max_keys: usize) -> Brake {
+        Brake {
+            counts: Mutex::new(HashMap::new()),
+            max_keys: max_keys.max(1),
+            sleeping: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Count>> {
+        // Counts are plain numbers, consistent after any panic elsewhere.
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records one failure against each of `keys` at `now`; returns the delay to apply and the
+    /// key that imposes it (the one with the most failures).
+    pub fn failed(&self, keys: &[Key], now: Instant) -> (Duration, Option<(Key, u32)>) {
+        let mut counts = self.lock();
+        let mut worst: Option<(Key, u32)> = None;
+        for key in keys {
+            if !counts.contains_key(key) && counts.len() >= self.max_keys {
+                make_room(&mut counts, now);
+            }
+            let fresh = Count {
+                failures: 0,
+                first: now,
+                last: now,
+                until: now,
+            };
+            let c = counts.entry(key.clone()).or_insert(fresh);
+            if now.saturating_duration_since(c.first) > WINDOW {
+                *c = fresh;
+            }
+            c.failures = c.failures.saturating_add(1);
+            c.last = now;
+            let worse = match &worst {
+                Some((_, n)) => c.failures > *n,
+                None => true,
+            };
+            if worse {
+                worst = Some((key.clone(), c.failures));
+            }
+        }
+        let delay = worst
+            .as_ref()
+            .map_or(Duration::ZERO, |(_, n)| delay_for(*n));
+        for key in keys {
+            if let Some(c) = counts.get_mut(key) {
+                c.until = c.until.max(now + delay);
+            }
+        }
+        (delay, worst)
+    }
+
+    /// The key of `keys` that is in the penalty box at `now`, and for how much longer.
+    pub fn held(&self, keys: &[Key], now: Instant) -> Option<(Key, Duration)> {
+        let counts = self.lock();
+        keys.iter().find_map(|k| {
+            let c = counts.get(k)?;
+            (c.until > now).then(|| (k.clone(), c.until - now))
+        })
+    }
+
+    /// Sleeps `delay` unless [`MAX_SLEEPING`] answers are already being delayed; `false` when
+    /// it did not sleep (the penalty box still holds the key).
+    pub fn sleep(&self, delay: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.sleeping.fetch_add(1, Ordering::SeqCst) >= MAX_SLEEPING {
+            self.sleeping.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        std::thread::sleep(delay);
+        self.sleeping.fetch_sub(1, Ordering::SeqCst);
+        true
+    }
+
+    /// A success: the account's count is cleared (the peer's and host's are not: a guesser
+    /// who knows one password must not reset the brake on the others).
+    pub fn succeeded(&self, account: &str) {
+        self.lock().remove(&Key::Account(account.to_string()));
+    }
+
+    /// Keys remembered now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Drops expired keys; if none expired, the least recently failed one.
+fn make_room(counts: &mut HashMap<Key, Count>, now: Instant) {
+    let before = counts.len();
+    counts.retain(|_, c| now.saturating_duration_since(c.first) <= WINDOW);
+    if counts.len() < before {
+        return;
+    }
+    if let Some(oldest) = counts
+        .iter()
+        .min_by_key(|(_, c)| c.last)
+        .map(|(k, _)| k.clone())
+    {
+        counts.remove(&oldest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_start_after_the_free_failures_double_and_are_capped() {
+        let d: Vec<u64> = (1..=12).map(|n| delay_for(n).as_millis() as u64).collect();
+        assert_eq!(
+            d,
+            vec![0, 0, 0, 0, 0, 500, 1000, 2000, 4000, 4000, 4000, 4000]
+        );
+        assert_eq!(delay_for(u32::MAX), MAX_DELAY);
+        assert!(MAX_DELAY < Duration::from_secs(10), "below the PAM timeout");
+    }
+
+    #[test]
+    fn the_worst_key_decides_and_a_success_clears_only_its_account() {
+        let b = Brake::new(100);
+        let t = Instant::now();
+        let peer = Key::PeerUid(1000);
+        for i in 0..FREE_FAILURES {
+            let (d, _) = b.failed(&[Key::Account(format!("user{i}")), peer.clone()], t);
+            assert_eq!(d, Duration::ZERO);
+        }
+        // A new account each time, the same peer: the peer's count brakes.
+        let (d, worst) = b.failed(&[Key::Account("fresh".into()), peer.clone()], t);
+        assert_eq!(d, FIRST_DELAY);
+        assert_eq!(worst, Some((peer.clone(), FREE_FAILURES + 1)));
+        b.succeeded("fresh");
+        let (d, _) = b.failed(&[Key::Account("fresh".into()), peer], t);
+        assert_eq!(d, FIRST_DELAY * 2, "the peer's count survives a success");
+    }
+
+    #[test]
+    fn failures_expire_after_the_window() {
+        let b = Brake::new(100);
+        let t = Instant::now();
+        let k = [Key::Account("alice".into())];
+        for _ in 0..10 {
+            b.failed(&k, t);
+        }
+        assert_eq!(b.failed(&k, t).0, MAX_DELAY);
+        let later = t + WINDOW + Duration::from_secs(1);
+        assert_eq!(b.failed(&k, later).0, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_braked_key_is_held_until_its_delay_has_run_out() {
+        let b = Brake::new(100);
+        let t = Instant::now();
+        let k = [Key::RemoteHost("203.0.113.9".into())];
+        for _ in 0..FREE_FAILURES {
+            b.failed(&k, t);
+        }
+        assert_eq!(b.held(&k, t), None, "free failures hold nothing");
+        let (d, _) = b.failed(&k, t);
+        assert_eq!(d, FIRST_DELAY);
+        assert_eq!(b.held(&k, t).map(|h| h.1), Some(FIRST_DELAY));
+        assert_eq!(b.held(&[Key::RemoteHost("other".into())], t), None);
+        assert_eq!(b.held(&k, t + FIRST_DELAY), None);
+    }
+
+    #[test]
+    fn at_most_max_sleeping_answers_are_delayed_at_once() {
+        let b = std::sync::Arc::new(Brake::new(10));
+        let n = MAX_SLEEPING + 8;
+        let start = std::sync::Arc::new(std::sync::Barrier::new(n));
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let (b, start) = (b.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    b.sleep(Duration::from_millis(500))
+                })
+            })
+            .collect();
+        let slept = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .filter(|s| *s)
+            .count();
+        assert!(slept <= MAX_SLEEPING, "{slept} slept at once");
+        assert!(slept < n, "the excess did not sleep");
+    }
+
+    #[test]
+    fn memory_is_bounded_by_max_keys() {
+        let b = Brake::new(64);
+        let t = Instant::now();
+        for i in 0..10_000u32 {
+            b.failed(&[Key::Account(format!("spray{i}"))], t);
+        }
+        assert!(b.len() <= 64, "{}", b.len());
+        // The most recent keys are kept.
+        let (_, worst) = b.failed(&[Key::Account("spray9999".into())], t);
+        assert_eq!(worst.map(|w| w.1), Some(2));
+    }
+}
