@@ -1,4 +1,4 @@
-//! A TTL cache in front of a [`Directory`]: positive answers for `cache_ttl`, "no such user" for
+//! A TTL cache ([`TtlCache`]), used in front of the system's [`Directory`] and of LDAP: positive answers for `cache_ttl`, "no such user" for
 //! `negative_cache_ttl`, each with a little jitter so that a burst of sign-ins does not expire
 //! all at once. When the directory fails, an expired answer is served rather than none, and the
 //! caller is told it is stale so that it can say so in the log.
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 const MAX_ENTRIES: usize = 65_536;
 
 #[derive(Clone, Debug)]
-struct Entry {
-    value: Option<Account>,
+struct Entry<V> {
+    value: Option<V>,
     expires: Instant,
 }
 
@@ -36,20 +36,20 @@ pub struct CacheStats {
     pub stale: u64,
 }
 
-pub struct CachedDirectory {
-    inner: Arc<dyn Directory>,
+/// Answers by name ("this account", or "no such name") with their expiry: the one cache
+/// behind the system directory and the LDAP identities.
+pub struct TtlCache<V> {
     ttl: Duration,
     negative_ttl: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<String, Entry<V>>>,
     hits: AtomicU64,
     misses: AtomicU64,
     stale: AtomicU64,
 }
 
-impl CachedDirectory {
-    pub fn new(inner: Arc<dyn Directory>, ttl: Duration, negative_ttl: Duration) -> Self {
-        CachedDirectory {
-            inner,
+impl<V: Clone> TtlCache<V> {
+    pub fn new(ttl: Duration, negative_ttl: Duration) -> Self {
+        TtlCache {
             ttl,
             negative_ttl,
             entries: Mutex::new(HashMap::new()),
@@ -59,7 +59,7 @@ impl CachedDirectory {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry<V>>> {
         // A panic while holding the lock cannot leave the map inconsistent (every update is a
         // single insert or clear), so a poisoned lock is safe to keep using.
         self.entries
@@ -67,10 +67,17 @@ impl CachedDirectory {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The account called `name`, from the cache when fresh.
-    pub fn account(&self, name: &str) -> Result<(Option<Account>, Freshness), LookupError> {
+    /// The answer for `key`: from the cache while fresh, else from `fetch`, which is then
+    /// remembered. When `fetch` fails and an expired answer is at hand, that answer is served
+    /// (after `on_stale` has been told why) rather than none.
+    pub fn get_or_fetch<E>(
+        &self,
+        key: &str,
+        fetch: impl FnOnce() -> Result<Option<V>, E>,
+        on_stale: impl FnOnce(&E),
+    ) -> Result<(Option<V>, Freshness), E> {
         let now = Instant::now();
-        let cached = self.lock().get(name).cloned();
+        let cached = self.lock().get(key).cloned();
         if let Some(entry) = &cached {
             if entry.expires > now {
                 self.hits.fetch_add(1, Ordering::Relaxed);
@@ -78,7 +85,7 @@ impl CachedDirectory {
             }
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        match self.inner.account(name) {
+        match fetch() {
             Ok(value) => {
                 let ttl = if value.is_some() {
                     self.ttl
@@ -86,13 +93,14 @@ impl CachedDirectory {
                     self.negative_ttl
                 };
                 if !ttl.is_zero() {
-                    self.insert(name, value.clone(), now + jitter(ttl, name));
+                    self.insert(key, value.clone(), now + jitter(ttl, key));
                 }
                 Ok((value, Freshness::Fresh))
             }
             Err(e) => match cached {
                 Some(entry) => {
                     self.stale.fetch_add(1, Ordering::Relaxed);
+                    on_stale(&e);
                     Ok((entry.value, Freshness::Stale))
                 }
                 None => Err(e),
@@ -100,9 +108,10 @@ impl CachedDirectory {
         }
     }
 
-    fn insert(&self, name: &str, value: Option<Account>, expires: Instant) {
+    /// Remembers `value` for `key` until `expires`.
+    pub fn insert(&self, key: &str, value: Option<V>, expires: Instant) {
         let mut map = self.lock();
-        if map.len() >= MAX_ENTRIES && !map.contains_key(name) {
+        if map.len() >= MAX_ENTRIES && !map.contains_key(key) {
             let now = Instant::now();
             map.retain(|_, e| e.expires > now);
             if map.len() >= MAX_ENTRIES {
@@ -111,7 +120,7 @@ impl CachedDirectory {
                 map.clear();
             }
         }
-        map.insert(name.to_string(), Entry { value, expires });
+        map.insert(key.to_string(), Entry { value, expires });
     }
 
     /// Drops every cached answer; returns how many there were.
@@ -129,6 +138,36 @@ impl CachedDirectory {
             misses: self.misses.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The system's accounts (NSS), cached.
+pub struct CachedDirectory {
+    inner: Arc<dyn Directory>,
+    cache: TtlCache<Account>,
+}
+
+impl CachedDirectory {
+    pub fn new(inner: Arc<dyn Directory>, ttl: Duration, negative_ttl: Duration) -> Self {
+        CachedDirectory {
+            inner,
+            cache: TtlCache::new(ttl, negative_ttl),
+        }
+    }
+
+    /// The account called `name`, from the cache when fresh.
+    pub fn account(&self, name: &str) -> Result<(Option<Account>, Freshness), LookupError> {
+        self.cache
+            .get_or_fetch(name, || self.inner.account(name), |_| {})
+    }
+
+    /// Drops every cached answer; returns how many there were.
+    pub fn flush(&self) -> usize {
+        self.cache.flush()
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats()
     }
 }
 

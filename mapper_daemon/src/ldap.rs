@@ -24,7 +24,7 @@
 //! `cache_ttl` / `negative_cache_ttl`, served stale while every server is down, and identical
 //! look-ups in flight at the same moment share one directory round trip.
 
-use crate::cache::{jitter, Freshness};
+use crate::cache::{Freshness, TtlCache};
 use crate::config::LdapConfig;
 use crate::log;
 use ldap3::{
@@ -42,7 +42,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{OnceCell, Semaphore};
 
 /// Service connections kept per `[[ldap]]` section, and service operations run at once.
@@ -51,8 +51,6 @@ pub const POOL_SIZE: usize = 4;
 /// a timeout of their own, and a server that swallows packets must not make the daemon look
 /// dead).
 pub const PROBE_WAIT: Duration = Duration::from_millis(500);
-/// Cached identities at most; a flood of made-up names cannot grow the daemon without limit.
-const MAX_CACHE_ENTRIES: usize = 65_536;
 /// Group entries read per user; a directory answering more is cut off (and logged).
 const MAX_GROUPS: usize = 1024;
 /// CA bundles and client certificates are small; the bound only makes a wrong path harmless.
@@ -1021,23 +1019,14 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
 type Answer = Result<Option<LdapIdentity>, String>;
 
-#[derive(Clone, Debug)]
-struct CacheEntry {
-    value: Option<LdapIdentity>,
-    expires: Instant,
-}
-
 /// Every `[[ldap]]` section of the config in force.
 pub struct LdapBackend {
     directories: Vec<Arc<Directory>>,
-    ttl: Duration,
-    negative_ttl: Duration,
-    cache: Mutex<HashMap<String, CacheEntry>>,
+    cache: TtlCache<LdapIdentity>,
     /// One shared answer per identity being looked up right now.
     inflight: Mutex<HashMap<String, Arc<OnceCell<Answer>>>>,
     /// Directory round trips made (not counting cache hits and coalesced callers).
     lookups: AtomicU64,
-    stale: AtomicU64,
 }
 
 impl LdapBackend {
@@ -1059,12 +1048,9 @@ impl LdapBackend {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(LdapBackend {
             directories,
-            ttl,
-            negative_ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: TtlCache::new(ttl, negative_ttl),
             inflight: Mutex::new(HashMap::new()),
             lookups: AtomicU64::new(0),
-            stale: AtomicU64::new(0),
         }))
     }
 
@@ -1077,37 +1063,15 @@ impl LdapBackend {
         if self.directories.iter().all(|d| d.cfg.single_bind()) {
             return Ok((None, Freshness::Fresh));
         }
-        let now = Instant::now();
-        let cached = lock(&self.cache).get(identity).cloned();
-        if let Some(entry) = &cached {
-            if entry.expires > now {
-                return Ok((entry.value.clone(), Freshness::Cached));
-            }
-        }
-        let answer = block_on(self.coalesced(identity))?;
-        match answer {
-            Ok(value) => {
-                let ttl = if value.is_some() {
-                    self.ttl
-                } else {
-                    self.negative_ttl
-                };
-                if !ttl.is_zero() {
-                    self.remember(identity, value.clone(), now + jitter(ttl, identity));
-                }
-                Ok((value, Freshness::Fresh))
-            }
-            Err(e) => match cached {
-                Some(entry) => {
-                    self.stale.fetch_add(1, Ordering::Relaxed);
-                    log::warning(&format!(
-                        "ldap: serving the cached (stale) answer for {identity:?}: {e}"
-                    ));
-                    Ok((entry.value, Freshness::Stale))
-                }
-                None => Err(e),
+        self.cache.get_or_fetch(
+            identity,
+            || block_on(self.coalesced(identity)).and_then(|answer| answer),
+            |e| {
+                log::warning(&format!(
+                    "ldap: serving the cached (stale) answer for {identity:?}: {e}"
+                ))
             },
-        }
+        )
     }
 
     /// Identical look-ups at the same moment share one round trip: the first caller runs it,
@@ -1159,16 +1123,9 @@ impl LdapBackend {
         }
     }
 
-    fn remember(&self, identity: &str, value: Option<LdapIdentity>, expires: Instant) {
-        let mut map = lock(&self.cache);
-        if map.len() >= MAX_CACHE_ENTRIES && !map.contains_key(identity) {
-            let now = Instant::now();
-            map.retain(|_, e| e.expires > now);
-            if map.len() >= MAX_CACHE_ENTRIES {
-                map.clear();
-            }
-        }
-        map.insert(identity.to_string(), CacheEntry { value, expires });
+    #[cfg(test)]
+    fn remember(&self, identity: &str, value: Option<LdapIdentity>, expires: std::time::Instant) {
+        self.cache.insert(identity, value, expires);
     }
 
     /// `verify=ldap`: binds as the identity's entry with `password`, in the section that
@@ -1246,10 +1203,7 @@ impl LdapBackend {
 
     /// Drops every cached identity; returns how many there were.
     pub fn flush(&self) -> usize {
-        let mut map = lock(&self.cache);
-        let n = map.len();
-        map.clear();
-        n
+        self.cache.flush()
     }
 
     /// Status lines: each server's reachability, probed now, and the cache counters.
@@ -1307,9 +1261,9 @@ impl LdapBackend {
             "ldap cache".to_string(),
             format!(
                 "{} identities, {} directory look-ups, {} stale answers served",
-                lock(&self.cache).len(),
+                self.cache.stats().entries,
                 self.lookups.load(Ordering::Relaxed),
-                self.stale.load(Ordering::Relaxed)
+                self.cache.stats().stale
             ),
         ));
         out
@@ -1319,6 +1273,7 @@ impl LdapBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn membership_filters_escape_what_they_quote() {
