@@ -121,44 +121,50 @@ fn error_number(rc: c_int) -> c_int {
     }
 }
 
-fn getpwnam(cname: &CStr, name: &str) -> Result<Option<Account>, LookupError> {
+/// The signature shared by `getpwnam_r` and `getpwuid_r` once the key is bound.
+type PasswdCall<'a> =
+    dyn FnMut(*mut libc::passwd, *mut c_char, libc::size_t, *mut *mut libc::passwd) -> c_int + 'a;
+
+/// Runs a `getpw*_r` call, growing the buffer on ERANGE (bounded), retrying EINTR (bounded),
+/// and turns the entry into an [`Account`]. `key` (the name or uid asked for) and `call` (the
+/// function) are for messages.
+fn passwd_lookup(
+    key: &str,
+    function: &str,
+    call: &mut PasswdCall<'_>,
+) -> Result<Option<Account>, LookupError> {
     let mut size = INITIAL_BUFFER;
     let mut interrupted = 0;
     loop {
         let mut buf: Vec<c_char> = vec![0; size];
         let mut pwd = MaybeUninit::<libc::passwd>::uninit();
         let mut result: *mut libc::passwd = ptr::null_mut();
-        // SAFETY: `cname` is NUL-terminated; `pwd` and `result` are valid for writes; `buf` is
-        // writable for `buf.len()` bytes. All outlive the call, which keeps no pointer to them.
-        let rc = error_number(unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                pwd.as_mut_ptr(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        });
+        let rc = error_number(call(
+            pwd.as_mut_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        ));
         match rc {
             0 if result.is_null() => return Ok(None),
             0 => {
-                // SAFETY: on success `result` points to `pwd`, filled in by getpwnam_r, whose
+                // SAFETY: on success `result` points to `pwd`, filled in by the call, whose
                 // strings point into `buf`; both are alive until the end of this block.
                 let pw = unsafe { &*result };
-                // SAFETY: `pw` was just filled in by getpwnam_r and `buf` is still alive.
-                return unsafe { passwd_to_account(pw, name) }.map(Some);
+                // SAFETY: `pw` was just filled in by the call and `buf` is still alive.
+                return unsafe { passwd_to_account(pw, key) }.map(Some);
             }
             libc::ERANGE if size < MAX_PASSWD_BUFFER => size *= 2,
             libc::ERANGE => {
                 return Err(LookupError::Unusable(format!(
-                    "passwd entry for {name:?} is larger than {MAX_PASSWD_BUFFER} bytes"
+                    "passwd entry of {key} is larger than {MAX_PASSWD_BUFFER} bytes"
                 )))
             }
             libc::EINTR if interrupted < MAX_EINTR_RETRIES => interrupted += 1,
             rc if is_not_found(rc) => return Ok(None),
             rc => {
                 return Err(LookupError::Failed(format!(
-                    "getpwnam_r({name:?}): {}",
+                    "{function}({key:?}): {}",
                     os_error(rc)
                 )))
             }
@@ -166,52 +172,26 @@ fn getpwnam(cname: &CStr, name: &str) -> Result<Option<Account>, LookupError> {
     }
 }
 
+fn getpwnam(cname: &CStr, name: &str) -> Result<Option<Account>, LookupError> {
+    passwd_lookup(name, "getpwnam_r", &mut |pwd, buf, len, result| {
+        // SAFETY: `cname` is NUL-terminated; `pwd` and `result` are valid for writes and `buf`
+        // for `len` bytes (passwd_lookup owns them across the call, which keeps no pointer).
+        unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf, len, result) }
+    })
+}
+
 /// The passwd entry of `uid` through the system's NSS (`getpwuid_r`), groups left empty.
 /// Used by `accountmapctl test-login` for RStudio's uid round trip; the daemon never asks by uid.
 pub fn passwd_by_uid(uid: u32) -> Result<Option<Account>, LookupError> {
-    let label = format!("uid {uid}");
-    let mut size = INITIAL_BUFFER;
-    let mut interrupted = 0;
-    loop {
-        let mut buf: Vec<c_char> = vec![0; size];
-        let mut pwd = MaybeUninit::<libc::passwd>::uninit();
-        let mut result: *mut libc::passwd = ptr::null_mut();
-        // SAFETY: `pwd` and `result` are valid for writes; `buf` is writable for `buf.len()`
-        // bytes. All outlive the call, which keeps no pointer to them.
-        let rc = error_number(unsafe {
-            libc::getpwuid_r(
-                uid,
-                pwd.as_mut_ptr(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        });
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => {
-                // SAFETY: on success `result` points to `pwd`, filled in by getpwuid_r, whose
-                // strings point into `buf`; both are alive until the end of this block.
-                let pw = unsafe { &*result };
-                // SAFETY: `pw` was just filled in by getpwuid_r and `buf` is still alive.
-                return unsafe { passwd_to_account(pw, &label) }.map(Some);
-            }
-            libc::ERANGE if size < MAX_PASSWD_BUFFER => size *= 2,
-            libc::ERANGE => {
-                return Err(LookupError::Unusable(format!(
-                    "passwd entry of {label} is larger than {MAX_PASSWD_BUFFER} bytes"
-                )))
-            }
-            libc::EINTR if interrupted < MAX_EINTR_RETRIES => interrupted += 1,
-            rc if is_not_found(rc) => return Ok(None),
-            rc => {
-                return Err(LookupError::Failed(format!(
-                    "getpwuid_r({uid}): {}",
-                    os_error(rc)
-                )))
-            }
-        }
-    }
+    passwd_lookup(
+        &format!("uid {uid}"),
+        "getpwuid_r",
+        &mut |pwd, buf, len, result| {
+            // SAFETY: `pwd` and `result` are valid for writes and `buf` for `len` bytes
+            // (passwd_lookup owns them across the call, which keeps no pointer).
+            unsafe { libc::getpwuid_r(uid, pwd, buf, len, result) }
+        },
+    )
 }
 
 /// Copies a passwd entry out of libc's buffer. `groups` is filled in by the caller.
