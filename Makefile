@@ -68,7 +68,7 @@ load:
 # Installs cargo-fuzz with cargo when it is missing. A crash stops the run and leaves its input
 # in fuzz/artifacts/TARGET/; turn it into a unit test beside the code, then fix.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= wire_request frame_reader config rewrite accounts_file
+FUZZ_TARGETS ?= wire_request frame_reader config rewrite accounts_file oidc_token
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
