@@ -4,6 +4,7 @@
 //   node provider.mjs --genkey KTY     print a new private JWK (RSA 2048 or EC P-256) on stdout
 // CONFIG.json: {
 //   "port": 41234,
+//   "issuer"?: "http://127.0.0.1:41235",  default http://127.0.0.1:PORT (a proxy in front: its URL)
 //   "keys": [<private JWKs>],          the signing keys, the first one of a client's alg signs
 //   "clients": [{"client_id", "client_secret", "id_token_signed_response_alg"?}],
 //   "accounts": {"<sub>": {"email": "...", "email_verified": true, "hd"?: "..."}},
@@ -33,7 +34,8 @@ if (cfg.clock_offset) {
   const realNow = Date.now;
   Date.now = () => realNow() + cfg.clock_offset * 1000;
 }
-const issuer = `http://127.0.0.1:${cfg.port}`;
+// `issuer`: set when a test proxy in front of the provider is what clients reach.
+const issuer = cfg.issuer || `http://127.0.0.1:${cfg.port}`;
 
 const provider = new Provider(issuer, {
   clients: cfg.clients.map((c) => ({

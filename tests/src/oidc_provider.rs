@@ -104,7 +104,12 @@ pub struct Tokens {
 }
 
 pub struct OidcProvider {
+    /// Where the provider listens.
     pub port: u16,
+    /// The port of its issuer URL: `port`, or a proxy's in front of it ([`start_behind`]).
+    ///
+    /// [`start_behind`]: OidcProvider::start_behind
+    pub public_port: u16,
     dir: PathBuf,
     child: Option<Child>,
     pub setup: Setup,
@@ -122,6 +127,22 @@ impl OidcProvider {
     }
 
     pub fn start_on(name: &str, port: u16, setup: Setup) -> OidcProvider {
+        OidcProvider::start_inner(name, port, port, setup)
+    }
+
+    /// Starts a provider listening on `port` whose issuer (and so every URL of its discovery
+    /// document) is `http://127.0.0.1:{public_port}`: a proxy on `public_port` sees all
+    /// traffic to it.
+    pub fn start_behind(name: &str, port: u16, public_port: u16) -> OidcProvider {
+        let setup = Setup {
+            keys: vec![generate_key("RSA")],
+            alg: "RS256".into(),
+            clock_offset: 0,
+        };
+        OidcProvider::start_inner(name, port, public_port, setup)
+    }
+
+    fn start_inner(name: &str, port: u16, public_port: u16, setup: Setup) -> OidcProvider {
         require_node_modules();
         let dir = std::env::temp_dir().join(format!(
             "am-oidc-{}-{port}-{}",
@@ -132,6 +153,7 @@ impl OidcProvider {
         fs::create_dir_all(&dir).expect("create the provider directory");
         let mut p = OidcProvider {
             port,
+            public_port,
             dir,
             child: None,
             setup,
@@ -141,7 +163,7 @@ impl OidcProvider {
     }
 
     pub fn issuer(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.public_port)
     }
 
     pub fn discovery_endpoint(&self) -> String {
@@ -165,8 +187,9 @@ impl OidcProvider {
             })
             .collect();
         let config = format!(
-            "{{\"port\": {}, \"keys\": [{}], \"clients\": [{}], \"accounts\": {{{}}}, \"clock_offset\": {}}}",
+            "{{\"port\": {}, \"issuer\": \"{}\", \"keys\": [{}], \"clients\": [{}], \"accounts\": {{{}}}, \"clock_offset\": {}}}",
             self.port,
+            self.issuer(),
             self.setup.keys.join(", "),
             clients.join(", "),
             accounts.join(", "),
