@@ -57,7 +57,20 @@ pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Response,
         return Err(ClientError::UntrustedPeer(peer));
     }
     let frame = encode_request(req);
-    write_all_by(&mut stream, &frame, deadline).map_err(io_error)?;
+    if let Err(e) = write_all_by(&mut stream, &frame, deadline) {
+        // A daemon over its connection limit answers "connection limit reached" and closes at
+        // once, maybe before the request is written: its answer is still there to read.
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
+            return Err(io_error(e));
+        }
+        return match FrameReader::new().next(&mut stream, deadline, None) {
+            Ok(body) => decode_response(&body).map_err(ClientError::Protocol),
+            Err(_) => Err(io_error(e)),
+        };
+    }
     let body = FrameReader::new()
         .next(&mut stream, deadline, None)
         .map_err(|e| match e {
