@@ -395,9 +395,9 @@ fn unreadable_config_at_reload_keeps_the_old_config_and_says_why() {
 // answers garbage on command. It injects faults; the directory itself is real.
 
 mod fault_proxy {
+    use accountmap_tests::reset_on_close as reset;
     use std::io::{Read, Write};
     use std::net::{Shutdown, TcpListener, TcpStream};
-    use std::os::fd::AsRawFd;
     use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::thread;
@@ -423,23 +423,6 @@ mod fault_proxy {
         pub accepted: Arc<AtomicUsize>,
         stop: Arc<AtomicBool>,
         live: Arc<Mutex<Vec<TcpStream>>>,
-    }
-
-    fn reset(s: &TcpStream) {
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: valid socket descriptor and a correctly sized option value.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                &linger as *const libc::linger as *const libc::c_void,
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
     }
 
     impl FaultProxy {

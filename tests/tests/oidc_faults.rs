@@ -16,9 +16,9 @@ use std::time::Duration;
 const SVC_OIDC: &str = "oidc";
 
 mod http_fault_proxy {
+    use accountmap_tests::reset_on_close as reset;
     use std::io::{Read, Write};
     use std::net::{Shutdown, TcpListener, TcpStream};
-    use std::os::fd::AsRawFd;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::thread;
@@ -61,23 +61,6 @@ mod http_fault_proxy {
         hits: Arc<AtomicUsize>,
         stop: Arc<AtomicBool>,
         held: Arc<Mutex<Vec<TcpStream>>>,
-    }
-
-    fn reset(s: &TcpStream) {
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: valid socket descriptor and a correctly sized option value.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                &linger as *const libc::linger as *const libc::c_void,
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
     }
 
     /// The request head (up to the blank line), or None.
