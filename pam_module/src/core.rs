@@ -483,22 +483,7 @@ fn device_flow<H: PamHandle, D: Daemon>(
                 interval,
             }) => (session, verification_uri, user_code, expires_in, interval),
             Ok(Response::Decision(d)) => return Ok(d),
-            Ok(Response::Error(m)) => {
-                return Err(unavailable(
-                    h,
-                    format!("accountmapd refused the request: {m}"),
-                ))
-            }
-            Ok(other) => {
-                return Err(unavailable(
-                    h,
-                    format!(
-                        "unexpected answer from accountmapd: {}",
-                        response_kind(&other)
-                    ),
-                ))
-            }
-            Err(e) => return Err(unavailable(h, e.to_string())),
+            other => return Err(unavailable(h, unusable(other))),
         };
     h.text_info(&format!(
         "To sign in, visit {uri} and enter the code {code}"
@@ -550,22 +535,7 @@ fn device_flow<H: PamHandle, D: Daemon>(
                 }
                 return Ok(d);
             }
-            Ok(Response::Error(m)) => {
-                return Err(unavailable(
-                    h,
-                    format!("accountmapd refused the request: {m}"),
-                ))
-            }
-            Ok(other) => {
-                return Err(unavailable(
-                    h,
-                    format!(
-                        "unexpected answer from accountmapd: {}",
-                        response_kind(&other)
-                    ),
-                ))
-            }
-            Err(e) => return Err(unavailable(h, e.to_string())),
+            other => return Err(unavailable(h, unusable(other))),
         }
     }
 }
@@ -619,18 +589,7 @@ fn ask_daemon<H: PamHandle, D: Daemon>(
     };
     let decision = match daemon.call(&socket, &req, opts.timeout) {
         Ok(Response::Decision(d)) => d,
-        Ok(Response::Error(msg)) => {
-            return Err(unavailable(format!(
-                "accountmapd refused the request: {msg}"
-            )))
-        }
-        Ok(other) => {
-            return Err(unavailable(format!(
-                "unexpected answer from accountmapd: {}",
-                response_kind(&other)
-            )))
-        }
-        Err(e) => return Err(unavailable(e.to_string())),
+        other => return Err(unavailable(unusable(other))),
     };
     let code = code_for(decision.verdict, phase);
     if opts.debug {
@@ -648,6 +607,19 @@ fn ask_daemon<H: PamHandle, D: Daemon>(
         );
     }
     Ok(decision)
+}
+
+/// Why an answer the caller cannot use means that the daemon cannot answer: for the log line
+/// that goes with PAM_AUTHINFO_UNAVAIL.
+fn unusable(answer: Result<Response, ClientError>) -> String {
+    match answer {
+        Ok(Response::Error(m)) => format!("accountmapd refused the request: {m}"),
+        Ok(other) => format!(
+            "unexpected answer from accountmapd: {}",
+            response_kind(&other)
+        ),
+        Err(e) => e.to_string(),
+    }
 }
 
 fn response_kind(r: &Response) -> &'static str {
