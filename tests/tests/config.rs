@@ -397,6 +397,18 @@ fn wait_for_resolve(env: &Env, name: &str, code: i32) -> bool {
     wait_until(RELOAD_LIMIT, || env.ctl(&["resolve", name]).code == code)
 }
 
+/// Writes `cfg`, sends SIGHUP, and waits until `accountmapctl resolve probe` exits `code`,
+/// which shows that the daemon runs on the new config.
+fn reload(env: &mut Env, cfg: &Config, probe: &str, code: i32) {
+    env.write_config(cfg);
+    env.sighup();
+    assert!(
+        wait_for_resolve(env, probe, code),
+        "new config not applied (resolve {probe} never exited {code}):\n{}",
+        env.daemon_log()
+    );
+}
+
 #[test]
 fn sighup_with_a_bad_config_keeps_serving_the_old_policy() {
     let mut env = Env::new("hup-bad");
@@ -436,13 +448,7 @@ fn sighup_with_a_bad_config_keeps_serving_the_old_policy() {
 
     // Fixing the file and sending SIGHUP again applies it.
     bad.extra = String::new();
-    env.write_config(&bad);
-    env.sighup();
-    assert!(
-        wait_for_resolve(&env, "alice", 1),
-        "fixed config not applied:\n{}",
-        env.daemon_log()
-    );
+    reload(&mut env, &bad, "alice", 1);
     let run = env.pam(SVC, "alice", &["authenticate"]);
     assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
 }
@@ -458,13 +464,7 @@ fn sighup_with_a_good_config_takes_effect() {
     let mut cfg = env.config().clone();
     cfg.required_groups = vec!["staff".into()];
     cfg.minimum_uid = "400".into();
-    env.write_config(&cfg);
-    env.sighup();
-    assert!(
-        wait_for_resolve(&env, "bob", 0),
-        "new config not applied:\n{}",
-        env.daemon_log()
-    );
+    reload(&mut env, &cfg, "bob", 0);
 
     let run = env.pam(SVC, "bob", &["authenticate", "acct_mgmt"]);
     assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
@@ -473,9 +473,7 @@ fn sighup_with_a_good_config_takes_effect() {
     assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
     // sysuser (uid 500 >= 400) is not in staff either; with the group dropped it would pass
     cfg.required_groups = vec![];
-    env.write_config(&cfg);
-    env.sighup();
-    assert!(wait_for_resolve(&env, "sysuser", 0), "{}", env.daemon_log());
+    reload(&mut env, &cfg, "sysuser", 0);
     let run = env.pam(SVC, "sysuser", &["acct_mgmt"]);
     assert_eq!(run.verdicts(), vec![ACCT_OK], "{}", run.out.all());
     assert!(env.daemon_alive());
@@ -530,13 +528,7 @@ fn sighup_applies_a_new_policy_to_cached_accounts() {
     assert_eq!(run.verdicts(), vec![ACCT_OK], "{}", run.out.all());
     let mut cfg = env.config().clone();
     cfg.denied_users.push("alice".into());
-    env.write_config(&cfg);
-    env.sighup();
-    assert!(
-        wait_for_resolve(&env, "alice", 1),
-        "reload not applied:\n{}",
-        env.daemon_log()
-    );
+    reload(&mut env, &cfg, "alice", 1);
     let run = env.pam(SVC, "alice", &["acct_mgmt"]);
     assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
 }
