@@ -11,13 +11,17 @@
 //! The format is hand-written rather than serde-based on purpose: it keeps the PAM and NSS
 //! modules small (they are loaded into sshd, login and rserver) and the whole parser fits on a
 //! screen for review and fuzzing.
-// Only the client touches libc (non-blocking connect, SO_PEERCRED); the rest is safe code.
+// Only the client (non-blocking connect, SO_PEERCRED) and the shared-memory cache (mmap, the
+// clock) touch libc; the rest is safe code.
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]
 mod client;
 mod codec;
 mod deadline;
+// The shared-memory passwd cache maps a file and reads it with atomics (see the module).
+#[allow(unsafe_code)]
+pub mod memcache;
 
 pub use client::{call, peer_credentials, ClientError, PeerCred};
 pub use codec::{

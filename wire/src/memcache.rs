@@ -1,0 +1,736 @@
+//! The shared-memory passwd cache: one fixed-size file that `accountmapd` writes and the NSS
+//! module reads, so that a warm `getpwnam(alias)` costs a hash and a few memory reads instead
+//! of a socket round trip (the idea of SSSD's memcache, `/var/lib/sss/mc/passwd`).
+//!
+//! Everything both sides must agree on lives here: the layout, the constants, the name hash,
+//! and the seqlock read and write of a record. The daemon is the only writer; any process may
+//! read.
+//!
+//! # File
+//! [`FILE_NAME`] in the directory of the daemon's socket (`/run/accountmap/passwd.cache`),
+//! mode 0644, owned by the daemon's user, exactly [`FILE_SIZE`] bytes, every field a
+//! little-endian `u64` word:
+//!
+//! ```text
+//! header (HEADER_WORDS words)
+//!   0 magic "AMPWCACH"     1 version        2 file size     3 state (0 live, 1 retired)
+//!   4-5 salt (16 random bytes, new with every file)         6-7 boot id of the writer's boot
+//! SLOTS records of RECORD_WORDS words
+//!   0 seq (odd while the writer changes the record)
+//!   1 expiry: CLOCK_MONOTONIC nanoseconds; 0 = empty slot
+//!   2-3 key: the first 16 bytes of SHA-256(salt || name as queried)
+//!   4 uid (low 32 bits) | gid (high 32 bits)
+//!   5 byte lengths of pw_name, pw_gecos, pw_dir, pw_shell (16 bits each, in that order)
+//!   6.. the four strings back to back, no NULs (DATA_BYTES at most)
+//! ```
+//!
+//! A record lives in one of [`PROBE`] consecutive slots from `key % SLOTS`; the writer replaces
+//! the record of the same key, else an empty or expired slot, else the one that expires
+//! soonest. The alias itself is never written: only its salted hash (the passwd fields of the
+//! local account are public anyway).
+//!
+//! # Concurrency
+//! A per-record seqlock. The writer makes `seq` odd, fences, writes the words, and makes `seq`
+//! even again with release ordering; a reader loads `seq` (acquire), copies the words, fences
+//! (acquire), loads `seq` again, and keeps the copy only when both loads give the same even
+//! value, retrying [`READ_RETRIES`] times before calling it a miss. Every access to the shared
+//! words is an atomic `u64` load or store (`Relaxed` unless stated): no data race in Rust's
+//! model, whatever the other process does. Loads are all a reader ever does, and atomic loads
+//! of up to the native word size are allowed on read-only memory.
+//!
+//! # Lifetime
+//! The daemon creates a new file under a temporary name, renames it over the old one, and marks
+//! the old one retired (`state` = 1); a reader that sees "retired" maps the file again. On a
+//! reload (SIGHUP), `accountmapctl cache flush` and a clean stop it empties the table (a stop
+//! also retires and removes the file). The file of a daemon killed with SIGKILL stays, and its
+//! entries are answered until they expire (at most `cache_ttl`), as with SSSD's memcache.
+//! Expiry uses CLOCK_MONOTONIC, which is system-wide on Linux; it starts again at boot, so a
+//! file also names the boot it was written in, and a reader ignores a file of another boot.
+
+use crate::PasswdEntry;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::ptr;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+
+/// The cache file's name, in the directory of the daemon's socket.
+pub const FILE_NAME: &str = "passwd.cache";
+/// "AMPWCACH", little-endian.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"AMPWCACH");
+/// The layout version; a reader ignores a file of any other.
+pub const VERSION: u64 = 1;
+/// Words of the header.
+pub const HEADER_WORDS: usize = 8;
+/// Words of one record (512 bytes).
+pub const RECORD_WORDS: usize = 64;
+/// Records in the table (a power of two).
+pub const SLOTS: usize = 4096;
+/// Slots looked at for one key, from its home slot on.
+pub const PROBE: usize = 8;
+/// Times a reader tries to get a consistent copy of a record before it calls it a miss.
+pub const READ_RETRIES: usize = 16;
+/// Words in the file.
+pub const FILE_WORDS: usize = HEADER_WORDS + SLOTS * RECORD_WORDS;
+/// Bytes in the file (2 MiB and 64 bytes).
+pub const FILE_SIZE: usize = FILE_WORDS * 8;
+/// Words of a record that hold strings.
+pub const DATA_WORDS: usize = RECORD_WORDS - R_DATA;
+/// Bytes of strings a record holds; an entry with longer ones is not cached.
+pub const DATA_BYTES: usize = DATA_WORDS * 8;
+
+const H_MAGIC: usize = 0;
+const H_VERSION: usize = 1;
+const H_SIZE: usize = 2;
+const H_STATE: usize = 3;
+const H_SALT: usize = 4;
+const H_BOOT: usize = 6;
+
+const R_SEQ: usize = 0;
+const R_EXPIRY: usize = 1;
+const R_KEY: usize = 2;
+const R_IDS: usize = 4;
+const R_LENS: usize = 5;
+const R_DATA: usize = 6;
+
+const STATE_LIVE: u64 = 0;
+const STATE_RETIRED: u64 = 1;
+
+/// The cache file that goes with the daemon socket `socket`.
+pub fn path_for(socket: &Path) -> Option<PathBuf> {
+    let dir = socket.parent()?;
+    Some(if dir.as_os_str().is_empty() {
+        PathBuf::from(FILE_NAME)
+    } else {
+        dir.join(FILE_NAME)
+    })
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (0 if the clock cannot be read, which Linux never does).
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`) as two words.
+pub fn boot_id() -> Option<[u64; 2]> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let hex: Vec<u8> = text.trim().bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let word = |part: &[u8]| -> Option<u64> {
+        u64::from_str_radix(std::str::from_utf8(part).ok()?, 16).ok()
+    };
+    Some([word(&hex[..16])?, word(&hex[16..])?])
+}
+
+/// The key of `name` in a file with `salt`: the first 16 bytes of SHA-256(salt || name).
+pub fn key(salt: [u64; 2], name: &[u8]) -> [u64; 2] {
+    let mut input = Vec::with_capacity(16 + name.len());
+    input.extend_from_slice(&salt[0].to_le_bytes());
+    input.extend_from_slice(&salt[1].to_le_bytes());
+    input.extend_from_slice(name);
+    let digest = sha256(&input);
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&digest[..8]);
+    b.copy_from_slice(&digest[8..16]);
+    [u64::from_le_bytes(a), u64::from_le_bytes(b)]
+}
+
+/// SHA-256 (FIPS 180-4), small and dependency-free: the NSS module is loaded into every
+/// process, and one block per short name is all it hashes.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64).wrapping_mul(8)).to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(h) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+/// The table over shared words: lookups for anyone, writes through [`TableWriter`].
+#[derive(Clone, Copy)]
+pub struct Table<'a> {
+    words: &'a [AtomicU64],
+}
+
+/// A consistent copy of one record.
+struct Snapshot {
+    words: [u64; RECORD_WORDS],
+}
+
+enum Probe {
+    /// The record holds the key (the copy is consistent).
+    Match,
+    /// Another key, or empty.
+    Other,
+    /// No consistent copy within the retries.
+    Busy,
+}
+
+impl<'a> Table<'a> {
+    /// The table over `words`, which must be exactly [`FILE_WORDS`] long.
+    pub fn new(words: &'a [AtomicU64]) -> Option<Table<'a>> {
+        (words.len() == FILE_WORDS).then_some(Table { words })
+    }
+
+    fn header(&self, i: usize) -> u64 {
+        self.words[i].load(Ordering::Acquire)
+    }
+
+    /// Whether the header names this layout (magic, version, size).
+    pub fn layout_ok(&self) -> bool {
+        self.header(H_MAGIC) == MAGIC
+            && self.header(H_VERSION) == VERSION
+            && self.header(H_SIZE) == FILE_SIZE as u64
+    }
+
+    /// Whether the writer has given this file up (a newer one replaced it, or it stopped).
+    pub fn retired(&self) -> bool {
+        self.header(H_STATE) != STATE_LIVE
+    }
+
+    pub fn salt(&self) -> [u64; 2] {
+        [self.header(H_SALT), self.header(H_SALT + 1)]
+    }
+
+    pub fn boot(&self) -> [u64; 2] {
+        [self.header(H_BOOT), self.header(H_BOOT + 1)]
+    }
+
+    fn record(&self, slot: usize) -> &'a [AtomicU64] {
+        let start = HEADER_WORDS + (slot % SLOTS) * RECORD_WORDS;
+        &self.words[start..start + RECORD_WORDS]
+    }
+
+    /// One seqlock read of `slot`, looking for `key`; on a match the record is in `copy`.
+    fn probe(&self, slot: usize, key: [u64; 2], copy: &mut Snapshot) -> Probe {
+        let rec = self.record(slot);
+        for _ in 0..READ_RETRIES {
+            let seq = rec[R_SEQ].load(Ordering::Acquire);
+            if seq & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let expiry = rec[R_EXPIRY].load(Ordering::Relaxed);
+            let k0 = rec[R_KEY].load(Ordering::Relaxed);
+            let k1 = rec[R_KEY + 1].load(Ordering::Relaxed);
+            if expiry == 0 || k0 != key[0] || k1 != key[1] {
+                fence(Ordering::Acquire);
+                if rec[R_SEQ].load(Ordering::Relaxed) == seq {
+                    return Probe::Other;
+                }
+                continue;
+            }
+            for (dst, src) in copy.words.iter_mut().zip(rec.iter()) {
+                *dst = src.load(Ordering::Relaxed);
+            }
+            fence(Ordering::Acquire);
+            if rec[R_SEQ].load(Ordering::Relaxed) == seq {
+                return Probe::Match;
+            }
+        }
+        Probe::Busy
+    }
+
+    /// The entry cached for `name` if it has not expired at `now` (CLOCK_MONOTONIC ns).
+    pub fn lookup(&self, name: &[u8], now: u64) -> Option<PasswdEntry> {
+        let key = key(self.salt(), name);
+        let home = key[0] as usize;
+        let mut copy = Snapshot {
+            words: [0; RECORD_WORDS],
+        };
+        for i in 0..PROBE {
+            match self.probe(home.wrapping_add(i), key, &mut copy) {
+                Probe::Match => {
+                    let expiry = copy.words[R_EXPIRY];
+                    if expiry <= now || copy.words[R_KEY..R_KEY + 2] != key {
+                        return None;
+                    }
+                    return decode(&copy);
+                }
+                Probe::Other => {}
+                Probe::Busy => return None,
+            }
+        }
+        None
+    }
+
+    /// Live (unexpired) records at `now`, for status output and tests.
+    pub fn live(&self, now: u64) -> usize {
+        (0..SLOTS)
+            .filter(|&s| self.record(s)[R_EXPIRY].load(Ordering::Relaxed) > now)
+            .count()
+    }
+}
+
+/// The strings and numbers of a consistent record copy, if they make sense.
+fn decode(copy: &Snapshot) -> Option<PasswdEntry> {
+    let ids = copy.words[R_IDS];
+    let lens = copy.words[R_LENS];
+    let lens = [0, 16, 32, 48].map(|shift| ((lens >> shift) & 0xffff) as usize);
+    if lens.iter().sum::<usize>() > DATA_BYTES {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(DATA_BYTES);
+    for w in &copy.words[R_DATA..] {
+        bytes.extend_from_slice(&w.to_le_bytes());
+    }
+    let mut at = 0;
+    let mut field = |len: usize| -> Option<String> {
+        let s = bytes.get(at..at + len)?;
+        at += len;
+        String::from_utf8(s.to_vec()).ok()
+    };
+    Some(PasswdEntry {
+        name: field(lens[0])?,
+        gecos: field(lens[1])?,
+        dir: field(lens[2])?,
+        shell: field(lens[3])?,
+        uid: ids as u32,
+        gid: (ids >> 32) as u32,
+    })
+}
+
+/// The one writer of a table. Only one may exist per table at a time (the daemon keeps its own
+/// behind a lock): the seqlock protects readers from the writer, not writers from each other.
+pub struct TableWriter<'a> {
+    table: Table<'a>,
+}
+
+impl<'a> TableWriter<'a> {
+    /// A writer over `words` ([`FILE_WORDS`] long).
+    pub fn new(words: &'a [AtomicU64]) -> Option<TableWriter<'a>> {
+        Some(TableWriter {
+            table: Table::new(words)?,
+        })
+    }
+
+    pub fn table(&self) -> Table<'a> {
+        self.table
+    }
+
+    /// Writes a fresh header: live, with `salt` and `boot`. The magic goes last.
+    pub fn init(&mut self, salt: [u64; 2], boot: [u64; 2]) {
+        let w = self.table.words;
+        w[H_VERSION].store(VERSION, Ordering::Relaxed);
+        w[H_SIZE].store(FILE_SIZE as u64, Ordering::Relaxed);
+        w[H_STATE].store(STATE_LIVE, Ordering::Relaxed);
+        w[H_SALT].store(salt[0], Ordering::Relaxed);
+        w[H_SALT + 1].store(salt[1], Ordering::Relaxed);
+        w[H_BOOT].store(boot[0], Ordering::Relaxed);
+        w[H_BOOT + 1].store(boot[1], Ordering::Relaxed);
+        w[H_MAGIC].store(MAGIC, Ordering::Release);
+    }
+
+    /// Marks the file given up: readers stop using it and map the file again.
+    pub fn retire(&mut self) {
+        self.table.words[H_STATE].store(STATE_RETIRED, Ordering::Release);
+    }
+
+    /// One seqlock write of `slot`: `seq` odd, the words, `seq` even.
+    fn write(&mut self, slot: usize, words: &[u64; RECORD_WORDS]) {
+        let rec = self.table.record(slot);
+        // The only writer: nobody else changes `seq`, and it is even between writes.
+        let seq = rec[R_SEQ].load(Ordering::Relaxed);
+        rec[R_SEQ].store(seq.wrapping_add(1), Ordering::Relaxed);
+        // Orders the odd `seq` before every word below for a reader that sees any of them.
+        fence(Ordering::Release);
+        for (dst, src) in rec.iter().zip(words.iter()).skip(1) {
+            dst.store(*src, Ordering::Relaxed);
+        }
+        rec[R_SEQ].store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// Caches `entry` for `name` until `expiry` (CLOCK_MONOTONIC ns), replacing the same name's
+    /// record, else an empty or expired slot, else the one that expires soonest. False when the
+    /// entry's strings do not fit a record (it is then simply not cached).
+    pub fn insert(&mut self, name: &[u8], entry: &PasswdEntry, expiry: u64, now: u64) -> bool {
+        let fields = [
+            entry.name.as_bytes(),
+            entry.gecos.as_bytes(),
+            entry.dir.as_bytes(),
+            entry.shell.as_bytes(),
+        ];
+        let total: usize = fields.iter().map(|f| f.len()).sum();
+        if total > DATA_BYTES || expiry == 0 {
+            return false;
+        }
+        let key = key(self.table.salt(), name);
+        let mut words = [0u64; RECORD_WORDS];
+        words[R_EXPIRY] = expiry;
+        words[R_KEY] = key[0];
+        words[R_KEY + 1] = key[1];
+        words[R_IDS] = u64::from(entry.uid) | (u64::from(entry.gid) << 32);
+        let mut lens = 0u64;
+        let mut data = [0u8; DATA_BYTES];
+        let mut at = 0;
+        for (i, f) in fields.iter().enumerate() {
+            lens |= (f.len() as u64) << (16 * i);
+            data[at..at + f.len()].copy_from_slice(f);
+            at += f.len();
+        }
+        words[R_LENS] = lens;
+        for (w, chunk) in words[R_DATA..].iter_mut().zip(data.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+        let home = key[0] as usize;
+        let mut same = None;
+        let mut free = None;
+        let mut soonest: Option<(usize, u64)> = None;
+        for i in 0..PROBE {
+            let slot = home.wrapping_add(i) % SLOTS;
+            let rec = self.table.record(slot);
+            // The writer's own words: no other process writes them.
+            let e = rec[R_EXPIRY].load(Ordering::Relaxed);
+            let k = [
+                rec[R_KEY].load(Ordering::Relaxed),
+                rec[R_KEY + 1].load(Ordering::Relaxed),
+            ];
+            if e != 0 && k == key {
+                same = Some(slot);
+                break;
+            }
+            if free.is_none() && (e == 0 || e <= now) {
+                free = Some(slot);
+            }
+            if !matches!(soonest, Some((_, s)) if s <= e) {
+                soonest = Some((slot, e));
+            }
+        }
+        let slot = same
+            .or(free)
+            .or(soonest.map(|(s, _)| s))
+            .unwrap_or(home % SLOTS);
+        self.write(slot, &words);
+        true
+    }
+
+    /// Empties every slot; returns how many held an unexpired entry at `now`.
+    pub fn clear(&mut self, now: u64) -> usize {
+        let mut live = 0;
+        for slot in 0..SLOTS {
+            let e = self.table.record(slot)[R_EXPIRY].load(Ordering::Relaxed);
+            if e != 0 {
+                if e > now {
+                    live += 1;
+                }
+                self.write(slot, &[0; RECORD_WORDS]);
+            }
+        }
+        live
+    }
+}
+
+/// A shared mapping of a cache file, unmapped when dropped.
+pub struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory, only ever accessed through `&[AtomicU64]`
+// (atomic loads and stores), which is Sync; the raw pointer is owned and unmapped once, in drop.
+unsafe impl Send for Mapping {}
+// SAFETY: as for Send: every access through `words` is atomic.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps the first [`FILE_SIZE`] bytes of `file`, read-only or read-write, shared.
+    fn new(file: &File, writable: bool) -> io::Result<Mapping> {
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        // SAFETY: a fresh mapping at an address of the kernel's choosing; it aliases no Rust
+        // object. The descriptor is valid for the call (borrowed from `file`).
+        let ptr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                FILE_SIZE,
+                prot,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            ptr,
+            len: FILE_SIZE,
+        })
+    }
+
+    /// The mapped words.
+    pub fn words(&self) -> &[AtomicU64] {
+        // SAFETY: `ptr` is page-aligned (so aligned for u64), valid for `len` bytes for as long
+        // as `self` lives (unmapped only in drop), and `len` is a multiple of 8. AtomicU64 has
+        // the layout of u64, and every access through the slice is atomic, so concurrent
+        // changes by the writer process are not data races. A read-only mapping is only ever
+        // loaded from (Table has no store), which is allowed for native-width atomics.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<AtomicU64>(), self.len / 8) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned, unmapped only here; no reference
+        // from `words` outlives `self`.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// Why a reader does not use a cache file. Readers ignore the reason (they fall back to the
+/// socket); tests look at it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    Open,
+    NotRegular,
+    Owner(u32),
+    Writable(u32),
+    Size(u64),
+    Map,
+    Layout,
+    Retired,
+    OtherBoot,
+}
+
+/// A reader's mapping of a trusted cache file.
+pub struct ReadMap {
+    map: Mapping,
+}
+
+impl ReadMap {
+    /// Maps the cache file at `path` read-only if it can be trusted by a process of effective
+    /// uid `euid`: a regular file (not a symlink), owned by root or by `euid` (the rule the
+    /// client applies to the socket's peer), writable by nobody else, of the expected size,
+    /// layout and boot, and not retired.
+    pub fn open(path: &Path, euid: u32) -> Result<ReadMap, Refused> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|_| Refused::Open)?;
+        let meta = file.metadata().map_err(|_| Refused::Open)?;
+        if !meta.file_type().is_file() {
+            return Err(Refused::NotRegular);
+        }
+        if meta.uid() != 0 && meta.uid() != euid {
+            return Err(Refused::Owner(meta.uid()));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(Refused::Writable(meta.mode() & 0o7777));
+        }
+        if meta.len() != FILE_SIZE as u64 {
+            return Err(Refused::Size(meta.len()));
+        }
+        let map = Mapping::new(&file, false).map_err(|_| Refused::Map)?;
+        let table = Table::new(map.words()).ok_or(Refused::Layout)?;
+        if !table.layout_ok() {
+            return Err(Refused::Layout);
+        }
+        if table.retired() {
+            return Err(Refused::Retired);
+        }
+        if boot_id() != Some(table.boot()) {
+            return Err(Refused::OtherBoot);
+        }
+        Ok(ReadMap { map })
+    }
+
+    pub fn table(&self) -> Option<Table<'_>> {
+        Table::new(self.map.words())
+    }
+}
+
+/// The writer's mapping of the cache file it created.
+pub struct WriteMap {
+    map: Mapping,
+    path: PathBuf,
+}
+
+fn random_salt() -> io::Result<[u64; 2]> {
+    let mut buf = [0u8; 16];
+    // SAFETY: `buf` is valid for writes of its length for the duration of the call.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        return Err(io::Error::other("getrandom gave no salt"));
+    }
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&buf[..8]);
+    b.copy_from_slice(&buf[8..]);
+    Ok([u64::from_le_bytes(a), u64::from_le_bytes(b)])
+}
+
+/// Opens an existing cache file at `path` for writing, if it is one (a regular file of the
+/// right size and magic), so that it can be retired.
+fn open_old(path: &Path) -> Option<Mapping> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.file_type().is_file() || meta.len() != FILE_SIZE as u64 {
+        return None;
+    }
+    let map = Mapping::new(&file, true).ok()?;
+    Table::new(map.words())?.layout_ok().then_some(map)
+}
+
+impl WriteMap {
+    /// Creates a new, empty cache file at `path` (mode 0644): written under a temporary name
+    /// in the same directory, renamed over `path`, and only then is the file it replaced (if
+    /// it was a cache file) marked retired, so that its readers map the new one.
+    pub fn create(path: &Path) -> io::Result<WriteMap> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::other("the cache path has no file name"))?;
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let boot = boot_id().ok_or_else(|| io::Error::other("cannot read the boot id"))?;
+        let salt = random_salt()?;
+        let _ = std::fs::remove_file(&tmp);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        let made = (|| {
+            // The umask may have taken bits away; readers need 0644 exactly.
+            file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            file.set_len(FILE_SIZE as u64)?;
+            let map = Mapping::new(&file, true)?;
+            let mut writer = TableWriter::new(map.words())
+                .ok_or_else(|| io::Error::other("mapping of the wrong size"))?;
+            writer.init(salt, boot);
+            let old = open_old(path);
+            std::fs::rename(&tmp, path)?;
+            if let Some(old) = old {
+                if let Some(mut w) = TableWriter::new(old.words()) {
+                    w.retire();
+                }
+            }
+            Ok(map)
+        })();
+        match made {
+            Ok(map) => Ok(WriteMap {
+                map,
+                path: path.to_path_buf(),
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The writer over the mapping. Callers keep one at a time (see [`TableWriter`]).
+    pub fn writer(&mut self) -> Option<TableWriter<'_>> {
+        TableWriter::new(self.map.words())
+    }
+
+    /// Empties the table, marks the file retired and removes it (a clean stop).
+    pub fn retire_and_remove(&mut self) {
+        if let Some(mut w) = self.writer() {
+            w.clear(now_ns());
+            w.retire();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests;

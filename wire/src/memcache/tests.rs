@@ -1,0 +1,395 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn words() -> Vec<AtomicU64> {
+    (0..FILE_WORDS).map(|_| AtomicU64::new(0)).collect()
+}
+
+fn entry(name: &str, uid: u32) -> PasswdEntry {
+    PasswdEntry {
+        name: name.into(),
+        uid,
+        gid: uid + 1,
+        gecos: format!("{name} (test)"),
+        dir: format!("/home/{name}"),
+        shell: "/bin/sh".into(),
+    }
+}
+
+const SEC: u64 = 1_000_000_000;
+
+#[test]
+fn sha256_matches_the_fips_vectors() {
+    let hex = |d: [u8; 32]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    assert_eq!(
+        hex(sha256(b"")),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(
+        hex(sha256(b"abc")),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(
+        hex(sha256(
+            b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+        )),
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+    );
+    assert_eq!(
+        hex(sha256(&vec![b'a'; 1_000_000])),
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+    );
+}
+
+#[test]
+fn keys_depend_on_the_salt_and_the_exact_name() {
+    let a = key([1, 2], b"John.Doe@Company.com");
+    assert_eq!(a, key([1, 2], b"John.Doe@Company.com"));
+    assert_ne!(a, key([1, 3], b"John.Doe@Company.com"));
+    assert_ne!(a, key([1, 2], b"john.doe@company.com"));
+}
+
+#[test]
+fn insert_then_lookup_until_expiry() {
+    let w = words();
+    let mut t = TableWriter::new(&w).unwrap();
+    t.init([7, 8], [1, 2]);
+    let table = t.table();
+    assert!(table.layout_ok() && !table.retired());
+    assert_eq!(table.lookup(b"alias", 100), None);
+    assert!(t.insert(b"alias", &entry("jdoe", 1003), 10 * SEC, SEC));
+    assert_eq!(table.lookup(b"alias", 2 * SEC), Some(entry("jdoe", 1003)));
+    assert_eq!(table.lookup(b"ALIAS", 2 * SEC), None, "names are exact");
+    assert_eq!(
+        table.lookup(b"alias", 10 * SEC),
+        None,
+        "expired at its expiry"
+    );
+    assert_eq!(table.live(2 * SEC), 1);
+}
+
+#[test]
+fn the_alias_text_is_not_in_the_table() {
+    let w = words();
+    let mut t = TableWriter::new(&w).unwrap();
+    t.init([7, 8], [1, 2]);
+    let alias = b"secret.person@company.com";
+    assert!(t.insert(alias, &entry("jdoe", 1003), 10 * SEC, SEC));
+    let bytes: Vec<u8> = w
+        .iter()
+        .flat_map(|x| x.load(Ordering::Relaxed).to_le_bytes())
+        .collect();
+    assert!(!bytes.windows(alias.len()).any(|win| win == alias));
+    assert!(bytes.windows(4).any(|win| win == b"jdoe"));
+}
+
+#[test]
+fn the_same_name_is_overwritten_in_place() {
+    let w = words();
+    let mut t = TableWriter::new(&w).unwrap();
+    t.init([7, 8], [1, 2]);
+    assert!(t.insert(b"alias", &entry("jdoe", 1003), 10 * SEC, SEC));
+    assert!(t.insert(b"alias", &entry("alice", 1001), 20 * SEC, SEC));
+    assert_eq!(
+        t.table().lookup(b"alias", 15 * SEC),
+        Some(entry("alice", 1001))
+    );
+    assert_eq!(t.table().live(SEC), 1);
+}
+
+#[test]
+fn clear_empties_and_retire_is_seen() {
+    let w = words();
+    let mut t = TableWriter::new(&w).unwrap();
+    t.init([7, 8], [1, 2]);
+    for i in 0..100u32 {
+        assert!(t.insert(
+            format!("a{i}").as_bytes(),
+            &entry("u", 2000 + i),
+            10 * SEC,
+            SEC
+        ));
+    }
+    assert_eq!(t.table().live(SEC), 100);
+    assert_eq!(t.clear(SEC), 100);
+    assert_eq!(t.table().live(0), 0);
+    assert_eq!(t.table().lookup(b"a5", SEC), None);
+    assert!(!t.table().retired());
+    t.retire();
+    assert!(t.table().retired());
+}
+
+#[test]
+fn entries_too_large_for_a_record_are_not_cached() {
+    let w = words();
+    let mut t = TableWriter::new(&w).unwrap();
+    t.init([7, 8], [1, 2]);
+    let mut e = entry("jdoe", 1003);
+    e.gecos = "x".repeat(DATA_BYTES);
+    assert!(!t.insert(b"big", &e, 10 * SEC, SEC));
+    assert_eq!(t.table().lookup(b"big", SEC), None);
+    // Exactly full fits.
+    e.gecos = "x".repeat(DATA_BYTES - e.name.len() - e.dir.len() - e.shell.len());
+    assert!(t.insert(b"full", &e, 10 * SEC, SEC));
+    assert_eq!(t.table().lookup(b"full", SEC), Some(e));
+}
+
+/// Names whose keys share a home slot under `salt`.
+fn colliding(salt: [u64; 2], n: usize) -> Vec<String> {
+    let home = |name: &str| key(salt, name.as_bytes())[0] as usize % SLOTS;
+    let target = home("c0");
+    let mut names = vec!["c0".to_string()];
+    let mut i = 1;
+    while names.len() < n {
+        let name = format!("c{i}");
+        if home(&name) == target {
+            names.push(name);
+        }
+        i += 1;
+    }
+    names
+}
+
+#[test]
+fn colliding_names_share_the_neighbourhood() {
+    let salt = [11, 12];
+    let w = words();
+    let mut t = TableWriter::new(&w).unwrap();
+    t.init(salt, [1, 2]);
+    let names = colliding(salt, PROBE);
+    for (i, n) in names.iter().enumerate() {
+        assert!(t.insert(n.as_bytes(), &entry(n, 3000 + i as u32), 100 * SEC, SEC));
+    }
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(
+            t.table().lookup(n.as_bytes(), SEC),
+            Some(entry(n, 3000 + i as u32)),
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn a_full_neighbourhood_loses_the_entry_that_expires_soonest() {
+    let salt = [11, 12];
+    let w = words();
+    let mut t = TableWriter::new(&w).unwrap();
+    t.init(salt, [1, 2]);
+    let names = colliding(salt, PROBE + 1);
+    // Expiries 100 s, 101 s, … except the fourth, which expires first.
+    for (i, n) in names[..PROBE].iter().enumerate() {
+        let expiry = if i == 3 {
+            50 * SEC
+        } else {
+            (100 + i as u64) * SEC
+        };
+        assert!(t.insert(n.as_bytes(), &entry(n, 3000), expiry, SEC));
+    }
+    let last = &names[PROBE];
+    assert!(t.insert(last.as_bytes(), &entry(last, 4000), 200 * SEC, SEC));
+    assert_eq!(
+        t.table().lookup(last.as_bytes(), SEC),
+        Some(entry(last, 4000))
+    );
+    assert_eq!(t.table().lookup(names[3].as_bytes(), SEC), None);
+    for (i, n) in names[..PROBE].iter().enumerate().filter(|(i, _)| *i != 3) {
+        assert!(t.table().lookup(n.as_bytes(), SEC).is_some(), "{i} {n}");
+    }
+    // An expired slot is reused before a live one is evicted.
+    let extra = colliding(salt, PROBE + 2).pop().unwrap();
+    assert!(t.insert(extra.as_bytes(), &entry(&extra, 5000), 300 * SEC, 101 * SEC));
+    assert!(t.table().lookup(extra.as_bytes(), 101 * SEC).is_some());
+    assert_eq!(
+        t.table().lookup(names[0].as_bytes(), 99 * SEC),
+        None,
+        "names[0] expired at 100 s and was the first expired slot"
+    );
+    assert!(t.table().lookup(names[1].as_bytes(), 99 * SEC).is_some());
+}
+
+/// An entry whose every field is derived from `c`, so that a mix of two versions shows.
+fn derived(c: u64) -> PasswdEntry {
+    let n = (c % 200) as usize;
+    PasswdEntry {
+        name: format!("u{c}"),
+        uid: c as u32,
+        gid: !(c as u32),
+        gecos: format!("{c}:").repeat(1 + n / 8),
+        dir: format!("/home/{}", "d".repeat(n)),
+        shell: format!("/bin/{c}"),
+    }
+}
+
+#[test]
+fn concurrent_readers_never_see_a_torn_record() {
+    let salt = [5, 6];
+    let w: Arc<Vec<AtomicU64>> = Arc::new(words());
+    TableWriter::new(&w).unwrap().init(salt, [1, 2]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let names = colliding(salt, 3);
+    let readers: Vec<_> = (0..3)
+        .map(|r| {
+            let (w, stop, names) = (w.clone(), stop.clone(), names.clone());
+            std::thread::spawn(move || {
+                let t = Table::new(&w).unwrap();
+                let (mut hits, mut misses) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let name = &names[(hits + misses + r) as usize % names.len()];
+                    match t.lookup(name.as_bytes(), 1) {
+                        Some(got) => {
+                            let c: u64 = got.name[1..].parse().expect("a derived name");
+                            assert_eq!(got, derived(c), "torn record");
+                            hits += 1;
+                        }
+                        None => misses += 1,
+                    }
+                }
+                (hits, misses)
+            })
+        })
+        .collect();
+    let writer = {
+        let (w, stop, names) = (w.clone(), stop.clone(), names.clone());
+        std::thread::spawn(move || {
+            let mut t = TableWriter::new(&w).unwrap();
+            let mut c = 0u64;
+            let end = Instant::now() + Duration::from_millis(1500);
+            while Instant::now() < end {
+                for (i, name) in names.iter().enumerate() {
+                    c += 1;
+                    assert!(t.insert(name.as_bytes(), &derived(c), u64::MAX - 1, 2));
+                    if c % 1000 == i as u64 {
+                        t.clear(2);
+                    }
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            c
+        })
+    };
+    let writes = writer.join().unwrap();
+    let mut total_hits = 0;
+    for r in readers {
+        let (hits, _misses) = r.join().unwrap();
+        total_hits += hits;
+    }
+    assert!(writes > 1000, "{writes} writes");
+    assert!(total_hits > 1000, "{total_hits} consistent hits");
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("am-memcache-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+#[test]
+fn files_are_created_mapped_and_retired_when_replaced() {
+    let dir = temp_dir("replace");
+    let path = dir.join(FILE_NAME);
+    let mut first = WriteMap::create(&path).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+    assert_eq!(meta.len(), FILE_SIZE as u64);
+    first.writer().unwrap().insert(
+        b"alias",
+        &entry("jdoe", 1003),
+        now_ns() + 60 * SEC,
+        now_ns(),
+    );
+    let reader = ReadMap::open(&path, euid()).unwrap();
+    let t = reader.table().unwrap();
+    assert_eq!(t.lookup(b"alias", now_ns()), Some(entry("jdoe", 1003)));
+    // A second writer (a restarted daemon) replaces the file and retires the old one.
+    let _second = WriteMap::create(&path).unwrap();
+    assert!(t.retired());
+    let again = ReadMap::open(&path, euid()).unwrap();
+    assert_eq!(again.table().unwrap().lookup(b"alias", now_ns()), None);
+    drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_clean_stop_retires_and_removes_the_file() {
+    let dir = temp_dir("stop");
+    let path = dir.join(FILE_NAME);
+    let mut w = WriteMap::create(&path).unwrap();
+    let reader = ReadMap::open(&path, euid()).unwrap();
+    w.retire_and_remove();
+    assert!(reader.table().unwrap().retired());
+    assert!(!path.exists());
+    assert_eq!(ReadMap::open(&path, euid()).err(), Some(Refused::Open));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn untrusted_files_are_refused() {
+    let dir = temp_dir("trust");
+    let path = dir.join(FILE_NAME);
+    let _w = WriteMap::create(&path).unwrap();
+    assert!(ReadMap::open(&path, euid()).is_ok());
+    for mode in [0o664, 0o646, 0o666] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert_eq!(
+            ReadMap::open(&path, euid()).err(),
+            Some(Refused::Writable(mode))
+        );
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Owned by someone who is neither root nor the reader.
+    let owner = std::fs::metadata(&path).unwrap().uid();
+    if owner != 0 {
+        assert_eq!(
+            ReadMap::open(&path, owner + 1).err(),
+            Some(Refused::Owner(owner))
+        );
+    }
+    // A symlink to a good file is not followed.
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert_eq!(ReadMap::open(&link, euid()).err(), Some(Refused::Open));
+    // Wrong size, wrong magic.
+    let short = dir.join("short");
+    std::fs::write(&short, [0u8; 64]).unwrap();
+    assert_eq!(ReadMap::open(&short, euid()).err(), Some(Refused::Size(64)));
+    let zeros = dir.join("zeros");
+    std::fs::write(&zeros, vec![0u8; FILE_SIZE]).unwrap();
+    assert_eq!(ReadMap::open(&zeros, euid()).err(), Some(Refused::Layout));
+    // A directory.
+    assert_eq!(ReadMap::open(&dir, euid()).err(), Some(Refused::NotRegular));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_file_of_another_boot_is_refused() {
+    let dir = temp_dir("boot");
+    let path = dir.join(FILE_NAME);
+    let mut w = WriteMap::create(&path).unwrap();
+    let boot = boot_id().unwrap();
+    w.writer().unwrap().init([1, 1], [boot[0] ^ 1, boot[1]]);
+    assert_eq!(ReadMap::open(&path, euid()).err(), Some(Refused::OtherBoot));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_cache_file_sits_next_to_the_socket() {
+    assert_eq!(
+        path_for(Path::new("/run/accountmap/accountmapd.sock")),
+        Some(PathBuf::from("/run/accountmap/passwd.cache"))
+    );
+    assert_eq!(
+        path_for(Path::new("s.sock")),
+        Some(PathBuf::from(FILE_NAME))
+    );
+}
