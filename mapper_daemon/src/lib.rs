@@ -13,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod ldap;
 pub mod log;
+pub mod memcache;
 pub mod nss;
 pub mod oidc;
 pub mod policy;

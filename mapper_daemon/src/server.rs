@@ -24,10 +24,11 @@
 use crate::config::{self, Config};
 use crate::engine::{Engine, Peer};
 use crate::log;
+use crate::memcache::SharedCache;
 use crate::system::Directory;
 use accountmap_wire::{
     decode_request, encode_response, peer_credentials, DecodeError, FrameError, FrameReader,
-    Response,
+    Request, Response,
 };
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -169,6 +170,8 @@ pub struct State {
     directory: Arc<dyn Directory>,
     engine: RwLock<Arc<Engine>>,
     slots: PeerSlots,
+    /// The shared-memory passwd cache the NSS module reads ([`crate::memcache`]).
+    memcache: SharedCache,
 }
 
 impl State {
@@ -178,7 +181,46 @@ impl State {
             directory,
             engine: RwLock::new(Arc::new(engine)),
             slots: PeerSlots::new(PER_UID_CONNECTIONS, NON_ROOT_CONNECTIONS),
+            memcache: SharedCache::disabled(),
         }
+    }
+
+    /// The same, with the shared-memory passwd cache `memcache`.
+    pub fn with_memcache(mut self, memcache: SharedCache) -> State {
+        self.memcache = memcache;
+        self
+    }
+
+    /// Answers one request, and keeps the shared-memory cache in step: a positive `Getpwnam`
+    /// answer is stored, a flush empties it too.
+    pub fn handle(&self, peer: &Peer, request: &Request) -> Response {
+        // Before the engine: see SharedCache::epoch.
+        let epoch = self.memcache.epoch();
+        let engine = self.engine();
+        let response = engine.handle(peer, request);
+        match (request, &response) {
+            (Request::Getpwnam { name }, Response::Passwd(Some(entry))) => {
+                self.memcache
+                    .store(epoch, name, entry, engine.config().daemon.cache_ttl);
+            }
+            (Request::CacheFlush, Response::Flushed(n)) => {
+                let dropped = self.memcache.invalidate();
+                let total = u64::from(*n) + dropped as u64;
+                return Response::Flushed(u32::try_from(total).unwrap_or(u32::MAX));
+            }
+            (Request::Status, Response::Status(pairs)) => {
+                let mut pairs = pairs.clone();
+                let (file, live) = match self.memcache.status() {
+                    Some((path, live)) => (path.display().to_string(), live.to_string()),
+                    None => ("off".to_string(), "0".to_string()),
+                };
+                pairs.push(("nss_cache_file".into(), file));
+                pairs.push(("nss_cache_entries".into(), live));
+                return Response::Status(pairs);
+            }
+            _ => {}
+        }
+        response
     }
 
     pub fn engine(&self) -> Arc<Engine> {
@@ -218,6 +260,9 @@ impl State {
                     Err(poisoned) => poisoned.into_inner(),
                 };
                 *slot = Arc::new(engine);
+                drop(slot);
+                // After the swap (see SharedCache::epoch): the policy may have changed.
+                self.memcache.invalidate();
                 log::notice(&format!(
                     "configuration reloaded from {}",
                     self.config_path.display()
@@ -325,7 +370,7 @@ fn serve_connection(mut stream: UnixStream, state: &State) {
         }
         Err(_) => return, // closed or reset before asking anything
     };
-    let response = state.engine().handle(&peer, &request);
+    let response = state.handle(&peer, &request);
     let _ = stream.write_all(&encode_response(&response));
 }
 
@@ -476,8 +521,12 @@ pub fn run(config_path: PathBuf, directory: Arc<dyn Directory>) -> Result<(), St
         config_path.display(),
         engine.minimum_uid()
     ));
-    let state = Arc::new(State::new(config_path, engine, directory));
-    let served = serve(listener, state, &runtime).map_err(|e| format!("server error: {e}"));
+    // After the socket is bound: a second daemon on the same socket has been refused by now,
+    // so this one may replace (and retire) the cache file next to it.
+    let memcache = SharedCache::create(&socket);
+    let state = Arc::new(State::new(config_path, engine, directory).with_memcache(memcache));
+    let served = serve(listener, state.clone(), &runtime).map_err(|e| format!("server error: {e}"));
+    state.memcache.shutdown();
     let _ = std::fs::remove_file(&socket);
     served?;
     log::notice("stopped");

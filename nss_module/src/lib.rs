@@ -30,13 +30,23 @@
 //! [`accountmap_wire::DAEMON_ENV`]) it returns UNAVAIL at once without connecting, so the
 //! daemon's own lookups never call the daemon.
 //!
+//! Cache: before asking the daemon, `getpwnam` looks the name up in the daemon's shared-memory
+//! cache, `passwd.cache` in the socket's directory ([`accountmap_wire::memcache`]), mapped
+//! read-only once per process. An alias the daemon answered within `cache_ttl` is answered from
+//! there without any socket I/O; everything else takes the socket path below, unchanged. The
+//! file is used only when it is a regular file owned by root or by this process's euid and
+//! writable by nobody else (the rule the socket's peer must pass), of the expected layout.
+//!
 //! The module is loaded into every process on the host, forking and multi-threaded ones
-//! included: each call opens its own connection and closes it before returning. There is no
-//! global or thread-local state, no thread, no logger, no panic hook; a panic (a bug) becomes
-//! UNAVAIL at each exported function. An answer with a NUL byte in a field, or with uid 0, is
+//! included: each call opens its own connection and closes it before returning. The only
+//! global state is the cache mapping (one pointer, set once, replaced when the daemon retires
+//! the file); there is no thread-local state, no thread, no logger, no panic hook; a panic (a
+//! bug) becomes UNAVAIL at each exported function. An answer with a NUL byte in a field, or with uid 0, is
 //! refused (NOTFOUND) rather than handed to C.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+
+mod cache;
 
 use accountmap_wire::{
     PasswdEntry, Request, Response, DAEMON_ENV, DEFAULT_SOCKET, MAX_NAME_LEN, SOCKET_ENV,
@@ -232,6 +242,11 @@ unsafe fn getpwnam_at(
     }
     // SAFETY: a non-NULL `name` is a NUL-terminated string alive for the call (NSS contract).
     let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+    // The daemon's shared-memory cache first: a warm alias costs no socket I/O.
+    if let Some(pw) = cache::lookup(socket, name).filter(usable) {
+        // SAFETY: as below: `result` and `buffer` are non-NULL and valid (NSS contract).
+        return unsafe { fill(&pw, result, buffer, buflen) };
+    }
     match lookup(socket, name, timeout) {
         // SAFETY: `result` and `buffer` are non-NULL and, by the NSS contract, valid for a
         // struct passwd and `buflen` bytes.

@@ -335,3 +335,50 @@ fn a_panic_is_unavail_not_an_unwind_into_c() {
     let status = unsafe { guard(&mut errno, || panic!("a bug")) };
     assert_eq!((status, errno), (NSS_STATUS_UNAVAIL, libc::ENOENT));
 }
+
+#[test]
+fn a_cached_alias_is_answered_without_the_daemon_and_a_retired_file_is_left() {
+    use accountmap_wire::memcache::{self, WriteMap};
+    // A silent daemon: any socket lookup would take the whole deadline and fail.
+    let d = FakeDaemon::start(None);
+    let path = memcache::path_for(&d.socket).unwrap();
+    let mut file = WriteMap::create(&path).unwrap();
+    let now = memcache::now_ns();
+    let mut w = file.writer().unwrap();
+    assert!(w.insert(
+        b"John.Doe@Company.com",
+        &entry("jdoe", 1003),
+        now + 60_000_000_000,
+        now
+    ));
+    // Unusable entries are refused from the cache as from the socket.
+    assert!(w.insert(b"boss", &entry("root", 0), now + 60_000_000_000, now));
+    drop(w);
+    let start = Instant::now();
+    let (status, _, got, passwd) = call(&d.socket, c"John.Doe@Company.com", 1024, TIMEOUT);
+    assert_eq!(status, NSS_STATUS_SUCCESS);
+    assert_eq!((got, passwd.as_str()), (Some(entry("jdoe", 1003)), "x"));
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
+    // A short buffer is ERANGE, as from the socket.
+    let (status, errno, _, _) = call(&d.socket, c"John.Doe@Company.com", 8, TIMEOUT);
+    assert_eq!((status, errno), (NSS_STATUS_TRYAGAIN, libc::ERANGE));
+    // Not cached, or unusable: the socket (silent here) is asked.
+    for name in [c"other@company.com", c"boss"] {
+        let start = Instant::now();
+        let (status, _, _, _) = call(&d.socket, name, 1024, TIMEOUT);
+        assert_eq!(status, NSS_STATUS_UNAVAIL, "{name:?}");
+        assert!(
+            start.elapsed() >= Duration::from_millis(500),
+            "{name:?}: {:?}",
+            start.elapsed()
+        );
+    }
+    // A stopped daemon retires its file: the module stops using it at once.
+    file.retire_and_remove();
+    let (status, _, _, _) = call(&d.socket, c"John.Doe@Company.com", 1024, TIMEOUT);
+    assert_eq!(status, NSS_STATUS_UNAVAIL);
+}

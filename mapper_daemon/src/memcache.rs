@@ -1,0 +1,197 @@
+//! The daemon's side of the shared-memory passwd cache ([`accountmap_wire::memcache`]): the
+//! file `passwd.cache` next to the socket, which the NSS module reads before it asks over the
+//! socket.
+//!
+//! - At start the daemon creates a fresh file (mode 0644) and retires the one a previous run
+//!   left, so that no reader keeps trusting it.
+//! - Each positive answer to a `Getpwnam` is stored under the exact name asked, for
+//!   `cache_ttl` (nothing with `cache_ttl = 0`). Negative answers and errors are not stored.
+//! - SIGHUP, `accountmapctl cache flush` and a clean stop empty the table; a stop also retires
+//!   and removes the file.
+//! - A store never blocks or fails a request: the lock is only tried, and if the file cannot be
+//!   created the reason is logged once and the cache stays off (every lookup then takes the
+//!   socket, as without a cache).
+//!
+//! An answer computed before a reload or a flush must not be stored after it: each request
+//! takes the cache's epoch before it takes the engine, and a store whose epoch is no longer
+//! current is dropped (see [`SharedCache::epoch`]).
+
+use crate::log;
+use accountmap_wire::memcache::{self, WriteMap};
+use accountmap_wire::PasswdEntry;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub struct SharedCache {
+    /// `None`: disabled (the file could not be made, or the daemon is stopping).
+    file: Mutex<Option<WriteMap>>,
+    epoch: AtomicU64,
+}
+
+impl SharedCache {
+    /// Creates the cache file next to `socket`. On failure the reason is logged and the cache
+    /// is off.
+    pub fn create(socket: &Path) -> SharedCache {
+        let file = match memcache::path_for(socket) {
+            Some(path) => match WriteMap::create(&path) {
+                Ok(f) => {
+                    log::notice(&format!(
+                        "nss cache: {} (entries kept for cache_ttl)",
+                        path.display()
+                    ));
+                    Some(f)
+                }
+                Err(e) => {
+                    log::warning(&format!(
+                        "nss cache disabled: cannot create {}: {e}; every NSS lookup uses the socket",
+                        path.display()
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        SharedCache {
+            file: Mutex::new(file),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// A cache that stores nothing.
+    pub fn disabled() -> SharedCache {
+        SharedCache {
+            file: Mutex::new(None),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// The path of the file, when the cache is on.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.status().map(|(path, _)| path)
+    }
+
+    /// The path of the file and its unexpired entries, when the cache is on.
+    pub fn status(&self) -> Option<(PathBuf, usize)> {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let f = file.as_mut()?;
+        let live = f.writer().map_or(0, |w| w.table().live(memcache::now_ns()));
+        Some((f.path().to_path_buf(), live))
+    }
+
+    /// The epoch to hand to [`SharedCache::store`]. Take it before taking the engine that will
+    /// answer: a reload swaps the engine first and bumps the epoch second, so an answer from
+    /// the old engine always carries an old epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Stores `entry` as the answer for `name` for `ttl`, unless the epoch has moved on since
+    /// `epoch`, the TTL is zero, the cache is off, or another thread holds the file.
+    pub fn store(&self, epoch: u64, name: &str, entry: &PasswdEntry, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        let Ok(mut file) = self.file.try_lock() else {
+            return;
+        };
+        // Checked under the lock that `invalidate` bumps it under: either this store comes
+        // before the clear, or it sees the new epoch and gives up.
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        let Some(writer) = file.as_mut() else { return };
+        let Some(mut w) = writer.writer() else { return };
+        let now = memcache::now_ns();
+        let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        w.insert(name.as_bytes(), entry, now.saturating_add(ttl), now);
+    }
+
+    /// Empties the table (reload, flush); returns how many live entries it held.
+    pub fn invalidate(&self) -> usize {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        match file.as_mut().and_then(|f| f.writer()) {
+            Some(mut w) => w.clear(memcache::now_ns()),
+            None => 0,
+        }
+    }
+
+    /// A clean stop: empties and retires the file, removes it, and stores nothing more.
+    pub fn shutdown(&self) {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(mut f) = file.take() {
+            f.retire_and_remove();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accountmap_wire::memcache::ReadMap;
+
+    fn entry() -> PasswdEntry {
+        PasswdEntry {
+            name: "jdoe".into(),
+            uid: 1003,
+            gid: 1003,
+            gecos: String::new(),
+            dir: "/home/jdoe".into(),
+            shell: "/bin/sh".into(),
+        }
+    }
+
+    fn euid() -> u32 {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() }
+    }
+
+    #[test]
+    fn stores_flushes_drops_stale_epochs_and_removes_on_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("accountmapd.sock");
+        let cache = SharedCache::create(&socket);
+        let path = cache.path().unwrap();
+        assert_eq!(path, dir.path().join("passwd.cache"));
+        let reader = ReadMap::open(&path, euid()).unwrap();
+        let t = reader.table().unwrap();
+        let ttl = Duration::from_secs(60);
+
+        let e0 = cache.epoch();
+        cache.store(e0, "John.Doe@Company.com", &entry(), ttl);
+        assert_eq!(
+            t.lookup(b"John.Doe@Company.com", memcache::now_ns()),
+            Some(entry())
+        );
+        // Zero TTL stores nothing.
+        cache.store(e0, "zero", &entry(), Duration::ZERO);
+        assert_eq!(t.lookup(b"zero", memcache::now_ns()), None);
+
+        // A flush empties it, and an answer computed before the flush is not stored after.
+        assert_eq!(cache.invalidate(), 1);
+        assert_eq!(t.lookup(b"John.Doe@Company.com", memcache::now_ns()), None);
+        cache.store(e0, "late", &entry(), ttl);
+        assert_eq!(t.lookup(b"late", memcache::now_ns()), None);
+        cache.store(cache.epoch(), "late", &entry(), ttl);
+        assert!(t.lookup(b"late", memcache::now_ns()).is_some());
+
+        cache.shutdown();
+        assert!(t.retired());
+        assert!(!path.exists());
+        cache.store(cache.epoch(), "after", &entry(), ttl);
+        assert_eq!(t.lookup(b"after", memcache::now_ns()), None);
+    }
+
+    #[test]
+    fn a_directory_that_cannot_hold_the_file_disables_the_cache() {
+        let cache = SharedCache::create(Path::new("/nonexistent-dir-of-accountmap/s.sock"));
+        assert_eq!(cache.path(), None);
+        // Stores and flushes are harmless no-ops.
+        cache.store(cache.epoch(), "x", &entry(), Duration::from_secs(1));
+        assert_eq!(cache.invalidate(), 0);
+        cache.shutdown();
+    }
+}
