@@ -353,7 +353,6 @@ fn a_cached_alias_is_answered_without_the_daemon_and_a_retired_file_is_left() {
     ));
     // Unusable entries are refused from the cache as from the socket.
     assert!(w.insert(b"boss", &entry("root", 0), now + 60_000_000_000, now));
-    drop(w);
     let start = Instant::now();
     let (status, _, got, passwd) = call(&d.socket, c"John.Doe@Company.com", 1024, TIMEOUT);
     assert_eq!(status, NSS_STATUS_SUCCESS);
