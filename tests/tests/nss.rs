@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use accountmap_tests::*;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::process::Command;
 use std::thread;
@@ -221,4 +222,211 @@ fn the_daemon_never_asks_itself() {
         "John.Doe@Company.com",
         &local_line("jdoe", 1003, 1003),
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared-memory cache (`passwd.cache` next to the socket)
+
+const ALIAS: &str = "John.Doe@Company.com";
+
+/// An environment whose daemon caches positive answers (the harness default is no caching).
+fn cached_env(name: &str) -> Env {
+    Env::builder(name).config(|c| c.cache_ttl = 300).build()
+}
+
+fn cache_file(env: &Env) -> std::path::PathBuf {
+    env.path("passwd.cache")
+}
+
+/// The daemon's process state letter from /proc (R, S, T, …).
+fn process_state(pid: libc::pid_t) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// The daemon held with SIGSTOP; SIGCONT when dropped, so that a failed assertion never leaves
+/// it stopped.
+struct Stopped {
+    pid: libc::pid_t,
+}
+
+impl Stopped {
+    fn new(env: &Env) -> Stopped {
+        let pid = env.daemon_pid().expect("daemon running");
+        env.signal(libc::SIGSTOP);
+        assert!(
+            wait_until(Duration::from_secs(5), || process_state(pid) == Some('T')),
+            "the daemon did not stop"
+        );
+        Stopped { pid }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: plain syscall on our own child's pid.
+        unsafe { libc::kill(self.pid, libc::SIGCONT) };
+    }
+}
+
+/// The nss log lines of the daemon that name `name`.
+fn nss_lines(env: &Env, name: &str) -> usize {
+    let needle = format!("name={name:?}");
+    env.daemon_log()
+        .lines()
+        .filter(|l| l.contains("nss peer=") && l.contains(&needle))
+        .count()
+}
+
+fn assert_not_found_unavail(env: &Env, key: &str) {
+    let out = env.getent_passwd(key);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (GETENT_NOT_FOUND, ""),
+        "getent passwd {key:?} should find nothing\n{}",
+        out.all()
+    );
+    assert!(out.elapsed < UNAVAIL_LIMIT, "{:?}", out.elapsed);
+}
+
+#[test]
+fn a_cached_alias_is_answered_while_the_daemon_is_stopped() {
+    let env = cached_env("nss-cache-stop");
+    let path = cache_file(&env);
+    let meta = std::fs::metadata(&path).expect("the daemon made passwd.cache");
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+    let jdoe = local_line("jdoe", 1003, 1003);
+    assert_found(&env, ALIAS, &jdoe);
+    let (_, v, _) = env.ctl_json(&["status"]);
+    assert_eq!(v["nss_cache_file"], path.display().to_string(), "{v}");
+    assert_eq!(v["nss_cache_entries"], "1", "{v}");
+    {
+        let _stopped = Stopped::new(&env);
+        // The daemon cannot answer: the entry comes from the shared memory.
+        for _ in 0..3 {
+            let out = env.getent_passwd(ALIAS);
+            eprintln!("daemon stopped, cached alias: {:?}", out.elapsed);
+            assert_eq!(
+                (out.code, out.stdout.trim_end()),
+                (0, jdoe.as_str()),
+                "{}",
+                out.all()
+            );
+        }
+        // Only the exact name asked is cached (another spelling is its own entry), and an
+        // alias never asked goes to the (stopped) daemon and finds nothing.
+        assert_not_found_unavail(&env, "john.doe@company.com");
+        assert_not_found_unavail(&env, "UID-jsmith");
+    }
+    // Cache hits are not logged: the daemon logged the alias once, at the first lookup.
+    assert_found(&env, ALIAS, &jdoe);
+    assert_eq!(nss_lines(&env, ALIAS), 1, "{}", env.daemon_log());
+    // The alias text is not in the world-readable file.
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(!bytes.windows(ALIAS.len()).any(|w| w == ALIAS.as_bytes()));
+}
+
+/// Points ALIAS at alice in the accounts file (no SIGHUP).
+fn remap_alias_to_alice(env: &Env) {
+    env.write_accounts(
+        &STANDARD_ACCOUNTS.replace(&format!("{ALIAS} = jdoe"), &format!("{ALIAS} = alice")),
+    );
+}
+
+#[test]
+fn a_reload_empties_the_cache() {
+    let env = cached_env("nss-cache-hup");
+    assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
+    remap_alias_to_alice(&env);
+    // Within cache_ttl, the cached answer stands until a reload or a flush.
+    assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
+    let from = env.log_len();
+    env.sighup();
+    assert!(
+        env.wait_for_log(from, Duration::from_secs(10), |l| l
+            .contains("configuration reloaded"))
+            .is_some(),
+        "{}",
+        env.daemon_log()
+    );
+    assert_found(&env, ALIAS, &local_line("alice", 1001, 1001));
+}
+
+#[test]
+fn a_cache_flush_empties_the_cache() {
+    let env = cached_env("nss-cache-flush");
+    assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
+    remap_alias_to_alice(&env);
+    assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
+    let out = env.ctl(&["cache", "flush"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_found(&env, ALIAS, &local_line("alice", 1001, 1001));
+}
+
+#[test]
+fn a_stopped_daemon_leaves_no_cache_and_lookups_fail_fast() {
+    let mut env = cached_env("nss-cache-term");
+    assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
+    assert!(env.stop_daemon().success());
+    assert!(
+        !cache_file(&env).exists(),
+        "the file is removed on a clean stop"
+    );
+    assert_not_found_unavail(&env, ALIAS);
+    assert_found(&env, "alice", &local_line("alice", 1001, 1001));
+}
+
+#[test]
+fn a_killed_daemon_leaves_entries_until_a_new_daemon_replaces_the_file() {
+    let mut env = cached_env("nss-cache-kill");
+    assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
+    env.kill_daemon();
+    // SIGKILL cleans nothing up: entries are answered until they expire (documented).
+    assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
+    remap_alias_to_alice(&env);
+    // The next daemon replaces (and retires) the old file: the old entry is gone.
+    env.start_daemon();
+    assert_found(&env, ALIAS, &local_line("alice", 1001, 1001));
+}
+
+#[test]
+fn an_untrusted_cache_file_is_ignored() {
+    let env = cached_env("nss-cache-trust");
+    let path = cache_file(&env);
+    let jdoe = local_line("jdoe", 1003, 1003);
+    assert_found(&env, ALIAS, &jdoe);
+    let _stopped = Stopped::new(&env);
+    assert_found(&env, ALIAS, &jdoe);
+    let chmod = |mode: u32| {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    // Group- or other-writable: ignored, so the (stopped) daemon is asked and nothing comes.
+    for mode in [0o664, 0o646] {
+        chmod(mode);
+        assert_not_found_unavail(&env, ALIAS);
+    }
+    chmod(0o644);
+    assert_found(&env, ALIAS, &jdoe);
+    if is_root() {
+        // Owned by a user who is neither root nor the reader: ignored.
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        assert_not_found_unavail(&env, ALIAS);
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        assert_found(&env, ALIAS, &jdoe);
+        // A root-owned file is trusted by other users too.
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(["getent", "passwd", ALIAS])
+            .current_dir("/");
+        env.nss_module_wrapped(&mut cmd);
+        let out = run_bounded(&mut cmd, None, COMMAND_LIMIT);
+        assert_eq!(
+            (out.code, out.stdout.trim_end()),
+            (0, jdoe.as_str()),
+            "{}",
+            out.all()
+        );
+    } else {
+        eprintln!("not root: the owner check is covered by the unit tests only");
+    }
 }
