@@ -59,3 +59,48 @@ fn with_the_daemon_stopped_threads_and_forks_find_nothing_quickly() {
     eprintln!("{}", out.stdout.trim());
     assert_eq!(out.code, 0, "{}", out.all());
 }
+
+#[test]
+fn with_the_cache_threads_and_forks_get_the_right_answers_from_shared_memory() {
+    // cache_ttl on: after one lookup each, the aliases are answered from passwd.cache, so far
+    // more lookups than the daemon's per-peer burst of 400 all succeed, in threads and in
+    // children forked while the mapping is in use.
+    let env = Env::builder("nss-hammer-cache")
+        .config(|c| c.cache_ttl = 300)
+        .build();
+    let cases = [
+        "John.Doe@Company.com=jdoe",
+        "UID-jsmith=jsmith",
+        "alice@company.com=alice",
+        "alice=alice",
+    ];
+    for case in &cases[..3] {
+        let alias = case.split_once('=').unwrap().0;
+        let out = env.getent_passwd(alias);
+        assert_eq!(out.code, 0, "{}", out.all());
+    }
+    let mut cmd = Command::new(artifact("nss_hammer"));
+    cmd.args(["8", "250", "20"]).args(cases);
+    env.nss_module_wrapped(&mut cmd);
+    let out = run_bounded(&mut cmd, None, COMMAND_LIMIT);
+    eprintln!("{}", out.stdout.trim());
+    assert_eq!(
+        out.code,
+        0,
+        "{}\n--- daemon.log ---\n{}",
+        out.all(),
+        env.daemon_log()
+    );
+    assert!(
+        out.stdout.contains("lookups=8000 wrong=0") && out.stdout.contains("children_ok=20"),
+        "{}",
+        out.all()
+    );
+    // The daemon answered each alias once (the warm-up); everything else was a cache hit.
+    let answered = env
+        .daemon_log()
+        .lines()
+        .filter(|l| l.contains("nss peer=") && l.contains("account="))
+        .count();
+    assert_eq!(answered, 3, "{}", env.daemon_log());
+}
