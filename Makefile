@@ -2,6 +2,7 @@
 #   make test   install missing prerequisites, then fmt check, clippy, build, all tests
 #   make demo   install missing prerequisites, build, then sign a few made-up users in
 #   make bench-policy   the policy benchmark against pam_succeed_if.so (release build)
+#   make bench-nss      getpwnam(alias) through the NSS module: shared-memory cache vs socket (release build)
 #   make bench-ldap     LDAP password sign-ins against a local slapd, and raw ldap3 costs (release build)
 #   make load           >= 20,000 PAM transactions, 32 concurrent clients, every verdict checked,
 #                       daemon RSS sampled (release build; ~1 min). Figures: README, "Load"
@@ -13,7 +14,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build release lint test demo deps clean bench-policy bench-ldap package load fuzz valgrind
+.PHONY: all build release lint test demo deps clean bench-policy bench-nss bench-ldap package load fuzz valgrind
 
 all: build
 
@@ -88,6 +89,15 @@ bench-ldap:
 	$(CARGO) build --release --workspace
 	ACCOUNTMAP_ARTIFACT_DIR=$${CARGO_TARGET_DIR:-target}/release \
 	  $(CARGO) test --release -p accountmap-tests --test bench_ldap -- --ignored --nocapture
+
+# N getpwnam_r calls of an alias in one process, through glibc's NSS (private mount namespace
+# with its own nsswitch.conf, root only) and through nss_wrapper: from the shared-memory cache
+# and over the socket. Figures: README, "Performance".
+bench-nss:
+	scripts/install-deps.sh
+	$(CARGO) build --release --workspace
+	ACCOUNTMAP_ARTIFACT_DIR=$${CARGO_TARGET_DIR:-target}/release \
+	  $(CARGO) test --release -p accountmap-tests --test bench_nss -- --ignored --nocapture
 
 clean:
 	$(CARGO) clean

@@ -44,7 +44,7 @@ fn current(path: &Path) -> Option<&'static Mapped> {
         // SAFETY: a non-null CURRENT points to a `Mapped` leaked by Box::into_raw below and
         // never freed: it lives for the rest of the process.
         let m: &'static Mapped = unsafe { &*old };
-        if m.path == path && m.map.table().is_some_and(|t| !t.retired()) {
+        if m.path.as_os_str() == path.as_os_str() && m.map.table().is_some_and(|t| !t.retired()) {
             return Some(m);
         }
     }

@@ -1,0 +1,138 @@
+//! The cost of a warm `getpwnam(alias)` through the NSS module: from the daemon's shared-memory
+//! cache (`passwd.cache`) and over the socket (cache off), N calls in one process
+//! (`nss-bench`, in bench/). Ignored by default; `make bench-nss` runs it on release builds.
+//! `ACCOUNTMAP_BENCH_DIR` names the directory of `libnss_accountmap.so` and `nss-bench` when
+//! they are not with the other artifacts (a release module against a debug daemon).
+//!
+//! Two ways into the C library:
+//! - glibc's own NSS, as a host has it: `passwd: files accountmap` in nsswitch.conf and the
+//!   module found as `libnss_accountmap.so.2` through LD_LIBRARY_PATH. nsswitch.conf is replaced
+//!   only inside a private mount namespace of the benchmark process (`unshare --mount` and a
+//!   bind mount; root only); the host's /etc is never touched.
+//! - nss_wrapper with the module (any user), which adds nss_wrapper's own costs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use accountmap_tests::*;
+use std::process::Command;
+
+const ALIAS: &str = "John.Doe@Company.com";
+const CACHED_CALLS: &str = "200000";
+/// Under the daemon's per-peer burst (400): every call reaches the daemon and is answered.
+/// Per measurement; two measurements stay under it together.
+const SOCKET_CALLS: &str = "150";
+
+/// The module or `nss-bench`: from `ACCOUNTMAP_BENCH_DIR` when set, else the build directory.
+fn bench_artifact(name: &str) -> std::path::PathBuf {
+    match std::env::var_os("ACCOUNTMAP_BENCH_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => {
+            let path = std::path::Path::new(&dir).join(name);
+            assert!(path.is_file(), "{} is missing", path.display());
+            path
+        }
+        None => artifact(name),
+    }
+}
+
+fn ns_per_call(out: &Outcome) -> u64 {
+    assert_eq!(out.code, 0, "{}", out.all());
+    let words: Vec<&str> = out.stdout.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1] == "ns/call")
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or_else(|| panic!("no ns/call in {}", out.all()))
+}
+
+/// nss-bench through glibc's NSS with `passwd: SOURCES`, in a private mount namespace:
+/// `getpwnam_r(name)` must give `want`.
+fn through_glibc(env: &Env, sources: &str, name: &str, want: &str, calls: &str) -> Option<u64> {
+    if !is_root() || !std::path::Path::new("/usr/bin/unshare").exists() {
+        return None;
+    }
+    let libdir = env.path("lib");
+    std::fs::create_dir_all(&libdir).unwrap();
+    let link = libdir.join("libnss_accountmap.so.2");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(bench_artifact("libnss_accountmap.so"), &link).unwrap();
+    let nsswitch = env.path("nsswitch.conf");
+    write_atomic(&nsswitch, &format!("passwd: {sources}\ngroup: files\n"));
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/nsswitch.conf && shift && exec "$@""#)
+        .arg("sh")
+        .arg(&nsswitch)
+        .arg(bench_artifact("nss-bench"))
+        .args([name, want, calls])
+        .env("LD_LIBRARY_PATH", &libdir)
+        .env("ACCOUNTMAP_SOCKET", &env.socket)
+        .env_remove("LD_PRELOAD");
+    let out = run_bounded(&mut cmd, None, COMMAND_LIMIT);
+    if out.code != 0 && out.stderr.contains("mount") {
+        eprintln!(
+            "glibc path skipped (no private mount namespace here):\n{}",
+            out.all()
+        );
+        return None;
+    }
+    Some(ns_per_call(&out))
+}
+
+fn through_nss_wrapper(env: &Env, calls: &str) -> u64 {
+    let mut cmd = Command::new(bench_artifact("nss-bench"));
+    cmd.args([ALIAS, "jdoe", calls]);
+    env.nss_module_wrapped(&mut cmd);
+    cmd.env(
+        "NSS_WRAPPER_MODULE_SO_PATH",
+        bench_artifact("libnss_accountmap.so"),
+    );
+    ns_per_call(&run_bounded(&mut cmd, None, COMMAND_LIMIT))
+}
+
+#[test]
+#[ignore = "benchmark: make bench-nss"]
+fn getpwnam_of_a_cached_alias_against_the_socket() {
+    let cached = Env::builder("bench-nss-cached")
+        .config(|c| c.cache_ttl = 300)
+        .build();
+    // One lookup fills the cache.
+    assert_eq!(cached.getent_passwd(ALIAS).code, 0);
+    let socket = Env::new("bench-nss-socket"); // cache_ttl = 0: every call asks the daemon
+    let show = |what: &str, ns: Option<u64>| match ns {
+        Some(ns) => println!("{what:<46} {ns:>8} ns/call"),
+        None => println!("{what:<46} {:>8}", "skipped"),
+    };
+    let files_am = "files accountmap";
+    show(
+        "glibc `files accountmap`, alias, cached",
+        through_glibc(&cached, files_am, ALIAS, "jdoe", CACHED_CALLS),
+    );
+    show(
+        "glibc `files accountmap`, alias, socket",
+        through_glibc(&socket, files_am, ALIAS, "jdoe", SOCKET_CALLS),
+    );
+    show(
+        "glibc `accountmap`, alias, cached",
+        through_glibc(&cached, "accountmap", ALIAS, "jdoe", CACHED_CALLS),
+    );
+    // What `files` alone costs on this host, for reference: the first and a missing line of
+    // /etc/passwd (a `files accountmap` alias lookup reads the whole file first).
+    show(
+        "glibc `files`, root (first line), reference",
+        through_glibc(&cached, "files", "root", "root", CACHED_CALLS),
+    );
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    if let Some(last) = passwd.lines().filter_map(|l| l.split(':').next()).next_back() {
+        show(
+            "glibc `files`, last line, reference",
+            through_glibc(&cached, "files", last, last, CACHED_CALLS),
+        );
+    }
+    show(
+        "nss_wrapper, cached (shared memory)",
+        Some(through_nss_wrapper(&cached, CACHED_CALLS)),
+    );
+    show(
+        "nss_wrapper, socket (cache off)",
+        Some(through_nss_wrapper(&socket, SOCKET_CALLS)),
+    );
+}
