@@ -121,7 +121,11 @@ fn getpwnam_of_a_cached_alias_against_the_socket() {
         through_glibc(&cached, "files", "root", "root", CACHED_CALLS),
     );
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    if let Some(last) = passwd.lines().filter_map(|l| l.split(':').next()).next_back() {
+    if let Some(last) = passwd
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .next_back()
+    {
         show(
             "glibc `files`, last line, reference",
             through_glibc(&cached, "files", last, last, CACHED_CALLS),
