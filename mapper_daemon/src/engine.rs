@@ -14,7 +14,7 @@ use crate::system::{self, Account, Directory};
 use accountmap_wire::{
     Credential, Decision, PamRequest, Phase, Request, Response, Verdict, Verify,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,6 +45,9 @@ pub struct Engine {
     minimum_uid: u32,
     started: Instant,
     requests: AtomicU64,
+    /// Set when the accounts file in force changed (taken by [`Engine::take_accounts_changed`]):
+    /// answers cached outside the engine (the NSS shared-memory cache) may be stale.
+    accounts_changed: AtomicBool,
 }
 
 /// The brute-force brake ([`crate::brake`]) on a credential decision: a failure is counted
@@ -136,6 +139,7 @@ impl Engine {
             minimum_uid,
             started: Instant::now(),
             requests: AtomicU64::new(0),
+            accounts_changed: AtomicBool::new(false),
         })
     }
 
@@ -589,6 +593,47 @@ impl Engine {
         }
     }
 
+    /// The accounts file's mapping in force, re-read if the file changed (and the change
+    /// logged and noted for [`Engine::take_accounts_changed`]).
+    fn accounts_in_force(&self) -> Arc<crate::accounts_file::Accounts> {
+        let Some(file) = &self.accounts else {
+            return Default::default();
+        };
+        let (accounts, reload) = file.current();
+        match reload {
+            Reload::Unchanged => {}
+            Reload::Reloaded(n) => {
+                self.accounts_changed.store(true, Ordering::Release);
+                log::notice(&format!(
+                    "accounts file {} loaded: {n} entries",
+                    file.path().display()
+                ))
+            }
+            Reload::Missing => {
+                self.accounts_changed.store(true, Ordering::Release);
+                log::warning(&format!(
+                    "accounts file {} does not exist; no accounts are mapped through it",
+                    file.path().display()
+                ))
+            }
+            Reload::Failed(e) => log::error(&format!(
+                "accounts file not reloaded, the previous version stays in force: {e}"
+            )),
+        }
+        accounts
+    }
+
+    /// Looks at the accounts file now (the daemon does so every second, so that an edit
+    /// reaches answers cached outside the engine without waiting for a request).
+    pub fn refresh_accounts(&self) {
+        let _ = self.accounts_in_force();
+    }
+
+    /// Whether the accounts file changed since the last call.
+    pub fn take_accounts_changed(&self) -> bool {
+        self.accounts_changed.swap(false, Ordering::AcqRel)
+    }
+
     /// Steps 1–6 of the pipeline with the accounts file in force (shared with [`crate::nss`]).
     pub(crate) fn map(&self, name: &str) -> Result<Mapped, MapError> {
         self.map_with_ldap(name).map(|(mapped, _)| mapped)
@@ -599,27 +644,7 @@ impl Engine {
         &self,
         name: &str,
     ) -> Result<(Mapped, Option<LdapIdentity>), MapError> {
-        let accounts = match &self.accounts {
-            Some(file) => {
-                let (accounts, reload) = file.current();
-                match reload {
-                    Reload::Unchanged => {}
-                    Reload::Reloaded(n) => log::notice(&format!(
-                        "accounts file {} loaded: {n} entries",
-                        file.path().display()
-                    )),
-                    Reload::Missing => log::warning(&format!(
-                        "accounts file {} does not exist; no accounts are mapped through it",
-                        file.path().display()
-                    )),
-                    Reload::Failed(e) => log::error(&format!(
-                        "accounts file not reloaded, the previous version stays in force: {e}"
-                    )),
-                }
-                accounts
-            }
-            None => Default::default(),
-        };
+        let accounts = self.accounts_in_force();
         let mapping = &self.config.mapping;
         let mut found: Option<LdapIdentity> = None;
         let mut step5 = |identity: &str| -> Result<Option<DirectoryAnswer>, String> {

@@ -55,6 +55,8 @@ pub const PER_UID_CONNECTIONS: usize = 8;
 /// Connections all non-root peers together may have in service at once: the other
 /// `WORKERS - NON_ROOT_CONNECTIONS` threads are always free for root's sign-ins.
 pub const NON_ROOT_CONNECTIONS: usize = WORKERS - 16;
+/// How often the daemon looks at the accounts file on its own (see [`State::check_accounts`]).
+const ACCOUNTS_CHECK: Duration = Duration::from_secs(1);
 /// How long SIGTERM waits for the requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -198,6 +200,10 @@ impl State {
         let epoch = self.memcache.epoch();
         let engine = self.engine();
         let response = engine.handle(peer, request);
+        if engine.take_accounts_changed() {
+            // This request found the accounts file changed: cached aliases may map elsewhere.
+            self.memcache.invalidate();
+        }
         match (request, &response) {
             (Request::Getpwnam { name }, Response::Passwd(Some(entry))) => {
                 self.memcache
@@ -227,6 +233,16 @@ impl State {
         match self.engine.read() {
             Ok(e) => e.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Every second: an accounts file edit empties the shared-memory cache even when no
+    /// request comes in to notice it (cache hits never reach the daemon).
+    pub fn check_accounts(&self) {
+        let engine = self.engine();
+        engine.refresh_accounts();
+        if engine.take_accounts_changed() {
+            self.memcache.invalidate();
         }
     }
 
@@ -450,8 +466,15 @@ pub fn serve(
     }
     notify_ready();
     runtime.block_on(async {
+        let mut accounts_tick = tokio::time::interval(ACCOUNTS_CHECK);
+        accounts_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = accounts_tick.tick() => {
+                    let state = state.clone();
+                    // A stat, and a read when the file changed: off the runtime's threads.
+                    let _ = tokio::task::spawn_blocking(move || state.check_accounts()).await;
+                }
                 _ = hup.recv() => {
                     let state = state.clone();
                     // Reading files and building the engine blocks; keep it off the runtime.

@@ -335,11 +335,17 @@ fn remap_alias_to_alice(env: &Env) {
 
 #[test]
 fn a_reload_empties_the_cache() {
-    let env = cached_env("nss-cache-hup");
+    let mut env = cached_env("nss-cache-hup");
     assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
+    assert_found(&env, "UID-jsmith", &local_line("jsmith", 1004, 1004));
+    // A new rule for UID-… and a changed accounts file, not yet reloaded.
+    let mut config = env.config().clone();
+    config.rewrite[0] = "^UID-([a-z]+)$ alice".into();
+    env.write_config(&config);
     remap_alias_to_alice(&env);
-    // Within cache_ttl, the cached answer stands until a reload or a flush.
-    assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
+    // Within cache_ttl, the cached answer stands until something empties the cache. (The
+    // accounts file edit alone may already have: the daemon watches that file, see below.)
+    assert_found(&env, "UID-jsmith", &local_line("jsmith", 1004, 1004));
     let from = env.log_len();
     env.sighup();
     assert!(
@@ -349,6 +355,7 @@ fn a_reload_empties_the_cache() {
         "{}",
         env.daemon_log()
     );
+    assert_found(&env, "UID-jsmith", &local_line("alice", 1001, 1001));
     assert_found(&env, ALIAS, &local_line("alice", 1001, 1001));
 }
 
@@ -356,11 +363,20 @@ fn a_reload_empties_the_cache() {
 fn a_cache_flush_empties_the_cache() {
     let env = cached_env("nss-cache-flush");
     assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
-    remap_alias_to_alice(&env);
+    // jdoe's primary group changes in the system's passwd: the daemon's account cache and the
+    // shared memory both hold the old entry until a flush.
+    let mut world = World::standard();
+    world
+        .users
+        .iter_mut()
+        .find(|u| u.name == "jdoe")
+        .unwrap()
+        .gid = RSTUDIO_USERS_GID;
+    env.write_world(&world);
     assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
     let out = env.ctl(&["cache", "flush"]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert_found(&env, ALIAS, &local_line("alice", 1001, 1001));
+    assert_found(&env, ALIAS, &local_line("jdoe", 1003, RSTUDIO_USERS_GID));
 }
 
 #[test]
@@ -429,4 +445,23 @@ fn an_untrusted_cache_file_is_ignored() {
     } else {
         eprintln!("not root: the owner check is covered by the unit tests only");
     }
+}
+
+#[test]
+fn an_accounts_file_edit_reaches_cached_aliases_without_a_reload() {
+    // The daemon looks at the accounts file every second on its own: cache hits never reach
+    // it, so it cannot wait for a request to notice the edit.
+    let env = cached_env("nss-cache-edit");
+    assert_found(&env, ALIAS, &local_line("jdoe", 1003, 1003));
+    let from = env.log_len();
+    remap_alias_to_alice(&env);
+    assert!(
+        env.wait_for_log(from, Duration::from_secs(10), |l| l
+            .contains("accounts file")
+            && l.contains("loaded"))
+            .is_some(),
+        "{}",
+        env.daemon_log()
+    );
+    assert_found(&env, ALIAS, &local_line("alice", 1001, 1001));
 }
