@@ -7,6 +7,8 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     fi
 fi
 if [ "$1" -eq 0 ]; then
+    # The NSS cache file stays behind only when the daemon was killed (a clean stop removes it).
+    rm -f /run/accountmap/passwd.cache
     rmdir /run/accountmap 2>/dev/null || :
     # Directories the package created but cannot own (see mapper_daemon/Cargo.toml); kept
     # when not empty (an administrator's drop-ins, secrets, or *.rpmsave copies).
