@@ -539,8 +539,9 @@ impl<'a> TableWriter<'a> {
     }
 }
 
-/// A shared mapping of a cache file, unmapped when dropped.
-pub struct Mapping {
+/// A shared mapping of a cache file, unmapped when dropped. Private: a read-only mapping must
+/// never be handed to anything that stores (only [`Table`], which has no store, reads it).
+struct Mapping {
     ptr: *mut libc::c_void,
     len: usize,
 }
@@ -581,7 +582,7 @@ impl Mapping {
     }
 
     /// The mapped words.
-    pub fn words(&self) -> &[AtomicU64] {
+    fn words(&self) -> &[AtomicU64] {
         // SAFETY: `ptr` is page-aligned (so aligned for u64), valid for `len` bytes for as long
         // as `self` lives (unmapped only in drop), and `len` is a multiple of 8. AtomicU64 has
         // the layout of u64, and every access through the slice is atomic, so concurrent
