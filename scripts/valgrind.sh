@@ -124,6 +124,8 @@ run pam-alias "successfully authenticated" "${PAM_ENV[@]}" pamtester vg John.Doe
 run pam-denied "Authentication failure" "${PAM_ENV[@]}" pamtester vg mallory authenticate
 run pam-unknown "User not known" "${PAM_ENV[@]}" pamtester vg nosuchuser acct_mgmt
 run nss-alias "jdoe:x:1003" "${NSS_ENV[@]}" getent passwd John.Doe@Company.com
+# The same alias again: answered from the daemon's shared-memory cache (passwd.cache).
+run nss-alias-cached "jdoe:x:1003" "${NSS_ENV[@]}" getent passwd John.Doe@Company.com
 run nss-local "alice:x:1001" "${NSS_ENV[@]}" getent passwd alice
 run nss-unknown "" "${NSS_ENV[@]}" getent passwd nobody@nowhere.example
 kill -TERM "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=
