@@ -381,3 +381,32 @@ fn a_cached_alias_is_answered_without_the_daemon_and_a_retired_file_is_left() {
     let (status, _, _, _) = call(&d.socket, c"John.Doe@Company.com", 1024, TIMEOUT);
     assert_eq!(status, NSS_STATUS_UNAVAIL);
 }
+
+#[test]
+fn a_replaced_cache_file_is_mapped_again() {
+    use accountmap_wire::memcache::{self, WriteMap};
+    let d = FakeDaemon::start(None);
+    let path = memcache::path_for(&d.socket).unwrap();
+    let put = |file: &mut WriteMap, who: &str, uid: u32| {
+        let now = memcache::now_ns();
+        let mut w = file.writer().unwrap();
+        assert!(w.insert(b"alias", &entry(who, uid), now + 60_000_000_000, now));
+    };
+    let mut first = WriteMap::create(&path).unwrap();
+    put(&mut first, "jdoe", 1003);
+    let (status, _, got, _) = call(&d.socket, c"alias", 1024, TIMEOUT);
+    assert_eq!(
+        (status, got),
+        (NSS_STATUS_SUCCESS, Some(entry("jdoe", 1003)))
+    );
+    // A restarted daemon: a new file renamed over the old one, which is marked retired. This
+    // process still maps the old one; it must notice and map the new one.
+    let mut second = WriteMap::create(&path).unwrap();
+    put(&mut second, "alice", 1001);
+    let (status, _, got, _) = call(&d.socket, c"alias", 1024, TIMEOUT);
+    assert_eq!(
+        (status, got),
+        (NSS_STATUS_SUCCESS, Some(entry("alice", 1001)))
+    );
+    drop(first);
+}
