@@ -450,3 +450,45 @@ fn the_cache_file_sits_next_to_the_socket() {
         Some(PathBuf::from(FILE_NAME))
     );
 }
+
+#[test]
+fn garbage_records_are_misses_or_well_formed_entries_never_a_panic() {
+    // A file a reader maps could hold anything (a bug, a disk error): records with the right
+    // key but random lengths, ids and bytes. Every lookup must end in None or an entry whose
+    // strings are exactly what the lengths say; nothing may panic or read out of bounds.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let salt = [3, 4];
+    let w = words();
+    TableWriter::new(&w).unwrap().init(salt, [1, 2]);
+    let t = Table::new(&w).unwrap();
+    for round in 0..2000u32 {
+        let name = format!("n{round}");
+        let k = key(salt, name.as_bytes());
+        let slot = (k[0] as usize) % SLOTS;
+        let start = HEADER_WORDS + slot * RECORD_WORDS;
+        for (i, word) in w[start..start + RECORD_WORDS].iter().enumerate() {
+            word.store(rand(), Ordering::Relaxed);
+            if i == R_SEQ {
+                word.store(rand() & !1, Ordering::Relaxed);
+            }
+        }
+        w[start + R_EXPIRY].store(u64::MAX, Ordering::Relaxed);
+        w[start + R_KEY].store(k[0], Ordering::Relaxed);
+        w[start + R_KEY + 1].store(k[1], Ordering::Relaxed);
+        if round % 2 == 0 {
+            // Small lengths, so that some records decode (when the bytes are UTF-8).
+            let lens = rand() & 0x0007_0007_0007_0007;
+            w[start + R_LENS].store(lens, Ordering::Relaxed);
+        }
+        if let Some(e) = t.lookup(name.as_bytes(), 1) {
+            let total = e.name.len() + e.gecos.len() + e.dir.len() + e.shell.len();
+            assert!(total <= DATA_BYTES);
+        }
+    }
+}
