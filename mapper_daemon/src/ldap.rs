@@ -145,6 +145,22 @@ enum BindAnswer {
     Timeout(String),
 }
 
+/// A password check a cold sign-in's look-up ran at the same time as the group and whitelist
+/// searches, as soon as the user's entry was found ([`LdapBackend::lookup_for_sign_in`]). It
+/// counts only for that entry, and only once the identity has passed the whitelist and the
+/// policy, exactly where the bind would otherwise be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EarlyCheck {
+    /// The `[[ldap]]` section and entry the bind was made in and as.
+    pub directory: String,
+    pub dn: String,
+    pub check: PasswordCheck,
+}
+
+/// Where a look-up made for a sign-in puts its early password check: the password, and the
+/// slot for the answer. `None` for every other look-up.
+type Early<'a> = Option<(&'a str, &'a Mutex<Option<EarlyCheck>>)>;
+
 /// The outcome of a password check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PasswordCheck {
@@ -353,6 +369,8 @@ struct Directory {
     servers: Mutex<Vec<ServerState>>,
     /// Bind-only connections for password checks, per address.
     binds: Arc<BindPool>,
+    /// Password checks made (each one bind the server answered or not), for `status`.
+    password_checks: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -377,6 +395,7 @@ impl Directory {
             slots: Semaphore::new(POOL_SIZE),
             servers: Mutex::new(vec![ServerState::default(); cfg.server_address.len()]),
             binds: Arc::new(BindPool::new(cfg.server_address.len())),
+            password_checks: AtomicU64::new(0),
         })
     }
 
@@ -599,7 +618,10 @@ impl Directory {
 
     /// Step 5 in this directory: the entry for `identity` (by email attribute when it contains
     /// `@`), `Ok(None)` when there is none.
-    async fn find(&self, identity: &str) -> Result<Option<LdapIdentity>, String> {
+    ///
+    /// With `early` (a sign-in's look-up), the password bind as the entry found runs at the
+    /// same time as the group and whitelist searches, and its answer goes to the slot.
+    async fn find(&self, identity: &str, early: Early<'_>) -> Result<Option<LdapIdentity>, String> {
         let cfg = &self.cfg;
         if cfg.single_bind() {
             // Nothing to search with: only a sign-in with a password reads this directory.
@@ -674,13 +696,24 @@ impl Directory {
         } else {
             raw_name.clone()
         };
-        // Groups and whitelist do not depend on each other: both searches are sent at once,
-        // each on a service connection of its own, so a cold look-up costs two round trips
-        // (user, then groups and whitelist together) instead of three.
+        // Groups, whitelist and (for a sign-in) the password bind do not depend on each other:
+        // they are sent at once, each on a connection of its own, so a cold sign-in costs two
+        // round trips (user, then the rest together) instead of four.
         let (mut for_groups, mut for_whitelist) = (Via::Pool, Via::Pool);
-        let (groups, whitelisted) = tokio::join!(
+        let bind = async {
+            if let Some((password, slot)) = early {
+                let check = self.check_password(&entry.dn, password).await;
+                *lock(slot) = Some(EarlyCheck {
+                    directory: self.name().to_string(),
+                    dn: entry.dn.clone(),
+                    check,
+                });
+            }
+        };
+        let (groups, whitelisted, ()) = tokio::join!(
             Box::pin(self.groups(&mut for_groups, &entry.dn, raw_name)),
-            Box::pin(self.whitelisted(&mut for_whitelist, &entry.dn, raw_name))
+            Box::pin(self.whitelisted(&mut for_whitelist, &entry.dn, raw_name)),
+            Box::pin(bind)
         );
         let (groups, whitelisted) = (groups?, whitelisted?);
         Ok(Some(LdapIdentity {
@@ -851,6 +884,7 @@ impl Directory {
     /// retried on the same address (the server is slow or gone, and another try would only
     /// double the wait).
     async fn check_password(&self, dn: &str, password: &str) -> PasswordCheck {
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
         let mut errors = Vec::new();
         'addresses: for (index, address) in self.cfg.server_address.iter().enumerate() {
             let mut pooled = self.binds.take(index);
@@ -1258,12 +1292,42 @@ impl LdapBackend {
     /// Single-bind sections are not asked (they cannot be searched without the user's
     /// password).
     pub fn lookup(&self, identity: &str) -> Result<(Option<LdapIdentity>, Freshness), String> {
+        self.lookup_early(identity, None)
+    }
+
+    /// [`Self::lookup`] for a `verify=ldap` sign-in with `password`: when the identity is not
+    /// cached and this caller makes the round trip (not one sharing another's), the password
+    /// bind as the entry found runs at the same time as its group and whitelist searches, and
+    /// its answer is returned beside the identity. The engine uses it in place of
+    /// [`Self::check_password`] for that entry, after the whitelist and policy checks, so
+    /// the verdicts are the same; what changes is that the directory may see the bind of a
+    /// user the whitelist or policy then refuses. Unusable passwords get no early bind.
+    #[allow(clippy::type_complexity)]
+    pub fn lookup_for_sign_in(
+        &self,
+        identity: &str,
+        password: &[u8],
+    ) -> Result<(Option<LdapIdentity>, Freshness, Option<EarlyCheck>), String> {
+        let usable = (!password.is_empty() && !password.contains(&0))
+            .then(|| std::str::from_utf8(password).ok())
+            .flatten();
+        let slot = Mutex::new(None);
+        let (found, freshness) = self.lookup_early(identity, usable.map(|p| (p, &slot)))?;
+        let early = slot.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok((found, freshness, early))
+    }
+
+    fn lookup_early(
+        &self,
+        identity: &str,
+        early: Early<'_>,
+    ) -> Result<(Option<LdapIdentity>, Freshness), String> {
         if self.directories.iter().all(|d| d.cfg.single_bind()) {
             return Ok((None, Freshness::Fresh));
         }
         self.cache.get_or_fetch(
             identity,
-            || block_on(self.coalesced(identity)).and_then(|answer| answer),
+            || block_on(self.coalesced(identity, early)).and_then(|answer| answer),
             |e| {
                 log::warning(&format!(
                     "ldap: serving the cached (stale) answer for {identity:?}: {e}"
@@ -1274,7 +1338,7 @@ impl LdapBackend {
 
     /// Identical look-ups at the same moment share one round trip: the first caller runs it,
     /// the others wait for its answer.
-    async fn coalesced(&self, identity: &str) -> Answer {
+    async fn coalesced(&self, identity: &str, early: Early<'_>) -> Answer {
         let cell = lock(&self.inflight)
             .entry(identity.to_string())
             .or_insert_with(|| Arc::new(OnceCell::new()))
@@ -1282,7 +1346,7 @@ impl LdapBackend {
         let answer = cell
             .get_or_init(|| async {
                 self.lookups.fetch_add(1, Ordering::Relaxed);
-                self.ask_all(identity).await
+                self.ask_all(identity, early).await
             })
             .await
             .clone();
@@ -1296,10 +1360,10 @@ impl LdapBackend {
         answer
     }
 
-    async fn ask_all(&self, identity: &str) -> Answer {
+    async fn ask_all(&self, identity: &str, early: Early<'_>) -> Answer {
         let mut errors = Vec::new();
         for dir in &self.directories {
-            match Box::pin(dir.find(identity)).await {
+            match Box::pin(dir.find(identity, early)).await {
                 Ok(Some(found)) => {
                     if !errors.is_empty() {
                         log::warning(&format!(
@@ -1453,6 +1517,16 @@ impl LdapBackend {
             .iter()
             .map(|d| (format!("ldap {} bind", d.name()), d.cfg.bind_mode()))
             .collect();
+        for d in &self.directories {
+            let idle: usize = lock(&d.binds.idle).iter().map(Vec::len).sum();
+            out.push((
+                format!("ldap {} password checks", d.name()),
+                format!(
+                    "{} made; {idle} idle bind-only connections kept (at most {BIND_POOL_SIZE} per address)",
+                    d.password_checks.load(Ordering::Relaxed)
+                ),
+            ));
+        }
         match waited {
             Ok(lines) => out.extend(lines),
             Err(e) => out.push(("ldap".to_string(), format!("not probed: {e}"))),
