@@ -15,6 +15,11 @@
 //! Addresses of one section are tried in order (failover); sections are asked in order and the
 //! first that knows the identity answers.
 //!
+//! Connections: searches run on up to [`POOL_SIZE`] service connections per section; password
+//! checks on bind-only connections, up to [`BIND_POOL_SIZE`] kept idle per address (see
+//! [`BindPool`] for why reusing them is as safe as a new connection). A sign-in's cold
+//! look-up sends groups, whitelist and the password bind at once ([`EarlyCheck`]).
+//!
 //! Single bind (a section with neither `bind_dn` nor `anonymous_bind`): there is no account to
 //! search with, so such a section is never asked by step 5 (nor, through it, by NSS, the
 //! account phase and `resolve`). At a `verify=ldap` sign-in that no searchable section
