@@ -333,29 +333,52 @@ impl BindPool {
         loop {
             tokio::time::sleep(BIND_IDLE / 2).await;
             let Some(pool) = pool.upgrade() else { return };
-            let mut dropped = Vec::new();
-            {
-                let mut idle = lock(&pool.idle);
-                for list in idle.iter_mut() {
-                    let mut keep = Vec::with_capacity(list.len());
-                    for mut c in list.drain(..) {
-                        if c.since.elapsed() < BIND_IDLE && !c.ldap.is_closed() {
-                            keep.push(c);
-                        } else {
-                            dropped.push(c);
-                        }
-                    }
-                    *list = keep;
-                }
-                if idle.iter().all(Vec::is_empty) {
-                    // Under the lock, so that a `put` after this starts a new sweeper.
-                    pool.sweeping.store(false, Ordering::SeqCst);
-                    drop(idle);
-                    drop(dropped);
-                    return;
-                }
+            if pool.sweep() {
+                return;
             }
-            drop(dropped);
+        }
+    }
+
+    /// Closes the idle connections that expired or were closed by the server. Returns true
+    /// when none is left, and then marks the sweeper as stopped.
+    fn sweep(&self) -> bool {
+        let mut dropped = Vec::new();
+        let empty = {
+            let mut idle = lock(&self.idle);
+            for list in idle.iter_mut() {
+                let mut keep = Vec::with_capacity(list.len());
+                for mut c in list.drain(..) {
+                    if c.since.elapsed() < BIND_IDLE && !c.ldap.is_closed() {
+                        keep.push(c);
+                    } else {
+                        dropped.push(c);
+                    }
+                }
+                *list = keep;
+            }
+            let empty = idle.iter().all(Vec::is_empty);
+            if empty {
+                // Under the lock, so that a `put` after this starts a new sweeper.
+                self.sweeping.store(false, Ordering::SeqCst);
+            }
+            empty
+        };
+        drop(dropped);
+        empty
+    }
+
+    #[cfg(test)]
+    fn idle_counts(&self) -> Vec<usize> {
+        lock(&self.idle).iter().map(Vec::len).collect()
+    }
+
+    /// Makes every idle connection look `age` old.
+    #[cfg(test)]
+    fn age(&self, age: Duration) {
+        for list in lock(&self.idle).iter_mut() {
+            for c in list.iter_mut() {
+                c.since = Instant::now() - age;
+            }
         }
     }
 }
@@ -1789,6 +1812,67 @@ mod tests {
                 && v.starts_with("single bind as uid=<account>,dc=x")),
             "{status:?}"
         );
+    }
+
+    /// A plain-LDAP connection to a listener that accepts and says nothing (connecting sends
+    /// nothing, so this is a usable `Ldap` handle), and the server's end of it.
+    async fn idle_connection(listener: &tokio::net::TcpListener) -> (Ldap, tokio::net::TcpStream) {
+        let url = format!("ldap://{}", listener.local_addr().unwrap());
+        let (connected, accepted) = tokio::join!(LdapConnAsync::new(&url), listener.accept());
+        let (conn, ldap) = connected.unwrap();
+        ldap3::drive!(conn);
+        (ldap, accepted.unwrap().0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bind_pool_is_bounded_and_drops_expired_and_closed_connections() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = Arc::new(BindPool::new(2));
+        let mut server_ends = Vec::new();
+        for _ in 0..BIND_POOL_SIZE + 3 {
+            let (ldap, server) = idle_connection(&listener).await;
+            server_ends.push(server);
+            pool.put(1, ldap);
+        }
+        // at most BIND_POOL_SIZE kept, per address
+        assert_eq!(pool.idle_counts(), vec![0, BIND_POOL_SIZE]);
+        assert!(pool.take(0).is_none());
+        let taken = pool.take(1).expect("an idle connection");
+        assert_eq!(pool.idle_counts(), vec![0, BIND_POOL_SIZE - 1]);
+        pool.put(1, taken);
+        // a sweep keeps fresh ones
+        assert!(!pool.sweep());
+        assert_eq!(pool.idle_counts(), vec![0, BIND_POOL_SIZE]);
+        // the server closes them all (a restart): neither taken nor kept
+        server_ends.clear();
+        let closed = Instant::now();
+        while pool.idle_counts() != vec![0, 0] && closed.elapsed() < Duration::from_secs(5) {
+            pool.sweep();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.idle_counts(), vec![0, 0]);
+        assert!(pool.take(1).is_none());
+        assert!(
+            !pool.sweeping.load(Ordering::SeqCst),
+            "the sweeper stops when empty"
+        );
+        // expired ones are neither taken nor kept
+        let (ldap, _server) = idle_connection(&listener).await;
+        pool.put(0, ldap);
+        let (ldap, _server2) = idle_connection(&listener).await;
+        pool.put(0, ldap);
+        assert!(
+            pool.sweeping.load(Ordering::SeqCst),
+            "a put starts the sweeper"
+        );
+        pool.age(BIND_IDLE);
+        assert!(pool.take(0).is_none());
+        assert_eq!(pool.idle_counts(), vec![0, 0]);
+        let (ldap, _server3) = idle_connection(&listener).await;
+        pool.put(0, ldap);
+        pool.age(BIND_IDLE);
+        assert!(pool.sweep());
+        assert_eq!(pool.idle_counts(), vec![0, 0]);
     }
 
     #[test]
