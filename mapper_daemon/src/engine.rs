@@ -5,7 +5,7 @@
 use crate::accounts_file::{AccountsFile, Reload};
 use crate::cache::{CachedDirectory, Freshness};
 use crate::config::{Config, MinimumUid};
-use crate::ldap::{EarlyCheck, LdapBackend, LdapIdentity, PasswordCheck, SingleBind};
+use crate::ldap::{LdapBackend, LdapIdentity, PasswordCheck, SingleBind};
 use crate::log;
 use crate::oidc::OidcBackend;
 use crate::policy::{self, AccessRules, Refusal};
@@ -352,16 +352,7 @@ impl Engine {
         verify: Option<Verify>,
         credential: Option<&Credential>,
     ) -> Decision {
-        // A verify=ldap sign-in's look-up binds with the password at the same time as it reads
-        // the groups (cold cache only); that answer is used below, at the same point and for
-        // the same entry as a bind made there would be. Only for root peers (the PAM stacks of
-        // services): an unprivileged peer may ask only about its own account, which is known
-        // only after the look-up, and must not make the directory see binds as anyone else.
-        let password = match (verify, credential) {
-            (Some(Verify::Ldap), Some(c)) if peer.is_root() => Some(c.expose()),
-            _ => None,
-        };
-        let (mapped, mut ldap_identity, early) = match self.map_with_ldap_early(name, password) {
+        let (mapped, mut ldap_identity) = match self.map_with_ldap(name) {
             Ok(m) => m,
             Err(e) => {
                 let verdict = match e {
@@ -440,7 +431,7 @@ impl Engine {
             && ldap_identity.is_none()
             && self.ldap.as_ref().is_some_and(LdapBackend::has_single_bind)
         {
-            match self.verify_ldap(&mapped, None, credential, None) {
+            match self.verify_ldap(&mapped, None, credential) {
                 Ok(Some(found)) => {
                     merge_groups(&mut account.groups, &found.groups);
                     decision.groups = account.groups.clone();
@@ -472,7 +463,7 @@ impl Engine {
             if verified {
                 // done above (single bind)
             } else if let Err((verdict, reason)) =
-                self.verify_ldap(&mapped, ldap_identity.as_ref(), credential, early.as_ref())
+                self.verify_ldap(&mapped, ldap_identity.as_ref(), credential)
             {
                 decision.verdict = verdict;
                 decision.reason = reason;
@@ -505,15 +496,12 @@ impl Engine {
     /// entry is the one step 5 found, or else the resolved account's entry looked up by the
     /// username attribute (an account mapped by the accounts file or a rewrite rule), or else,
     /// when a section uses single bind, the account's DN built in those sections: then the
-    /// identity read with the user's bind is returned. `early`: the bind the look-up already
-    /// made with this password ([`LdapBackend::lookup_for_sign_in`]); its answer stands for
-    /// the bind when it was made as this entry, in this section.
+    /// identity read with the user's bind is returned.
     fn verify_ldap(
         &self,
         mapped: &Mapped,
         found: Option<&LdapIdentity>,
         credential: Option<&Credential>,
-        early: Option<&EarlyCheck>,
     ) -> Result<Option<LdapIdentity>, (Verdict, String)> {
         let Some(ldap) = &self.ldap else {
             return Err((
@@ -550,11 +538,7 @@ impl Engine {
         if !entry.whitelisted {
             return Err((Verdict::PolicyDenied, not_whitelisted(&entry)));
         }
-        let check = match early.filter(|e| e.directory == entry.directory && e.dn == entry.dn) {
-            Some(e) => e.check.clone(),
-            None => ldap.check_password(&entry, password.expose()),
-        };
-        match check {
+        match ldap.check_password(&entry, password.expose()) {
             PasswordCheck::Accepted => Ok(None),
             PasswordCheck::Refused(why) => Err((
                 Verdict::AuthFailed,
@@ -610,44 +594,10 @@ impl Engine {
         self.map_with_ldap(name).map(|(mapped, _)| mapped)
     }
 
-    /// As [`Engine::map_with_ldap`]; with `password` (a `verify=ldap` sign-in), step 5 binds
-    /// with it while it reads the groups of an identity it has to look up
-    /// ([`LdapBackend::lookup_for_sign_in`]), and that bind's answer comes back too.
-    #[allow(clippy::type_complexity)]
-    fn map_with_ldap_early(
-        &self,
-        name: &str,
-        password: Option<&[u8]>,
-    ) -> Result<(Mapped, Option<LdapIdentity>, Option<EarlyCheck>), MapError> {
-        let mut early = None;
-        let mapped = self.map_with_step5(name, &mut |ldap, identity| match password {
-            Some(pw) => {
-                let (entry, freshness, check) = ldap.lookup_for_sign_in(identity, pw)?;
-                early = check;
-                Ok((entry, freshness))
-            }
-            None => ldap.lookup(identity),
-        })?;
-        Ok((mapped.0, mapped.1, early))
-    }
-
     /// As [`Engine::map`], with the directory entry step 5 found, if it was step 5 that answered.
     pub(crate) fn map_with_ldap(
         &self,
         name: &str,
-    ) -> Result<(Mapped, Option<LdapIdentity>), MapError> {
-        self.map_with_step5(name, &mut |ldap, identity| ldap.lookup(identity))
-    }
-
-    /// Steps 1–6 with `lookup` asking the LDAP backend in step 5.
-    #[allow(clippy::type_complexity)]
-    fn map_with_step5(
-        &self,
-        name: &str,
-        lookup: &mut dyn FnMut(
-            &LdapBackend,
-            &str,
-        ) -> Result<(Option<LdapIdentity>, Freshness), String>,
     ) -> Result<(Mapped, Option<LdapIdentity>), MapError> {
         let accounts = match &self.accounts {
             Some(file) => {
@@ -676,7 +626,7 @@ impl Engine {
             let Some(ldap) = &self.ldap else {
                 return Ok(None);
             };
-            let (entry, _freshness) = lookup(ldap, identity)?;
+            let (entry, _freshness) = ldap.lookup(identity)?;
             Ok(entry.map(|e| {
                 let answer = DirectoryAnswer {
                     account: e.account.clone(),

@@ -17,8 +17,8 @@
 //!
 //! Connections: searches run on up to [`POOL_SIZE`] service connections per section; password
 //! checks on bind-only connections, up to [`BIND_POOL_SIZE`] kept idle per address (see
-//! [`BindPool`] for why reusing them is as safe as a new connection). A sign-in's cold
-//! look-up sends groups, whitelist and the password bind at once ([`EarlyCheck`]).
+//! [`BindPool`] for why reusing them is as safe as a new connection). A look-up sends its
+//! group and whitelist searches at once.
 //!
 //! Single bind (a section with neither `bind_dn` nor `anonymous_bind`): there is no account to
 //! search with, so such a section is never asked by step 5 (nor, through it, by NSS, the
@@ -149,22 +149,6 @@ enum BindAnswer {
     /// No answer within the operation timeout.
     Timeout(String),
 }
-
-/// A password check a cold sign-in's look-up ran at the same time as the group and whitelist
-/// searches, as soon as the user's entry was found ([`LdapBackend::lookup_for_sign_in`]). It
-/// counts only for that entry, and only once the identity has passed the whitelist and the
-/// policy, exactly where the bind would otherwise be made.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EarlyCheck {
-    /// The `[[ldap]]` section and entry the bind was made in and as.
-    pub directory: String,
-    pub dn: String,
-    pub check: PasswordCheck,
-}
-
-/// Where a look-up made for a sign-in puts its early password check: the password, and the
-/// slot for the answer. `None` for every other look-up.
-type Early<'a> = Option<(&'a str, &'a Mutex<Option<EarlyCheck>>)>;
 
 /// The outcome of a password check.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -646,10 +630,7 @@ impl Directory {
 
     /// Step 5 in this directory: the entry for `identity` (by email attribute when it contains
     /// `@`), `Ok(None)` when there is none.
-    ///
-    /// With `early` (a sign-in's look-up), the password bind as the entry found runs at the
-    /// same time as the group and whitelist searches, and its answer goes to the slot.
-    async fn find(&self, identity: &str, early: Early<'_>) -> Result<Option<LdapIdentity>, String> {
+    async fn find(&self, identity: &str) -> Result<Option<LdapIdentity>, String> {
         let cfg = &self.cfg;
         if cfg.single_bind() {
             // Nothing to search with: only a sign-in with a password reads this directory.
@@ -724,24 +705,13 @@ impl Directory {
         } else {
             raw_name.clone()
         };
-        // Groups, whitelist and (for a sign-in) the password bind do not depend on each other:
-        // they are sent at once, each on a connection of its own, so a cold sign-in costs two
-        // round trips (user, then the rest together) instead of four.
+        // Groups and whitelist do not depend on each other: both searches are sent at once,
+        // each on a service connection of its own, so a cold look-up costs two round trips
+        // (user, then groups and whitelist together) instead of three.
         let (mut for_groups, mut for_whitelist) = (Via::Pool, Via::Pool);
-        let bind = async {
-            if let Some((password, slot)) = early {
-                let check = self.check_password(&entry.dn, password).await;
-                *lock(slot) = Some(EarlyCheck {
-                    directory: self.name().to_string(),
-                    dn: entry.dn.clone(),
-                    check,
-                });
-            }
-        };
-        let (groups, whitelisted, ()) = tokio::join!(
+        let (groups, whitelisted) = tokio::join!(
             Box::pin(self.groups(&mut for_groups, &entry.dn, raw_name)),
-            Box::pin(self.whitelisted(&mut for_whitelist, &entry.dn, raw_name)),
-            Box::pin(bind)
+            Box::pin(self.whitelisted(&mut for_whitelist, &entry.dn, raw_name))
         );
         let (groups, whitelisted) = (groups?, whitelisted?);
         Ok(Some(LdapIdentity {
@@ -1320,42 +1290,12 @@ impl LdapBackend {
     /// Single-bind sections are not asked (they cannot be searched without the user's
     /// password).
     pub fn lookup(&self, identity: &str) -> Result<(Option<LdapIdentity>, Freshness), String> {
-        self.lookup_early(identity, None)
-    }
-
-    /// [`Self::lookup`] for a `verify=ldap` sign-in with `password`: when the identity is not
-    /// cached and this caller makes the round trip (not one sharing another's), the password
-    /// bind as the entry found runs at the same time as its group and whitelist searches, and
-    /// its answer is returned beside the identity. The engine uses it in place of
-    /// [`Self::check_password`] for that entry, after the whitelist and policy checks, so
-    /// the verdicts are the same; what changes is that the directory may see the bind of a
-    /// user the whitelist or policy then refuses. Unusable passwords get no early bind.
-    #[allow(clippy::type_complexity)]
-    pub fn lookup_for_sign_in(
-        &self,
-        identity: &str,
-        password: &[u8],
-    ) -> Result<(Option<LdapIdentity>, Freshness, Option<EarlyCheck>), String> {
-        let usable = (!password.is_empty() && !password.contains(&0))
-            .then(|| std::str::from_utf8(password).ok())
-            .flatten();
-        let slot = Mutex::new(None);
-        let (found, freshness) = self.lookup_early(identity, usable.map(|p| (p, &slot)))?;
-        let early = slot.into_inner().unwrap_or_else(|p| p.into_inner());
-        Ok((found, freshness, early))
-    }
-
-    fn lookup_early(
-        &self,
-        identity: &str,
-        early: Early<'_>,
-    ) -> Result<(Option<LdapIdentity>, Freshness), String> {
         if self.directories.iter().all(|d| d.cfg.single_bind()) {
             return Ok((None, Freshness::Fresh));
         }
         self.cache.get_or_fetch(
             identity,
-            || block_on(self.coalesced(identity, early)).and_then(|answer| answer),
+            || block_on(self.coalesced(identity)).and_then(|answer| answer),
             |e| {
                 log::warning(&format!(
                     "ldap: serving the cached (stale) answer for {identity:?}: {e}"
@@ -1366,7 +1306,7 @@ impl LdapBackend {
 
     /// Identical look-ups at the same moment share one round trip: the first caller runs it,
     /// the others wait for its answer.
-    async fn coalesced(&self, identity: &str, early: Early<'_>) -> Answer {
+    async fn coalesced(&self, identity: &str) -> Answer {
         let cell = lock(&self.inflight)
             .entry(identity.to_string())
             .or_insert_with(|| Arc::new(OnceCell::new()))
@@ -1374,7 +1314,7 @@ impl LdapBackend {
         let answer = cell
             .get_or_init(|| async {
                 self.lookups.fetch_add(1, Ordering::Relaxed);
-                self.ask_all(identity, early).await
+                self.ask_all(identity).await
             })
             .await
             .clone();
@@ -1388,10 +1328,10 @@ impl LdapBackend {
         answer
     }
 
-    async fn ask_all(&self, identity: &str, early: Early<'_>) -> Answer {
+    async fn ask_all(&self, identity: &str) -> Answer {
         let mut errors = Vec::new();
         for dir in &self.directories {
-            match Box::pin(dir.find(identity, early)).await {
+            match Box::pin(dir.find(identity)).await {
                 Ok(Some(found)) => {
                     if !errors.is_empty() {
                         log::warning(&format!(

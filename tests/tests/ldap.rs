@@ -451,7 +451,7 @@ fn password_binds_reuse_a_bounded_set_of_connections() {
             );
         }
         let after_sequential = proxy.accepted() - at_start;
-        // one bind per sign-in: the early bind of a cold look-up stands for the password check
+        // one password bind per sign-in
         let s = status(&env);
         assert_eq!(
             s["ldap corp password checks"],
