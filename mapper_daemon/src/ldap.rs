@@ -15,6 +15,11 @@
 //! Addresses of one section are tried in order (failover); sections are asked in order and the
 //! first that knows the identity answers.
 //!
+//! Connections: searches run on up to [`POOL_SIZE`] service connections per section; password
+//! checks on bind-only connections, up to [`BIND_POOL_SIZE`] kept idle per address (see
+//! [`BindPool`] for why reusing them is as safe as a new connection). A look-up sends its
+//! group and whitelist searches at once.
+//!
 //! Single bind (a section with neither `bind_dn` nor `anonymous_bind`): there is no account to
 //! search with, so such a section is never asked by step 5 (nor, through it, by NSS, the
 //! account phase and `resolve`). At a `verify=ldap` sign-in that no searchable section
@@ -40,13 +45,17 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::{OnceCell, Semaphore};
 
 /// Service connections kept per `[[ldap]]` section, and service operations run at once.
 pub const POOL_SIZE: usize = 4;
+/// Idle bind-only connections (password checks, see [`BindPool`]) kept per server address.
+pub const BIND_POOL_SIZE: usize = 8;
+/// An idle bind-only connection unused for this long is closed.
+pub const BIND_IDLE: Duration = Duration::from_secs(30);
 /// How long `status` waits for its reachability probes (the CLI and the test harness ask with
 /// a timeout of their own, and a server that swallows packets must not make the daemon look
 /// dead).
@@ -131,6 +140,16 @@ enum BindFailure {
     Unavailable(String),
 }
 
+/// What one bind on one connection came to.
+enum BindAnswer {
+    /// The server answered with this result code (success, or a refusal).
+    Answered { rc: u32, text: String },
+    /// The connection failed, or the server said it is busy or unavailable.
+    Broken(String),
+    /// No answer within the operation timeout.
+    Timeout(String),
+}
+
 /// The outcome of a password check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PasswordCheck {
@@ -203,6 +222,151 @@ struct ServerState {
     last_error: Option<String>,
 }
 
+/// An idle bind-only connection and when it was last returned.
+struct IdleBind {
+    ldap: Ldap,
+    since: Instant,
+}
+
+/// Connections that only ever carry password binds (`verify=ldap`), kept per server address
+/// so that a password check need not open a new connection (TCP, and StartTLS or TLS
+/// handshake) every time.
+///
+/// Why a reused bind-only connection is as safe as a fresh one:
+/// - A bind replaces the connection's authentication state whatever it was (RFC 4511
+///   §4.2.1: a new bind abandons the old identity; a failed one leaves the connection
+///   anonymous). The server decides a bind by the DN and password it carries alone, exactly
+///   as on a new connection; what an earlier bind left behind does not enter into it.
+/// - Nothing but binds is ever sent on these connections: no search, no other operation, so
+///   the identity the last bind left on a connection is never used for anything. Searches
+///   run on the service connections ([`Directory::search`]), bound as the service account,
+///   or, for single bind, on a new connection bound as the user and closed afterwards.
+/// - Only a connection whose last bind was answered with success or invalidCredentials goes
+///   back to the pool; any other answer, a transport error or a timeout (which leaves the
+///   connection in an unknown state) closes it.
+/// - The connections are opened exactly as fresh ones are ([`Directory::open`]: same address,
+///   same TLS or StartTLS with the same certificate checks), so they are as private.
+///
+/// At most [`BIND_POOL_SIZE`] idle connections are kept per address (more may be open at once
+/// while that many password checks run); one idle for [`BIND_IDLE`] is closed.
+struct BindPool {
+    /// Per address (index into `server_address`), newest last.
+    idle: Mutex<Vec<Vec<IdleBind>>>,
+    /// A sweeper task closing expired idle connections is running.
+    sweeping: AtomicBool,
+}
+
+impl BindPool {
+    fn new(addresses: usize) -> BindPool {
+        BindPool {
+            idle: Mutex::new((0..addresses).map(|_| Vec::new()).collect()),
+            sweeping: AtomicBool::new(false),
+        }
+    }
+
+    /// The most recently returned idle connection to address `index` that is still open and
+    /// not expired; the closed and expired ones met on the way are dropped.
+    fn take(&self, index: usize) -> Option<Ldap> {
+        let mut dropped = Vec::new();
+        let found = {
+            let mut idle = lock(&self.idle);
+            let list = idle.get_mut(index)?;
+            loop {
+                let Some(mut c) = list.pop() else { break None };
+                if c.since.elapsed() < BIND_IDLE && !c.ldap.is_closed() {
+                    break Some(c.ldap);
+                }
+                dropped.push(c);
+            }
+        };
+        // Dropping the last handle of a connection ends its driver task, which closes it.
+        drop(dropped);
+        found
+    }
+
+    /// Returns a healthy connection to address `index`; beyond [`BIND_POOL_SIZE`] idle ones
+    /// it is closed instead. Starts the sweeper when none runs.
+    fn put(self: &Arc<Self>, index: usize, ldap: Ldap) {
+        let surplus = {
+            let mut idle = lock(&self.idle);
+            match idle.get_mut(index) {
+                Some(list) if list.len() < BIND_POOL_SIZE => {
+                    list.push(IdleBind {
+                        ldap,
+                        since: Instant::now(),
+                    });
+                    None
+                }
+                _ => Some(ldap),
+            }
+        };
+        drop(surplus);
+        if !self.sweeping.swap(true, Ordering::SeqCst) {
+            let weak = Arc::downgrade(self);
+            if tokio::runtime::Handle::try_current().is_ok() {
+                tokio::spawn(BindPool::sweeper(weak));
+            } else {
+                self.sweeping.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Closes idle connections that expired or were closed by the server, every half
+    /// [`BIND_IDLE`], until the pool is empty or gone (a reloaded config drops it).
+    async fn sweeper(pool: Weak<BindPool>) {
+        loop {
+            tokio::time::sleep(BIND_IDLE / 2).await;
+            let Some(pool) = pool.upgrade() else { return };
+            if pool.sweep() {
+                return;
+            }
+        }
+    }
+
+    /// Closes the idle connections that expired or were closed by the server. Returns true
+    /// when none is left, and then marks the sweeper as stopped.
+    fn sweep(&self) -> bool {
+        let mut dropped = Vec::new();
+        let empty = {
+            let mut idle = lock(&self.idle);
+            for list in idle.iter_mut() {
+                let mut keep = Vec::with_capacity(list.len());
+                for mut c in list.drain(..) {
+                    if c.since.elapsed() < BIND_IDLE && !c.ldap.is_closed() {
+                        keep.push(c);
+                    } else {
+                        dropped.push(c);
+                    }
+                }
+                *list = keep;
+            }
+            let empty = idle.iter().all(Vec::is_empty);
+            if empty {
+                // Under the lock, so that a `put` after this starts a new sweeper.
+                self.sweeping.store(false, Ordering::SeqCst);
+            }
+            empty
+        };
+        drop(dropped);
+        empty
+    }
+
+    #[cfg(test)]
+    fn idle_counts(&self) -> Vec<usize> {
+        lock(&self.idle).iter().map(Vec::len).collect()
+    }
+
+    /// Makes every idle connection look `age` old.
+    #[cfg(test)]
+    fn age(&self, age: Duration) {
+        for list in lock(&self.idle).iter_mut() {
+            for c in list.iter_mut() {
+                c.since = Instant::now() - age;
+            }
+        }
+    }
+}
+
 /// One `[[ldap]]` section.
 struct Directory {
     cfg: LdapConfig,
@@ -215,6 +379,10 @@ struct Directory {
     /// At most [`POOL_SIZE`] service operations (and so connections) at once.
     slots: Semaphore,
     servers: Mutex<Vec<ServerState>>,
+    /// Bind-only connections for password checks, per address.
+    binds: Arc<BindPool>,
+    /// Password checks made (each one bind the server answered or not), for `status`.
+    password_checks: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -238,6 +406,8 @@ impl Directory {
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(POOL_SIZE),
             servers: Mutex::new(vec![ServerState::default(); cfg.server_address.len()]),
+            binds: Arc::new(BindPool::new(cfg.server_address.len())),
+            password_checks: AtomicU64::new(0),
         })
     }
 
@@ -379,7 +549,11 @@ impl Directory {
             let reusable = slot.take().and_then(|mut l| (!l.is_closed()).then_some(l));
             let mut ldap = match reusable {
                 Some(l) => l,
-                None => self.open_service().await.map_err(OpError::Transport)?,
+                // Boxed: a connection set-up is a large future, and the request threads have
+                // small stacks.
+                None => Box::pin(self.open_service())
+                    .await
+                    .map_err(OpError::Transport)?,
             };
             let outcome = self.search_on(&mut ldap, base, scope, filter, attrs).await;
             match outcome {
@@ -531,10 +705,15 @@ impl Directory {
         } else {
             raw_name.clone()
         };
-        let groups = self.groups(&mut Via::Pool, &entry.dn, raw_name).await?;
-        let whitelisted = self
-            .whitelisted(&mut Via::Pool, &entry.dn, raw_name)
-            .await?;
+        // Groups and whitelist do not depend on each other: both searches are sent at once,
+        // each on a service connection of its own, so a cold look-up costs two round trips
+        // (user, then groups and whitelist together) instead of three.
+        let (mut for_groups, mut for_whitelist) = (Via::Pool, Via::Pool);
+        let (groups, whitelisted) = tokio::join!(
+            Box::pin(self.groups(&mut for_groups, &entry.dn, raw_name)),
+            Box::pin(self.whitelisted(&mut for_whitelist, &entry.dn, raw_name))
+        );
+        let (groups, whitelisted) = (groups?, whitelisted?);
         Ok(Some(LdapIdentity {
             directory: self.name().to_string(),
             dn: entry.dn.clone(),
@@ -674,21 +853,88 @@ impl Directory {
         Ok(false)
     }
 
-    /// Binds as `dn` with `password` on a fresh connection (never a pooled one: a bind changes
-    /// who the connection is). Addresses are tried in order until one answers.
-    async fn check_password(&self, dn: &str, password: &str) -> PasswordCheck {
-        match self.user_bind(dn, password).await {
-            Ok(mut ldap) => {
-                // Best effort: the connection is closed either way when `ldap` is dropped.
-                let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
-                PasswordCheck::Accepted
-            }
-            Err(BindFailure::Refused(why)) => PasswordCheck::Refused(why),
-            Err(BindFailure::Unavailable(e)) => PasswordCheck::Unavailable(e),
+    /// One simple bind as `dn` on `ldap`, bounded by the operation timeout.
+    async fn bind_once(&self, ldap: &mut Ldap, dn: &str, password: &str) -> BindAnswer {
+        match tokio::time::timeout(self.timeout, ldap.simple_bind(dn, password)).await {
+            Err(_) => BindAnswer::Timeout(format!(
+                "bind not answered within {}s",
+                self.timeout.as_secs()
+            )),
+            Ok(Err(e)) => match op_error(e) {
+                OpError::Transport(e) => BindAnswer::Broken(e),
+                OpError::Result { rc, text } => BindAnswer::Answered { rc, text },
+            },
+            Ok(Ok(r)) if matches!(r.rc, RC_BUSY | RC_UNAVAILABLE) => BindAnswer::Broken(format!(
+                "server busy or unavailable ({})",
+                one_line(&r.text)
+            )),
+            Ok(Ok(r)) => BindAnswer::Answered {
+                rc: r.rc,
+                text: r.text,
+            },
         }
     }
 
+    /// Binds as `dn` with `password` on a bind-only connection ([`BindPool`]): an idle one to
+    /// the address if there is one, else a new one. Addresses are tried in order until one
+    /// answers. An idle connection that turns out to be broken (the server restarted or
+    /// closed it) is replaced by a new one to the same address, once; a timeout is not
+    /// retried on the same address (the server is slow or gone, and another try would only
+    /// double the wait).
+    async fn check_password(&self, dn: &str, password: &str) -> PasswordCheck {
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
+        let mut errors = Vec::new();
+        'addresses: for (index, address) in self.cfg.server_address.iter().enumerate() {
+            let mut pooled = self.binds.take(index);
+            loop {
+                let reused = pooled.is_some();
+                let mut ldap = match pooled.take() {
+                    Some(l) => l,
+                    None => match Box::pin(self.open(index)).await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            self.record(index, Err(&e));
+                            errors.push(format!("{address}: {e}"));
+                            continue 'addresses;
+                        }
+                    },
+                };
+                match self.bind_once(&mut ldap, dn, password).await {
+                    BindAnswer::Answered { rc, text } => {
+                        self.record(index, Ok(()));
+                        // Success and invalidCredentials leave the connection usable (bound
+                        // as the user, or anonymous): it goes back for the next check. Any
+                        // other refusal closes it, to be on the safe side.
+                        if matches!(rc, RC_SUCCESS | RC_INVALID_CREDENTIALS) {
+                            self.binds.put(index, ldap);
+                        }
+                        return if rc == RC_SUCCESS {
+                            PasswordCheck::Accepted
+                        } else {
+                            PasswordCheck::Refused(refused(rc, &text))
+                        };
+                    }
+                    BindAnswer::Broken(_) if reused => {
+                        // The idle connection died while it waited: a new one, same address.
+                        continue;
+                    }
+                    BindAnswer::Broken(e) | BindAnswer::Timeout(e) => {
+                        self.record(index, Err(&e));
+                        errors.push(format!("{address}: {e}"));
+                        continue 'addresses;
+                    }
+                }
+            }
+        }
+        PasswordCheck::Unavailable(format!(
+            "ldap {:?}: no server answered the bind ({})",
+            self.name(),
+            errors.join("; ")
+        ))
+    }
+
     /// A fresh connection bound as `dn` with `password`: addresses in order until one answers.
+    /// For single bind, which then reads as the user on it (never on a pooled connection).
     async fn user_bind(&self, dn: &str, password: &str) -> Result<Ldap, BindFailure> {
         let mut errors = Vec::new();
         for (index, address) in self.cfg.server_address.iter().enumerate() {
@@ -700,37 +946,21 @@ impl Directory {
                     continue;
                 }
             };
-            let outcome = tokio::time::timeout(self.timeout, ldap.simple_bind(dn, password)).await;
-            if matches!(&outcome, Ok(Ok(r)) if r.rc == RC_SUCCESS) {
+            let outcome = self.bind_once(&mut ldap, dn, password).await;
+            if matches!(&outcome, BindAnswer::Answered { rc, .. } if *rc == RC_SUCCESS) {
                 self.record(index, Ok(()));
                 return Ok(ldap);
             }
             // Best effort: the connection is closed either way when `ldap` is dropped.
             let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
             match outcome {
-                Err(_) => {
-                    let e = format!("bind not answered within {}s", self.timeout.as_secs());
-                    self.record(index, Err(&e));
-                    errors.push(format!("{address}: {e}"));
-                }
-                Ok(Err(e)) => match op_error(e) {
-                    OpError::Transport(e) => {
-                        self.record(index, Err(&e));
-                        errors.push(format!("{address}: {e}"));
-                    }
-                    OpError::Result { rc, text } => {
-                        self.record(index, Ok(()));
-                        return Err(BindFailure::Refused(refused(rc, &text)));
-                    }
-                },
-                Ok(Ok(r)) if matches!(r.rc, RC_BUSY | RC_UNAVAILABLE) => {
-                    let e = format!("server busy or unavailable ({})", one_line(&r.text));
-                    self.record(index, Err(&e));
-                    errors.push(format!("{address}: {e}"));
-                }
-                Ok(Ok(r)) => {
+                BindAnswer::Answered { rc, text } => {
                     self.record(index, Ok(()));
-                    return Err(BindFailure::Refused(refused(r.rc, &r.text)));
+                    return Err(BindFailure::Refused(refused(rc, &text)));
+                }
+                BindAnswer::Broken(e) | BindAnswer::Timeout(e) => {
+                    self.record(index, Err(&e));
+                    errors.push(format!("{address}: {e}"));
                 }
             }
         }
@@ -1101,7 +1331,7 @@ impl LdapBackend {
     async fn ask_all(&self, identity: &str) -> Answer {
         let mut errors = Vec::new();
         for dir in &self.directories {
-            match dir.find(identity).await {
+            match Box::pin(dir.find(identity)).await {
                 Ok(Some(found)) => {
                     if !errors.is_empty() {
                         log::warning(&format!(
@@ -1152,7 +1382,9 @@ impl LdapBackend {
                 identity.directory
             ));
         };
-        match block_on(dir.check_password(&identity.dn, password)) {
+        // On the heap: the request threads have small stacks, and a connection set-up inside
+        // the bind future makes it large (a debug build overflowed 512 KiB).
+        match block_on(Box::pin(dir.check_password(&identity.dn, password))) {
             Ok(c) => c,
             Err(e) => PasswordCheck::Unavailable(e),
         }
@@ -1180,7 +1412,7 @@ impl LdapBackend {
         let mut refusals = Vec::new();
         let mut errors = Vec::new();
         for dir in self.directories.iter().filter(|d| d.cfg.single_bind()) {
-            match block_on(dir.single_bind(account, password)) {
+            match block_on(Box::pin(dir.single_bind(account, password))) {
                 Ok(SingleBind::Refused(why)) => {
                     refusals.push(format!("ldap {}: {why}", dir.name()))
                 }
@@ -1253,6 +1485,16 @@ impl LdapBackend {
             .iter()
             .map(|d| (format!("ldap {} bind", d.name()), d.cfg.bind_mode()))
             .collect();
+        for d in &self.directories {
+            let idle: usize = lock(&d.binds.idle).iter().map(Vec::len).sum();
+            out.push((
+                format!("ldap {} password checks", d.name()),
+                format!(
+                    "{} made; {idle} idle bind-only connections kept (at most {BIND_POOL_SIZE} per address)",
+                    d.password_checks.load(Ordering::Relaxed)
+                ),
+            ));
+        }
         match waited {
             Ok(lines) => out.extend(lines),
             Err(e) => out.push(("ldap".to_string(), format!("not probed: {e}"))),
@@ -1510,6 +1752,67 @@ mod tests {
                 && v.starts_with("single bind as uid=<account>,dc=x")),
             "{status:?}"
         );
+    }
+
+    /// A plain-LDAP connection to a listener that accepts and says nothing (connecting sends
+    /// nothing, so this is a usable `Ldap` handle), and the server's end of it.
+    async fn idle_connection(listener: &tokio::net::TcpListener) -> (Ldap, tokio::net::TcpStream) {
+        let url = format!("ldap://{}", listener.local_addr().unwrap());
+        let (connected, accepted) = tokio::join!(LdapConnAsync::new(&url), listener.accept());
+        let (conn, ldap) = connected.unwrap();
+        ldap3::drive!(conn);
+        (ldap, accepted.unwrap().0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bind_pool_is_bounded_and_drops_expired_and_closed_connections() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = Arc::new(BindPool::new(2));
+        let mut server_ends = Vec::new();
+        for _ in 0..BIND_POOL_SIZE + 3 {
+            let (ldap, server) = idle_connection(&listener).await;
+            server_ends.push(server);
+            pool.put(1, ldap);
+        }
+        // at most BIND_POOL_SIZE kept, per address
+        assert_eq!(pool.idle_counts(), vec![0, BIND_POOL_SIZE]);
+        assert!(pool.take(0).is_none());
+        let taken = pool.take(1).expect("an idle connection");
+        assert_eq!(pool.idle_counts(), vec![0, BIND_POOL_SIZE - 1]);
+        pool.put(1, taken);
+        // a sweep keeps fresh ones
+        assert!(!pool.sweep());
+        assert_eq!(pool.idle_counts(), vec![0, BIND_POOL_SIZE]);
+        // the server closes them all (a restart): neither taken nor kept
+        server_ends.clear();
+        let closed = Instant::now();
+        while pool.idle_counts() != vec![0, 0] && closed.elapsed() < Duration::from_secs(5) {
+            pool.sweep();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.idle_counts(), vec![0, 0]);
+        assert!(pool.take(1).is_none());
+        assert!(
+            !pool.sweeping.load(Ordering::SeqCst),
+            "the sweeper stops when empty"
+        );
+        // expired ones are neither taken nor kept
+        let (ldap, _server) = idle_connection(&listener).await;
+        pool.put(0, ldap);
+        let (ldap, _server2) = idle_connection(&listener).await;
+        pool.put(0, ldap);
+        assert!(
+            pool.sweeping.load(Ordering::SeqCst),
+            "a put starts the sweeper"
+        );
+        pool.age(BIND_IDLE);
+        assert!(pool.take(0).is_none());
+        assert_eq!(pool.idle_counts(), vec![0, 0]);
+        let (ldap, _server3) = idle_connection(&listener).await;
+        pool.put(0, ldap);
+        pool.age(BIND_IDLE);
+        assert!(pool.sweep());
+        assert_eq!(pool.idle_counts(), vec![0, 0]);
     }
 
     #[test]

@@ -601,3 +601,85 @@ pub fn ldap_env_with(
     env.start_daemon();
     env
 }
+
+// ---------------------------------------------------------------------------------------------
+// A TCP proxy that counts the connections it accepts
+
+/// Forwards every connection to `upstream` unchanged (TLS passes through end to end) and
+/// counts the connections accepted: how the tests see how many connections the daemon opens
+/// to a directory. [`CountingProxy::break_all`] closes the connections open, as a server
+/// restart does.
+pub struct CountingProxy {
+    pub addr: String,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    live: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CountingProxy {
+    pub fn start(upstream: String) -> CountingProxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let p = CountingProxy {
+            addr: listener.local_addr().expect("proxy address").to_string(),
+            accepted: Default::default(),
+            live: Default::default(),
+            stop: Default::default(),
+        };
+        let (accepted, live, stop) = (p.accepted.clone(), p.live.clone(), p.stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                };
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let _ = client.set_nonblocking(false);
+                let _ = client.set_nodelay(true);
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let _ = server.set_nodelay(true);
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                if let Ok(mut l) = live.lock() {
+                    l.extend(client.try_clone().ok());
+                    l.extend(server.try_clone().ok());
+                }
+                for (mut from, mut to) in [(client, server), (s2, c2)] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        p
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Closes every connection open through the proxy (both ends).
+    pub fn break_all(&self) {
+        if let Ok(mut l) = self.live.lock() {
+            for s in l.drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.break_all();
+    }
+}

@@ -406,3 +406,137 @@ fn an_email_alias_resolves_through_the_nss_module() {
     let out = env.getent_passwd("ann@example.org");
     assert_eq!(out.code, 2, "{}", out.all());
 }
+
+/// Password binds run on reused bind-only connections: after many sign-ins (every one of them
+/// cold, so each also searches user, groups and whitelist), the directory has seen at most
+/// the service pool plus the bind pool in connections, not one per sign-in; with plain LDAP,
+/// StartTLS and LDAPS alike. A wrong password and then the right one on the same reused
+/// connection give refused, then allowed. The groups are readable by the service account
+/// only (`hide_groups`): every sign-in passing the required-group check proves that no search
+/// ever ran as a user a password bind left on a connection.
+#[test]
+fn password_binds_reuse_a_bounded_set_of_connections() {
+    use accountmap::ldap::{BIND_POOL_SIZE, POOL_SIZE};
+    let slapd = Slapd::start_opts("reuse", false, true);
+    for transport in [Transport::Plain, Transport::StartTls, Transport::Ldaps] {
+        let upstream = if transport == Transport::Ldaps {
+            slapd.tls_address()
+        } else {
+            slapd.address()
+        };
+        let proxy = CountingProxy::start(upstream);
+        let section = Section {
+            transport,
+            addresses: Some(vec![proxy.addr.clone()]),
+            ..Section::default()
+        };
+        let env = ldap_env("ldap-reuse", &slapd, &section, 0);
+        let at_start = proxy.accepted();
+        // (the start-up check's status probe)
+        println!("{transport:?}: {at_start} connections at start-up");
+        const N: usize = 20;
+        for i in 0..N {
+            let (user, pw) = if i % 2 == 0 {
+                ("alice", "alice-pw")
+            } else {
+                ("jdoe", "jdoe-pw")
+            };
+            let run = sign_in(&env, user, pw);
+            assert_eq!(
+                run.verdicts(),
+                vec![AUTH_OK, ACCT_OK],
+                "{transport:?} #{i}: {}\n{}",
+                run.out.all(),
+                env.daemon_log()
+            );
+        }
+        let after_sequential = proxy.accepted() - at_start;
+        // one password bind per sign-in
+        let s = status(&env);
+        assert_eq!(
+            s["ldap corp password checks"],
+            format!("{N} made; 1 idle bind-only connections kept (at most 8 per address)"),
+            "{s}"
+        );
+        // (status probes the address with a connection of its own)
+        let probed = proxy.accepted();
+        println!("{transport:?}: {N} sequential sign-ins, {after_sequential} connections");
+        // sequential sign-ins need two service connections (the group and whitelist searches
+        // run at once) and one bind connection
+        assert!(
+            after_sequential <= 3,
+            "{transport:?}: {after_sequential} connections for {N} sign-ins"
+        );
+
+        // wrong, then right, on the reused connection (no new connection is opened)
+        let run = sign_in(&env, "alice", "not-her-password");
+        assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+        let run = sign_in(&env, "jdoe", "alice-pw");
+        assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+        let run = sign_in(&env, "alice", "alice-pw");
+        assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+        assert_eq!(
+            proxy.accepted(),
+            probed,
+            "{transport:?}: the wrong and right passwords were checked on the same connections"
+        );
+
+        // concurrent sign-ins: still bounded by the two pools
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..5 {
+                        let run = sign_in(&env, "alice", "alice-pw");
+                        assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+                    }
+                });
+            }
+        });
+        let total = proxy.accepted() - (probed - after_sequential);
+        println!("{transport:?}: +20 concurrent sign-ins, {total} connections in all");
+        assert!(
+            total <= POOL_SIZE + BIND_POOL_SIZE,
+            "{transport:?}: {total} connections"
+        );
+
+        // the connections break (as at a server restart): replaced, the next sign-in succeeds
+        proxy.break_all();
+        let run = sign_in(&env, "alice", "alice-pw");
+        assert_eq!(
+            run.verdicts(),
+            vec![AUTH_OK, ACCT_OK],
+            "{transport:?} after the connections broke: {}\n{}",
+            run.out.all(),
+            env.daemon_log()
+        );
+    }
+}
+
+/// With the identity cached only the password bind reaches the directory: a slapd restart
+/// kills the idle bind connection, and the next sign-in (wrong password, then right) is
+/// answered correctly on a new one.
+#[test]
+fn a_bind_connection_lost_to_a_restart_is_replaced() {
+    let mut slapd = Slapd::start("bind-restart");
+    let env = ldap_env("ldap-bind-restart", &slapd, &Section::default(), 300);
+    let run = sign_in(&env, "alice", "alice-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    slapd.stop();
+    slapd.resume();
+    let run = sign_in(&env, "alice", "wrong");
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    let run = sign_in(&env, "alice", "alice-pw");
+    assert_eq!(
+        run.verdicts(),
+        vec![AUTH_OK, ACCT_OK],
+        "{}\n{}",
+        run.out.all(),
+        env.daemon_log()
+    );
+    let s = status(&env);
+    assert_eq!(
+        s[&format!("ldap corp {}", slapd.address())],
+        "reachable",
+        "{s}"
+    );
+}
