@@ -279,7 +279,38 @@ pub struct LdapConfig {
     pub group_search_base_dn: Option<String>,
     pub group_object_class: String,
     pub group_name_attribute: String,
+    /// The one attribute group entries list their members in, when the directory uses one
+    /// (`group_member_attribute`); `None`: any of `member`, `uniqueMember` and `memberUid`.
+    pub group_member_attribute: Option<MemberAttribute>,
     pub whitelisted_login_groups: Vec<String>,
+}
+
+/// How group entries name their members (`group_member_attribute`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberAttribute {
+    /// `member: <DN>` (groupOfNames, RFC 2307bis, Active Directory).
+    Member,
+    /// `uniqueMember: <DN>` (groupOfUniqueNames).
+    UniqueMember,
+    /// `memberUid: <username>` (RFC 2307 posixGroup): needs only the name, not the entry, so
+    /// the group search can be sent together with the user search.
+    MemberUid,
+}
+
+impl MemberAttribute {
+    pub const ALL: [MemberAttribute; 3] = [
+        MemberAttribute::Member,
+        MemberAttribute::UniqueMember,
+        MemberAttribute::MemberUid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberAttribute::Member => "member",
+            MemberAttribute::UniqueMember => "uniqueMember",
+            MemberAttribute::MemberUid => "memberUid",
+        }
+    }
 }
 
 impl LdapConfig {
@@ -386,6 +417,7 @@ struct RawLdap {
     group_search_base_dn: S<String>,
     group_object_class: S<String>,
     group_name_attribute: S<String>,
+    group_member_attribute: S<String>,
     whitelisted_login_groups: S<List>,
 }
 
@@ -1088,6 +1120,7 @@ impl Ctx {
             group_search_base_dn: None,
             group_object_class: text(&r.group_object_class, "posixGroup"),
             group_name_attribute: text(&r.group_name_attribute, "cn"),
+            group_member_attribute: None,
             whitelisted_login_groups: Vec::new(),
         };
 
@@ -1211,6 +1244,20 @@ impl Ctx {
                         format!("{key} {:?} is not an LDAP attribute or class name", v.get()),
                     );
                 }
+            }
+        }
+        if let Some(v) = e.field(&r.group_member_attribute) {
+            c.group_member_attribute = MemberAttribute::ALL
+                .into_iter()
+                .find(|a| a.as_str().eq_ignore_ascii_case(v.get()));
+            if c.group_member_attribute.is_none() {
+                self.err(
+                    v,
+                    format!(
+                        "group_member_attribute {:?} is not one of member, uniqueMember, memberUid (leave it out to match any of the three)",
+                        v.get()
+                    ),
+                );
             }
         }
         c.whitelisted_login_groups = self.words(
@@ -1849,6 +1896,10 @@ max_clock_skew = 30
         "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\nuser_search_base_dn = \"dc=x\"\nusername_attribute = \"u id\"\n",
         ":6:22: username_attribute \"u id\" is not an LDAP attribute or class name"
     )]
+    #[case::ldap_bad_member_attribute(
+        "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\nuser_search_base_dn = \"dc=x\"\ngroup_member_attribute = \"members\"\n",
+        ":6:26: group_member_attribute \"members\" is not one of member, uniqueMember, memberUid (leave it out to match any of the three)"
+    )]
     #[case::proxy_missing_key(
         "[proxy]\nmax_clock_skew = 60\n",
         ":1:1: missing required key `hmac_key_file` in [proxy]"
@@ -1939,6 +1990,28 @@ max_clock_skew = 30
             "{:?}",
             c.warnings
         );
+    }
+
+    #[rstest]
+    #[case::absent("", None)]
+    #[case::member_uid(
+        "group_member_attribute = \"memberUid\"\n",
+        Some(MemberAttribute::MemberUid)
+    )]
+    #[case::any_case("group_member_attribute = \"MEMBER\"\n", Some(MemberAttribute::Member))]
+    #[case::unique_member(
+        "group_member_attribute = \"uniquemember\"\n",
+        Some(MemberAttribute::UniqueMember)
+    )]
+    fn group_member_attribute_names_one_attribute_in_any_case(
+        #[case] line: &str,
+        #[case] expected: Option<MemberAttribute>,
+    ) {
+        let f = Fixture::new();
+        let c = f.load(&format!(
+            "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\nuser_search_base_dn = \"dc=x\"\n{line}"
+        ));
+        assert_eq!(c.ldap[0].group_member_attribute, expected);
     }
 
     #[test]

@@ -30,7 +30,7 @@
 //! look-ups in flight at the same moment share one directory round trip.
 
 use crate::cache::{Freshness, TtlCache};
-use crate::config::LdapConfig;
+use crate::config::{LdapConfig, MemberAttribute};
 use crate::log;
 use ldap3::{
     dn_escape, ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry,
@@ -649,8 +649,8 @@ impl Directory {
             attribute,
             ldap_escape(identity)
         );
-        let entries = self
-            .search(
+        let user_search = async {
+            self.search(
                 &cfg.user_search_base_dn,
                 Scope::Subtree,
                 &filter,
@@ -664,7 +664,24 @@ impl Directory {
                 } => Ok(Vec::new()),
                 e => Err(e),
             })
-            .map_err(|e| format!("user search {filter:?}: {e}"))?;
+            .map_err(|e| format!("user search {filter:?}: {e}"))
+        };
+        // Members listed by name (group_member_attribute = "memberUid"): the groups of a
+        // username do not depend on its entry, so the group and whitelist searches go out with
+        // the user search and a cold look-up costs one round trip instead of two. Their answer
+        // is used only when the entry's name is the name searched for (memberUid matches
+        // exactly); otherwise they are sent again with the entry's name, as without the key.
+        let early = (cfg.group_member_attribute == Some(MemberAttribute::MemberUid)
+            && !identity.contains('@'))
+        .then_some(identity);
+        let (entries, early) = match early {
+            Some(name) => {
+                let (entries, memberships) =
+                    tokio::join!(Box::pin(user_search), Box::pin(self.memberships("", name)));
+                (entries?, Some((name, memberships)))
+            }
+            None => (user_search.await?, None),
+        };
         let entry = match entries.as_slice() {
             [] => return Ok(None),
             [one] => one,
@@ -705,14 +722,10 @@ impl Directory {
         } else {
             raw_name.clone()
         };
-        // Groups and whitelist do not depend on each other: both searches are sent at once,
-        // each on a service connection of its own, so a cold look-up costs two round trips
-        // (user, then groups and whitelist together) instead of three.
-        let (mut for_groups, mut for_whitelist) = (Via::Pool, Via::Pool);
-        let (groups, whitelisted) = tokio::join!(
-            Box::pin(self.groups(&mut for_groups, &entry.dn, raw_name)),
-            Box::pin(self.whitelisted(&mut for_whitelist, &entry.dn, raw_name))
-        );
+        let (groups, whitelisted) = match early {
+            Some((name, memberships)) if name == raw_name.as_str() => memberships,
+            _ => self.memberships(&entry.dn, raw_name).await,
+        };
         let (groups, whitelisted) = (groups?, whitelisted?);
         Ok(Some(LdapIdentity {
             directory: self.name().to_string(),
@@ -726,12 +739,30 @@ impl Directory {
 
     /// A filter matching groups that list the user by DN (`member`, `uniqueMember`) or by
     /// name (`memberUid`, posixGroup). Both values are escaped.
-    fn membership_filter(dn: &str, uid: &str) -> String {
-        format!(
-            "(|(member={dn})(uniqueMember={dn})(memberUid={uid}))",
-            dn = ldap_escape(dn),
-            uid = ldap_escape(uid)
+    /// The groups of the entry `dn` named `uid`, and whether it is in a whitelisted login
+    /// group. They do not depend on each other: both searches are sent at once, each on a
+    /// service connection of its own. `dn` may be empty when members are listed by name only.
+    async fn memberships(
+        &self,
+        dn: &str,
+        uid: &str,
+    ) -> (Result<Vec<String>, String>, Result<bool, String>) {
+        let (mut for_groups, mut for_whitelist) = (Via::Pool, Via::Pool);
+        tokio::join!(
+            Box::pin(self.groups(&mut for_groups, dn, uid)),
+            Box::pin(self.whitelisted(&mut for_whitelist, dn, uid))
         )
+    }
+
+    /// Matches a group listing the entry `dn` (named `uid`) as a member: by the section's
+    /// `group_member_attribute`, or else by any of the three member attributes.
+    fn membership_filter(attribute: Option<MemberAttribute>, dn: &str, uid: &str) -> String {
+        let (dn, uid) = (ldap_escape(dn), ldap_escape(uid));
+        match attribute {
+            Some(MemberAttribute::MemberUid) => format!("(memberUid={uid})"),
+            Some(a) => format!("({}={dn})", a.as_str()),
+            None => format!("(|(member={dn})(uniqueMember={dn})(memberUid={uid}))"),
+        }
     }
 
     /// Names of the groups under `group_search_base_dn` the user is in. With the user's own
@@ -745,7 +776,7 @@ impl Directory {
         let filter = format!(
             "(&(objectClass={}){})",
             cfg.group_object_class,
-            Self::membership_filter(dn, uid)
+            Self::membership_filter(cfg.group_member_attribute, dn, uid)
         );
         let as_user = via.is_user();
         let entries = match self
@@ -794,8 +825,9 @@ impl Directory {
         };
         if entries.len() > MAX_GROUPS {
             log::warning(&format!(
-                "ldap {:?}: {dn:?} is in more than {MAX_GROUPS} groups; only the first {MAX_GROUPS} count",
-                self.name()
+                "ldap {:?}: {:?} is in more than {MAX_GROUPS} groups; only the first {MAX_GROUPS} count",
+                self.name(),
+                if dn.is_empty() { uid } else { dn }
             ));
         }
         let mut names: Vec<String> = Vec::new();
@@ -820,7 +852,7 @@ impl Directory {
             return Ok(true);
         }
         let as_user = via.is_user();
-        let filter = Self::membership_filter(dn, uid);
+        let filter = Self::membership_filter(self.cfg.group_member_attribute, dn, uid);
         for group in &self.cfg.whitelisted_login_groups {
             match self
                 .search_via(via, group, Scope::Base, &filter, &["1.1"])
@@ -1515,15 +1547,30 @@ impl LdapBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
     use std::time::Instant;
 
     #[test]
     fn membership_filters_escape_what_they_quote() {
         assert_eq!(
-            Directory::membership_filter("uid=a*,ou=P\\2c,dc=x", ")(uid=*"),
+            Directory::membership_filter(None, "uid=a*,ou=P\\2c,dc=x", ")(uid=*"),
             "(|(member=uid=a\\2a,ou=P\\5c2c,dc=x)(uniqueMember=uid=a\\2a,ou=P\\5c2c,dc=x)(memberUid=\\29\\28uid=\\2a))"
         );
         assert_eq!(ldap_escape("a\0b"), "a\\00b");
+    }
+
+    #[rstest]
+    #[case::member(Some(MemberAttribute::Member), "(member=uid=a\\2a,dc=x)")]
+    #[case::unique_member(Some(MemberAttribute::UniqueMember), "(uniqueMember=uid=a\\2a,dc=x)")]
+    #[case::member_uid(Some(MemberAttribute::MemberUid), "(memberUid=a\\2a)")]
+    fn one_member_attribute_makes_a_filter_of_one_term(
+        #[case] attribute: Option<MemberAttribute>,
+        #[case] filter: &str,
+    ) {
+        assert_eq!(
+            Directory::membership_filter(attribute, "uid=a*,dc=x", "a*"),
+            filter
+        );
     }
 
     #[test]
@@ -1573,6 +1620,7 @@ mod tests {
             group_search_base_dn: None,
             group_object_class: "posixGroup".into(),
             group_name_attribute: "cn".into(),
+            group_member_attribute: None,
             whitelisted_login_groups: Vec::new(),
         }
     }

@@ -439,6 +439,10 @@ pub struct Section {
     pub single: bool,
     /// Server addresses; `None` = the slapd's own for the transport.
     pub addresses: Option<Vec<String>>,
+    /// `group_member_attribute`; `None` = the key is left out (any member attribute).
+    pub member_attribute: Option<&'static str>,
+    /// The one `whitelisted_login_groups` entry; empty = no whitelist.
+    pub whitelist: &'static str,
 }
 
 impl Default for Section {
@@ -453,6 +457,8 @@ impl Default for Section {
             anonymous: false,
             single: false,
             addresses: None,
+            member_attribute: None,
+            whitelist: SCIENTISTS_DN,
         }
     }
 }
@@ -539,10 +545,15 @@ pub fn section_toml(env: &Env, slapd: &Slapd, s: &Section) -> String {
          user_email_attribute = \"mail\"\n\
          group_search_base_dn = \"{GROUPS_DN}\"\n\
          group_object_class = \"posixGroup\"\n\
-         group_name_attribute = \"cn\"\n\
-         whitelisted_login_groups = [\"{SCIENTISTS_DN}\"]\n",
+         group_name_attribute = \"cn\"\n",
         s.user_base.as_deref().unwrap_or(PEOPLE_DN)
     );
+    if !s.whitelist.is_empty() {
+        t += &format!("whitelisted_login_groups = [\"{}\"]\n", s.whitelist);
+    }
+    if let Some(a) = s.member_attribute {
+        t += &format!("group_member_attribute = \"{a}\"\n");
+    }
     t
 }
 

@@ -540,3 +540,76 @@ fn a_bind_connection_lost_to_a_restart_is_replaced() {
         "{s}"
     );
 }
+
+/// `group_member_attribute` narrows the membership filter to one attribute. With `memberUid`
+/// the group search of a username goes out with the user search (one round trip); an email
+/// identity still reads its groups with the entry's name, after the user search.
+#[test]
+fn group_member_attribute_counts_only_that_attribute() {
+    let slapd = Slapd::start("member-attribute");
+    let by_name = Section {
+        transport: Transport::Plain,
+        member_attribute: Some("memberUid"),
+        whitelist: "",
+        ..Section::default()
+    };
+    // ldap-rstudio lists its members by memberUid: alice and jdoe are in it, dave is not
+    let env = ldap_env("ldap-member-uid", &slapd, &by_name, 0);
+    for (user, password) in [
+        ("alice", "alice-pw"),
+        ("alice@example.org", "alice-pw"),
+        ("john.doe@example.org", "jdoe-pw"),
+    ] {
+        let run = sign_in(&env, user, password);
+        assert_eq!(
+            run.verdicts(),
+            vec![AUTH_OK, ACCT_OK],
+            "{user}: {}",
+            run.out.all()
+        );
+    }
+    let run = sign_in(&env, "dave", "dave-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    let run = sign_in(&env, "alice", "wrong");
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    drop(env);
+
+    // the whitelisted group scientists lists its members by DN (member): with memberUid
+    // only, nobody is in it
+    let env = ldap_env(
+        "ldap-member-uid-whitelist",
+        &slapd,
+        &Section {
+            whitelist: SCIENTISTS_DN,
+            ..by_name.clone()
+        },
+        0,
+    );
+    let run = sign_in(&env, "alice", "alice-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    assert!(
+        env.daemon_log().contains("whitelisted_login_groups"),
+        "the refusal names the whitelist:\n{}",
+        env.daemon_log()
+    );
+    drop(env);
+
+    // with member, the whitelist counts and ldap-rstudio (memberUid) does not
+    let env = ldap_env(
+        "ldap-member-dn",
+        &slapd,
+        &Section {
+            member_attribute: Some("member"),
+            whitelist: SCIENTISTS_DN,
+            ..by_name
+        },
+        0,
+    );
+    let run = sign_in(&env, "alice", "alice-pw");
+    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    let log = env.daemon_log();
+    assert!(
+        log.contains("ldap-rstudio") && !log.contains("whitelisted_login_groups"),
+        "refused for the required group, not the whitelist:\n{log}"
+    );
+}

@@ -237,6 +237,7 @@ async fn the_built_dn_is_escaped() {
         group_search_base_dn: Some(GROUPS_DN.into()),
         group_object_class: "posixGroup".into(),
         group_name_attribute: "cn".into(),
+        group_member_attribute: None,
         whitelisted_login_groups: vec![SCIENTISTS_DN.into()],
     };
     assert!(cfg.single_bind());
