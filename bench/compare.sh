@@ -139,7 +139,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- packages
 missing=()
 for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [[ $(dpkg-query -W -f '${Status}' "$p" 2>/dev/null || true) == 'install ok installed' ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
     [[ -z ${BENCH_SKIP_INSTALL:-} ]] || die "missing packages: ${missing[*]}"
@@ -162,7 +162,10 @@ for name in sssd nslcd; do
     fi
 done
 
-nss_wrapper=$(ls /usr/lib/x86_64-linux-gnu/libnss_wrapper.so /usr/lib64/libnss_wrapper.so 2>/dev/null | head -n1)
+nss_wrapper=
+for f in /usr/lib/x86_64-linux-gnu/libnss_wrapper.so /usr/lib64/libnss_wrapper.so; do
+    [[ -e $f ]] && nss_wrapper=$f && break
+done
 [[ -n $nss_wrapper ]] || die "libnss_wrapper.so not found"
 secdir=/lib/x86_64-linux-gnu/security
 [[ -e $secdir/pam_sss.so ]] || secdir=/usr/lib/x86_64-linux-gnu/security
@@ -219,7 +222,7 @@ run_size() {
     # outsiders, not listed); the others have benchusers as primary group AND are listed as
     # memberUid. sys00..sys04: uid 900..904, in benchusers: refused for the uid alone.
     # Passwords: cleartext userPassword "pw-NAME" (the same scheme for everyone).
-    awk -v n="$size" -v base="$base" '
+    awk -v n="$size" -v base="$base" -v PASSWD="$d/passwd.users" -v KINDS="$d/kinds" '
     BEGIN {
         printf "dn: %s\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n", base
         printf "dn: ou=People,%s\nobjectClass: organizationalUnit\nou: People\n\n", base
@@ -238,7 +241,7 @@ run_size() {
         printf "dn: cn=benchusers,ou=Groups,%s\nobjectClass: posixGroup\ncn: benchusers\ngidNumber: 5000\n", base
         for (j = 1; j <= m; j++) printf "memberUid: %s\n", members[j]
         printf "\ndn: cn=outsiders,ou=Groups,%s\nobjectClass: posixGroup\ncn: outsiders\ngidNumber: 5001\n\n", base
-    }' PASSWD="$d/passwd.users" KINDS="$d/kinds" >"$d/data.ldif"
+    }' >"$d/data.ldif"
     { echo "root:x:0:0:root:/root:/bin/bash"; echo "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"; cat "$d/passwd.users"; } >"$d/passwd"
     printf 'root:x:0:\nbenchusers:x:5000:\noutsiders:x:5001:\nnogroup:x:65534:\n' >"$d/group"
 
@@ -524,7 +527,7 @@ done
 # ---------------------------------------------------------------- policy only (policy-bench)
 log "policy only: bench/run.sh (policy-bench, pam_succeed_if vs accountmap)"
 cmdlog "bench/run.sh --transactions 5000 --rounds 5 --warmup 500 --max-seconds $STEP"
-timeout -k 5 $((STEP + 120)) bench/run.sh --transactions 5000 --rounds 5 --warmup 500 --max-seconds "$STEP" \
+timeout -k 5 $((STEP + 120)) env -u BENCH_KEEP -u BENCH_PIN -u BENCH_DAEMON_LOG bench/run.sh --transactions 5000 --rounds 5 --warmup 500 --max-seconds "$STEP" \
     >"$results/policy-bench.txt" || die "policy-bench failed: $(tail -5 "$results/policy-bench.txt")"
 # clients stack txns us/txn txn/s p50 p99 max wrong cpu ...
 awk '$2 == "succeed_if" || $2 == "accountmap" {
@@ -548,7 +551,7 @@ set ylabel "p50 µs"
 set xtics rotate by -30
 set key top left
 set datafile missing "-"
-plot "$results/plot.dat" using 2:xtic(1) title columnheader(2), '' using 3 title columnheader(3), '' using 4 title columnheader(4), '' using 5 title columnheader(5)
+plot for [i=2:6] "$results/plot.dat" using i:xtic(1) title columnheader(i)
 EOF
     log "wrote docs/benchmarks.md and docs/benchmarks.png (results: $results)"
 fi

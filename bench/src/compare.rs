@@ -568,13 +568,27 @@ fn run_nss(args: &[String]) -> Result<bool, String> {
     } else {
         c.count.max(1)
     };
+    // A different entry is a wrong answer (fails the run); no entry at all (not found, or the
+    // source unavailable, e.g. a daemon refusing over its rate limit) is counted and reported.
     let wrong = AtomicU64::new(0);
-    let check = |q: &CStr, want: &str, got: Result<Option<String>, String>| {
-        if !matches!(&got, Ok(Some(g)) if g == want) && wrong.fetch_add(1, Ordering::Relaxed) < 5 {
-            eprintln!(
-                "compare-bench: WRONG getpwnam({}): {got:?}, expected {want}",
-                q.to_string_lossy()
-            );
+    let unanswered = AtomicU64::new(0);
+    let check = |q: &CStr, want: &str, got: Result<Option<String>, String>| match got {
+        Ok(Some(g)) if g == want => {}
+        Ok(Some(g)) => {
+            if wrong.fetch_add(1, Ordering::Relaxed) < 5 {
+                eprintln!(
+                    "compare-bench: WRONG getpwnam({}) = {g}, expected {want}",
+                    q.to_string_lossy()
+                );
+            }
+        }
+        other => {
+            if unanswered.fetch_add(1, Ordering::Relaxed) < 3 {
+                eprintln!(
+                    "compare-bench: no entry for getpwnam({}): {other:?} (expected {want})",
+                    q.to_string_lossy()
+                );
+            }
         }
     };
     if !cold {
@@ -582,6 +596,8 @@ fn run_nss(args: &[String]) -> Result<bool, String> {
         for (q, want) in &names {
             check(q, want, getpwnam(q, &mut buf));
         }
+        // Only the measured calls count in the note.
+        unanswered.store(0, Ordering::Relaxed);
     }
     let deadline = Instant::now() + Duration::from_secs(c.max_seconds);
     let next = AtomicUsize::new(0);
@@ -628,15 +644,15 @@ fn run_nss(args: &[String]) -> Result<bool, String> {
         ],
         capped: n < count,
     };
-    emit(
-        &c,
-        fig,
-        &if wrong > 0 {
-            format!(";WRONG={wrong}")
-        } else {
-            String::new()
-        },
-    )?;
+    let unanswered = unanswered.load(Ordering::Relaxed);
+    let mut note = String::new();
+    if wrong > 0 {
+        note += &format!(";WRONG={wrong}");
+    }
+    if unanswered > 0 {
+        note += &format!(";unanswered={unanswered}");
+    }
+    emit(&c, fig, &note)?;
     Ok(wrong == 0 && n > 0)
 }
 
