@@ -255,7 +255,7 @@ run_size() {
     c1=$(( COLD < (nallow - 60) / 8 ? COLD : (nallow - 60) / 8 ))
     nslice=$c1
     # slices: 0 cold/warm x1, 1 cold/warm x8, 2 unpinned x1, 3..6 NSS cold, spares after 8
-    split -d -a 2 -l "$nslice" "$d/allowed" "$d/slice."
+    awk -v n="$nslice" -v p="$d/slice." '{ s = int((NR - 1) / n); if (s < 8) print > (p sprintf("%02d", s)) }' "$d/allowed"
     spare_idx=0
     local refuse_out refuse_low
     refuse_out=$(awk '$2 == "outsider" { print $1 }' "$d/kinds" | head -n 3)

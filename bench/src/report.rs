@@ -389,6 +389,33 @@ pub fn render(inp: &Inputs) -> String {
         let _ = writeln!(o, "| {k} | {v} |");
     }
     o.push('\n');
+    o.push_str(
+        "## Setup\n\n\
+         - One slapd 2.5 on 127.0.0.1 (MDB, loaded with `slapadd -q`, equality indexes on \
+         objectClass, uid, mail, memberUid, member, uniqueMember, cn), TLS off for every system. \
+         Users are posixAccount + inetOrgPerson, uid ≥ 10000, `mail: NAME@example.test`, \
+         **cleartext** `userPassword` for everyone. The posixGroup `benchusers` (memberUid, and \
+         the primary group) holds all users but every 50th; those and 5 users with uid < 1000 \
+         are refused by every system, and so are wrong passwords: each run checks 16 refusals.\n\
+         - Same policy everywhere: search base `dc=example,dc=test`, minimum uid 1000, required \
+         group benchusers. SSSD 2.8: id/auth ldap, `access_provider = simple`, \
+         `simple_allow_groups`, `min_id`; `sssd-initgroups-never` rows: the same daemon with \
+         `pam_initgroups_scheme = never` (the default scans every /proc entry per request when \
+         logind is absent, as here). nslcd 0.9.12: `nss_min_uid 1000`, `pam_authz_search` on \
+         memberUid, `pam_ldap.so minimum_uid=1000`. accountmap: `[[ldap]]` anonymous bind, \
+         `whitelisted_login_groups = [cn=benchusers,…]`, `minimum_uid = 1000`, \
+         `pam_accountmap.so verify=ldap`.\n\
+         - accountmap maps to LOCAL accounts it looks up through NSS: here `accountmapd` runs \
+         under **nss_wrapper** with a generated passwd file of the same users (no /etc/passwd \
+         edits). nss_wrapper reads the whole file into the daemon (a few MB at 50,000 users, \
+         part of its RSS below) and scans it linearly for each account the daemon has not \
+         cached; SSSD and nslcd resolve accounts from LDAP instead.\n\
+         - Each system's caches as shipped; cold = caches emptied (SSSD's cache files removed \
+         before it starts, `accountmapctl cache flush`; nslcd has none) and users never seen \
+         before; warm = the same users again after a checked warm-up. One system runs at a \
+         time. CPU columns: client (getrusage) + daemon processes + slapd (/proc/PID/stat, \
+         10 ms ticks), per 10,000 operations.\n\n",
+    );
     let checks = checks(inp);
     o.push_str("## Targets\n\nComputed from this run's figures.\n\n| users | target | figure | met |\n|---|---|---|---|\n");
     for c in &checks {
@@ -504,7 +531,13 @@ pub fn render(inp: &Inputs) -> String {
 
 /// gnuplot data: one line per (size, case) with the p50 of each sign-in system.
 pub fn plot_data(rows: &[Row]) -> String {
-    let systems = ["accountmap", "sssd", "sssd-initgroups-never", "nslcd", "raw-ldap"];
+    let systems = [
+        "accountmap",
+        "sssd",
+        "sssd-initgroups-never",
+        "nslcd",
+        "raw-ldap",
+    ];
     let mut o = String::from("case");
     for s in systems {
         let _ = write!(o, "\t{s}");
