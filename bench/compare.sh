@@ -258,8 +258,8 @@ run_size() {
     awk -v n="$nslice" -v p="$d/slice." '{ s = int((NR - 1) / n); if (s < 8) print > (p sprintf("%02d", s)) }' "$d/allowed"
     spare_idx=0
     local refuse_out refuse_low
-    refuse_out=$(awk '$2 == "outsider" { print $1 }' "$d/kinds" | head -n 3)
-    refuse_low=$(awk '$2 == "lowuid" { print $1 }' "$d/kinds" | head -n 3)
+    refuse_out=$(awk '$2 == "outsider" && k++ < 3 { print $1 }' "$d/kinds")
+    refuse_low=$(awk '$2 == "lowuid" && k++ < 3 { print $1 }' "$d/kinds")
     tail -n +$((8 * nslice + 1)) "$d/allowed" >"$d/spares"
     users_file() { # users_file SLICE -> path of a users file: the slice + refusals
         local f=$d/users.$spare_idx
