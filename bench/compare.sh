@@ -293,10 +293,18 @@ EOF
     log "[$size] slapadd"
     timeout "$STEP" /usr/sbin/slapadd -q -f "$d/slapd.conf" -l "$d/data.ldif"
     cmdlog "slapadd -q -f \$T/s$size/slapd.conf -l \$T/s$size/data.ldif   # $size users"
-    /usr/sbin/slapd -f "$d/slapd.conf" -h "ldap://127.0.0.1:$port/" -d 0 </dev/null >"$d/slapd.log" 2>&1 &
-    slapd_pid=$!
+    local try
+    for try in 1 2 3; do
+        port=$(free_port)
+        /usr/sbin/slapd -f "$d/slapd.conf" -h "ldap://127.0.0.1:$port/" -d 0 </dev/null >"$d/slapd.log" 2>&1 &
+        slapd_pid=$!
+        if wait_for 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then break; fi
+        echo "slapd (try $try, port $port) did not accept connections within 60 s: $(tail -3 "$d/slapd.log")" >&2
+        stop_pid "$slapd_pid"
+        slapd_pid=
+    done
+    [[ -n $slapd_pid ]] || die "slapd did not start"
     cmdlog "slapd -f \$T/s$size/slapd.conf -h ldap://127.0.0.1:PORT/ -d 0"
-    wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null || die "slapd did not start: $(tail -5 "$d/slapd.log")"
     local uri=ldap://127.0.0.1:$port
     log "[$size] slapd pid $slapd_pid on $uri"
 

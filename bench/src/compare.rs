@@ -409,17 +409,22 @@ fn run_pam(args: &[String]) -> Result<bool, String> {
     } else {
         Some(Held::open(&service, &confdir)?)
     };
+    // A wrong verdict (an allowed user refused by policy or password, a refused user let in)
+    // fails the run. A service failure (PAM_AUTHINFO_UNAVAIL, PAM_SYSTEM_ERR, ...: the system
+    // could not decide) is not a verdict: it is counted and shown in the row's note.
     let wrong = AtomicU64::new(0);
+    let errors = AtomicU64::new(0);
+    let first_error = std::sync::Mutex::new(String::new());
+    let is_error = |c: c_int| matches!(c, 1..=5 | 9 | 19 | 24..=26) || c > 26;
     let check = |u: &PamUser, codes: [c_int; 3]| {
-        let ok = if u.allow {
-            codes == [ffi::PAM_SUCCESS; 3]
-        } else {
-            codes[0] == ffi::PAM_SUCCESS
-                && (codes[1] != ffi::PAM_SUCCESS || codes[2] != ffi::PAM_SUCCESS)
-        };
-        if !ok && wrong.fetch_add(1, Ordering::Relaxed) < 5 {
-            eprintln!(
-                "compare-bench: WRONG VERDICT for {} (expected {}): start {} auth {} account {}",
+        let allowed = codes == [ffi::PAM_SUCCESS; 3];
+        let failing = codes
+            .iter()
+            .copied()
+            .find(|&c| c != ffi::PAM_SUCCESS && c >= 0);
+        let describe = || {
+            format!(
+                "{} (expected {}): start {} auth {} account {}",
                 u.name.to_string_lossy(),
                 if u.allow { "allowed" } else { "refused" },
                 ffi::code_name(codes[0]),
@@ -433,7 +438,22 @@ fn run_pam(args: &[String]) -> Result<bool, String> {
                 } else {
                     ffi::code_name(codes[2])
                 },
-            );
+            )
+        };
+        if allowed == u.allow {
+            return;
+        }
+        if failing.is_some_and(is_error) {
+            if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                eprintln!("compare-bench: service error for {}", describe());
+            }
+            if let Ok(mut f) = first_error.lock() {
+                if f.is_empty() {
+                    *f = failing.map(ffi::code_name).unwrap_or("?").to_string();
+                }
+            }
+        } else if wrong.fetch_add(1, Ordering::Relaxed) < 5 {
+            eprintln!("compare-bench: WRONG VERDICT for {}", describe());
         }
     };
     // Refusals (wrong password, not in the group, low uid): checked, not timed.
@@ -492,11 +512,16 @@ fn run_pam(args: &[String]) -> Result<bool, String> {
         ],
         capped: n < c.count,
     };
-    let extra = if wrong > 0 {
+    let errors = errors.load(Ordering::Relaxed);
+    let mut extra = if wrong > 0 {
         format!(";WRONG={wrong}")
     } else {
         format!(";refusals_checked={}", denied.len() * 2)
     };
+    if errors > 0 {
+        let first = first_error.lock().map(|f| f.clone()).unwrap_or_default();
+        extra += &format!(";errors={errors}({first})");
+    }
     emit(&c, fig, &extra)?;
     Ok(wrong == 0 && n > 0)
 }
