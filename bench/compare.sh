@@ -261,13 +261,14 @@ run_size() {
     refuse_out=$(awk '$2 == "outsider" && k++ < 3 { print $1 }' "$d/kinds")
     refuse_low=$(awk '$2 == "lowuid" && k++ < 3 { print $1 }' "$d/kinds")
     tail -n +$((8 * nslice + 1)) "$d/allowed" >"$d/spares"
-    users_file() { # users_file SLICE -> path of a users file: the slice + refusals
+    users_file() { # users_file SLICE: sets UF to a new users file: the slice + refusals
+        # (not called in $(...): spare_idx must advance in this shell)
         local f=$d/users.$spare_idx
         awk '{ print $1, "pw-" $1, "allow" }' "$d/slice.$1" >"$f"
         for u in $refuse_out $refuse_low; do echo "$u pw-$u deny"; done >>"$f"
         sed -n "$((2 * spare_idx + 1)),$((2 * spare_idx + 2))p" "$d/spares" | awk '{ print $1, "wrong-" $1, "deny" }' >>"$f"
         spare_idx=$((spare_idx + 1))
-        echo "$f"
+        UF=$f
     }
 
     # ---- slapd
@@ -316,8 +317,8 @@ EOF
         [[ $pinned == no ]] && extra+=(--unpinned)
         local cpu=() p
         for p in "$@"; do cpu+=(--cpu-pid "$p"); done
-        local uf
-        uf=$(users_file "$slice")
+        users_file "$slice"
+        local uf=$UF
         [[ $phase == warm ]] && extra+=(--warmup "$nslice")
         cmdlog "compare-bench pam --confdir $confdir --service $service --users $uf --threads $clients --count $count ${extra[*]}"
         timeout -k 5 $((STEP + 30)) "$cb" pam "${common[@]}" "${cpu[@]}" --confdir "$confdir" --service "$service" \
@@ -350,8 +351,8 @@ EOF
 
     # ---- the raw LDAP floor
     log "[$size] raw LDAP search + fresh-connection bind"
-    local rawusers
-    rawusers=$(users_file 00)
+    users_file 00
+    local rawusers=$UF
     cmdlog "raw_ldap $uri $base USERS $WARM $STEP $size SLAPD_PID   # cc -O2 bench/raw_ldap.c -lldap -llber"
     timeout -k 5 $((STEP + 30)) "$tmp/raw_ldap" "$uri" "$base" "$rawusers" "$WARM" "$STEP" "$size" "$slapd_pid" >>"$out" \
         || die "[$size] raw_ldap failed"
