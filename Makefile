@@ -4,6 +4,9 @@
 #   make bench-policy   the policy benchmark against pam_succeed_if.so (release build)
 #   make bench-nss      getpwnam(alias) through the NSS module: shared-memory cache vs socket (release build)
 #   make bench-ldap     LDAP password sign-ins against a local slapd, and raw ldap3 costs (release build)
+#   make bench          accountmap vs SSSD, nslcd and pam_succeed_if against one slapd on loopback,
+#                       1,000 and 50,000 users (root; installs its Debian packages, restores every
+#                       file it touches; ~20 min) -> docs/benchmarks.md, docs/benchmarks.png
 #   make load           >= 20,000 PAM transactions, 32 concurrent clients, every verdict checked,
 #                       daemon RSS sampled (release build; ~1 min). Figures: README, "Load"
 #   make fuzz           each fuzz target for FUZZ_SECONDS (default 60) seconds
@@ -14,7 +17,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build release lint test demo deps clean bench-policy bench-nss bench-ldap package load fuzz valgrind
+.PHONY: all build release lint test demo deps clean bench bench-policy bench-nss bench-ldap package load fuzz valgrind
 
 all: build
 
@@ -37,6 +40,7 @@ test:
 	scripts/install-deps.sh
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash -n bench/compare.sh && bash -n bench/run.sh
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
@@ -49,6 +53,13 @@ demo:
 	scripts/install-deps.sh
 	$(CARGO) build --workspace
 	scripts/demo.sh
+
+# The comparison with SSSD and nslcd (issue 8): bench/compare.sh installs what it needs, starts
+# its own slapd/sssd/nslcd/accountmapd, restores every file it touched (checksummed) and writes
+# docs/benchmarks.md and docs/benchmarks.png. Knobs: BENCH_USERS=1000,50000, BENCH_KEEP=1, ...
+# (bench/README.md). Not part of `make test`.
+bench:
+	bench/compare.sh
 
 # Same policy through pam_succeed_if.so and pam_accountmap.so, full PAM transactions, 1 and 8
 # clients; builds release binaries itself. Figures: README, "Performance".
