@@ -380,11 +380,12 @@ user_search_base_dn = "ou=People,$base"
 user_object_class = "posixAccount"
 username_attribute = "uid"
 user_email_attribute = "mail"
-group_search_base_dn = "ou=Groups,$base"
-group_object_class = "posixGroup"
-group_name_attribute = "cn"
 whitelisted_login_groups = ["cn=benchusers,ou=Groups,$base"]
+group_member_attribute = "memberUid"
 EOF
+    # The one required group is checked in the directory, as nslcd's pam_authz_search does:
+    # whitelisted_login_groups, matched by memberUid (SSSD: ldap_schema = rfc2307). Without
+    # group_search_base_dn the daemon reads no group names it would not use.
     printf 'auth     required  %s verify=ldap socket=%s\naccount  required  %s socket=%s\n' \
         "$rel/libpam_accountmap.so" "$sock" "$rel/libpam_accountmap.so" "$sock" >"$am/pam.d/bench-accountmap"
     ln -sf "$rel/libnss_accountmap.so" "$am/nsslib/libnss_accountmap.so.2"
@@ -399,6 +400,23 @@ EOF
     cmdlog "accountmapctl --socket SOCK cache flush"
     signins accountmap "$am/pam.d" bench-accountmap "$am_pid"
     memory "$size" accountmap "$am_pid"
+    # nss_wrapper keeps a parsed copy of the passwd and group files inside accountmapd, which a
+    # daemon reading /etc/passwd through glibc would not. Its size: two idle daemons without
+    # [[ldap]], one over these files and one over a 3-line passwd file, each after one lookup.
+    printf 'root:x:0:0:root:/root:/bin/sh\nu00000:x:10000:5000::/home/u00000:/bin/sh\n' >"$am/tiny-passwd"
+    printf 'root:x:0:\nbenchusers:x:5000:\n' >"$am/tiny-group"
+    local base_kind files_pw files_gr base_pid
+    for base_kind in full tiny; do
+        if [[ $base_kind == full ]]; then files_pw=$d/passwd files_gr=$d/group; else files_pw=$am/tiny-passwd files_gr=$am/tiny-group; fi
+        printf '[daemon]\nsocket = "%s"\n[access]\nminimum_uid = 1000\n' "$am/base-$base_kind.sock" >"$am/base-$base_kind.toml"
+        env "LD_PRELOAD=$nss_wrapper" "NSS_WRAPPER_PASSWD=$files_pw" "NSS_WRAPPER_GROUP=$files_gr" \
+            "$rel/accountmapd" --config "$am/base-$base_kind.toml" </dev/null >"$am/base-$base_kind.log" 2>&1 &
+        base_pid=$!
+        PIDS+=("$base_pid")
+        wait_for 20 test -S "$am/base-$base_kind.sock" || die "baseline accountmapd did not start"
+        timeout 30 "$rel/accountmapctl" --socket "$am/base-$base_kind.sock" resolve u00000 >/dev/null 2>&1 || true
+        memory "$size" "accountmap-baseline-$base_kind" "$base_pid"
+    done
     NSS_ENV=("LD_LIBRARY_PATH=$am/nsslib" "ACCOUNTMAP_SOCKET=$sock")
     set_passwd_line "files accountmap"
     nss accountmap nss-alias 03 "@example.test" "$am_pid"
