@@ -405,17 +405,22 @@ EOF
     # [[ldap]], one over these files and one over a 3-line passwd file, each after one lookup.
     printf 'root:x:0:0:root:/root:/bin/sh\nu00000:x:10000:5000::/home/u00000:/bin/sh\n' >"$am/tiny-passwd"
     printf 'root:x:0:\nbenchusers:x:5000:\n' >"$am/tiny-group"
-    local base_kind files_pw files_gr base_pid
+    local base_kind files_pw files_gr base_pid base_dir
     for base_kind in full tiny; do
         if [[ $base_kind == full ]]; then files_pw=$d/passwd files_gr=$d/group; else files_pw=$am/tiny-passwd files_gr=$am/tiny-group; fi
-        printf '[daemon]\nsocket = "%s"\n[access]\nminimum_uid = 1000\n' "$am/base-$base_kind.sock" >"$am/base-$base_kind.toml"
+        # A directory of its own: a daemon keeps its NSS cache file (passwd.cache) next to its
+        # socket, and this one must not replace the measured daemon's.
+        base_dir=$am/base-$base_kind
+        mkdir -p "$base_dir"
+        printf '[daemon]\nsocket = "%s"\n[access]\nminimum_uid = 1000\n' "$base_dir/accountmapd.sock" >"$base_dir/accountmap.toml"
         env "LD_PRELOAD=$nss_wrapper" "NSS_WRAPPER_PASSWD=$files_pw" "NSS_WRAPPER_GROUP=$files_gr" \
-            "$rel/accountmapd" --config "$am/base-$base_kind.toml" </dev/null >"$am/base-$base_kind.log" 2>&1 &
+            "$rel/accountmapd" --config "$base_dir/accountmap.toml" </dev/null >"$base_dir/accountmapd.log" 2>&1 &
         base_pid=$!
         PIDS+=("$base_pid")
-        wait_for 20 test -S "$am/base-$base_kind.sock" || die "baseline accountmapd did not start"
-        timeout 30 "$rel/accountmapctl" --socket "$am/base-$base_kind.sock" resolve u00000 >/dev/null 2>&1 || true
+        wait_for 20 test -S "$base_dir/accountmapd.sock" || die "baseline accountmapd did not start"
+        timeout 30 "$rel/accountmapctl" --socket "$base_dir/accountmapd.sock" resolve u00000 >/dev/null 2>&1 || true
         memory "$size" "accountmap-baseline-$base_kind" "$base_pid"
+        stop_pid "$base_pid"
     done
     NSS_ENV=("LD_LIBRARY_PATH=$am/nsslib" "ACCOUNTMAP_SOCKET=$sock")
     set_passwd_line "files accountmap"

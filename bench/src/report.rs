@@ -424,13 +424,15 @@ pub fn render(inp: &Inputs) -> String {
          `pam_initgroups_scheme = never` (the default scans every /proc entry per request when \
          logind is absent, as here). nslcd 0.9.12: `nss_min_uid 1000`, `pam_authz_search` on \
          memberUid, `pam_ldap.so minimum_uid=1000`. accountmap: `[[ldap]]` anonymous bind, \
-         `whitelisted_login_groups = [cn=benchusers,…]`, `minimum_uid = 1000`, \
-         `pam_accountmap.so verify=ldap`.\n\
+         `whitelisted_login_groups = [cn=benchusers,…]` with `group_member_attribute = \
+         \"memberUid\"` (the group is checked in the directory, as nslcd does; no group-name \
+         search), `minimum_uid = 1000`, `pam_accountmap.so verify=ldap`.\n\
          - accountmap maps to LOCAL accounts it looks up through NSS: here `accountmapd` runs \
          under **nss_wrapper** with a generated passwd file of the same users (no /etc/passwd \
          edits). nss_wrapper reads the whole file into the daemon (a few MB at 50,000 users, \
-         part of its RSS below) and scans it linearly for each account the daemon has not \
-         cached; SSSD and nslcd resolve accounts from LDAP instead.\n\
+         part of its RSS below, measured separately and taken off for the RSS target) and scans \
+         it linearly for each account the daemon has not cached (part of the cold figures); \
+         SSSD and nslcd resolve accounts from LDAP instead.\n\
          - Each system's caches as shipped; cold = caches emptied (SSSD's cache files removed \
          before it starts, `accountmapctl cache flush`; nslcd has none) and users never seen \
          before; warm = the same users again after a checked warm-up. One system runs at a \
