@@ -58,7 +58,10 @@ demo:
 # its own slapd/sssd/nslcd/accountmapd, restores every file it touched (checksummed) and writes
 # docs/benchmarks.md and docs/benchmarks.png. Knobs: BENCH_USERS=1000,50000, BENCH_KEEP=1, ...
 # (bench/README.md). Not part of `make test`.
+# install-deps first: the build needs libpam0g-dev, and slapd/nss_wrapper come installed and
+# configured the usual way before compare.sh takes its snapshot of the files it restores.
 bench:
+	scripts/install-deps.sh
 	bench/compare.sh
 
 # Same policy through pam_succeed_if.so and pam_accountmap.so, full PAM transactions, 1 and 8
