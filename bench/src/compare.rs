@@ -50,23 +50,6 @@ nss:
                       every name is looked up once unmeasured, then --count lookups measured
 ";
 
-const PAM_PROMPT_ECHO_OFF: c_int = 1;
-const PAM_PROMPT_ECHO_ON: c_int = 2;
-
-#[link(name = "pam")]
-extern "C" {
-    fn pam_start_confdir(
-        service_name: *const c_char,
-        user: *const c_char,
-        pam_conversation: *const ffi::pam_conv,
-        confdir: *const c_char,
-        pamh: *mut *mut ffi::pam_handle_t,
-    ) -> c_int;
-    fn pam_authenticate(pamh: *mut ffi::pam_handle_t, flags: c_int) -> c_int;
-    fn pam_acct_mgmt(pamh: *mut ffi::pam_handle_t, flags: c_int) -> c_int;
-    fn pam_end(pamh: *mut ffi::pam_handle_t, pam_status: c_int) -> c_int;
-}
-
 static PROMPTS: AtomicU64 = AtomicU64::new(0);
 
 /// Answers every password prompt with the password `appdata_ptr` points at (a NUL-terminated
@@ -80,13 +63,13 @@ extern "C" fn password_conversation(
     PROMPTS.fetch_add(1, Ordering::Relaxed);
     let n = usize::try_from(num_msg).unwrap_or(0);
     if n == 0 || msg.is_null() || resp.is_null() || appdata_ptr.is_null() {
-        return 19; // PAM_CONV_ERR
+        return ffi::PAM_CONV_ERR;
     }
     // SAFETY: libpam frees the array and each resp with free(), so both come from calloc/strdup.
     let out = unsafe { libc::calloc(n, std::mem::size_of::<ffi::pam_response>()) }
         .cast::<ffi::pam_response>();
     if out.is_null() {
-        return 5; // PAM_BUF_ERR
+        return ffi::PAM_BUF_ERR;
     }
     for i in 0..n {
         // SAFETY: Linux-PAM passes an array of `num_msg` pointers to messages.
@@ -96,7 +79,7 @@ extern "C" fn password_conversation(
         }
         // SAFETY: `m` is a valid message for the duration of the call.
         let style = unsafe { (*m).msg_style };
-        if style == PAM_PROMPT_ECHO_OFF || style == PAM_PROMPT_ECHO_ON {
+        if style == ffi::PAM_PROMPT_ECHO_OFF || style == ffi::PAM_PROMPT_ECHO_ON {
             // SAFETY: `appdata_ptr` is the NUL-terminated password given to pam_start; `out`
             // has room for `n` responses.
             unsafe { (*out.add(i)).resp = libc::strdup(appdata_ptr.cast::<c_char>()) };
@@ -118,7 +101,7 @@ fn sign_in(service: &CStr, user: &CStr, password: &CStr, confdir: &CStr) -> ([c_
     // SAFETY: NUL-terminated strings that outlive the call; `conv` and the password it points
     // to live until pam_end below; `pamh` is a valid out-pointer.
     let start = unsafe {
-        pam_start_confdir(
+        ffi::pam_start_confdir(
             service.as_ptr(),
             user.as_ptr(),
             &conv,
@@ -129,16 +112,16 @@ fn sign_in(service: &CStr, user: &CStr, password: &CStr, confdir: &CStr) -> ([c_
     if start != ffi::PAM_SUCCESS || pamh.is_null() {
         if !pamh.is_null() {
             // SAFETY: a handle pam_start returned, ended once.
-            unsafe { pam_end(pamh, start) };
+            unsafe { ffi::pam_end(pamh, start) };
         }
         return ([start, -1, -1], elapsed_ns(t0));
     }
     // SAFETY: a live handle used by this thread only.
-    let auth = unsafe { pam_authenticate(pamh, 0) };
+    let auth = unsafe { ffi::pam_authenticate(pamh, 0) };
     // SAFETY: as above.
-    let acct = unsafe { pam_acct_mgmt(pamh, 0) };
+    let acct = unsafe { ffi::pam_acct_mgmt(pamh, 0) };
     // SAFETY: the single pam_end of this handle.
-    unsafe { pam_end(pamh, acct) };
+    unsafe { ffi::pam_end(pamh, acct) };
     ([start, auth, acct], elapsed_ns(t0))
 }
 
@@ -160,7 +143,7 @@ impl Held {
         let mut pamh: *mut ffi::pam_handle_t = ptr::null_mut();
         // SAFETY: as in sign_in; the conversation is boxed and lives as long as the handle.
         let rc = unsafe {
-            pam_start_confdir(
+            ffi::pam_start_confdir(
                 service.as_ptr(),
                 c"compare-bench-holder".as_ptr(),
                 &*conv,
@@ -181,7 +164,7 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         // SAFETY: the handle from `open`, ended once, on the main thread.
-        unsafe { pam_end(self.0, ffi::PAM_SUCCESS) };
+        unsafe { ffi::pam_end(self.0, ffi::PAM_SUCCESS) };
         let _ = &self.1;
     }
 }
@@ -274,6 +257,56 @@ fn percentile_us(sorted: &[u64], p: usize) -> f64 {
     }
     let i = ((sorted.len() * p).div_ceil(100)).clamp(1, sorted.len()) - 1;
     sorted[i] as f64 / 1000.0
+}
+
+/// Runs operations 0..`count` on `c.threads` threads (the calling one when there is one), for at
+/// most `c.max_seconds`: `per_thread` makes each thread's operation, which does operation `i` and
+/// returns its latency in ns. CPU is counted from just before the first to just after the last.
+fn measure<F, Op>(c: &Common, count: usize, per_thread: F) -> Figures
+where
+    F: Fn() -> Op + Sync,
+    Op: FnMut(usize) -> u64,
+{
+    let deadline = Instant::now() + Duration::from_secs(c.max_seconds);
+    let next = AtomicUsize::new(0);
+    let before = cpu_now(c);
+    let t0 = Instant::now();
+    let work = || {
+        let mut op = per_thread();
+        let mut lat = Vec::with_capacity(count / c.threads + 1);
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= count || Instant::now() >= deadline {
+                break;
+            }
+            lat.push(op(i));
+        }
+        lat
+    };
+    let lat_ns: Vec<u64> = if c.threads == 1 {
+        work()
+    } else {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..c.threads).map(|_| s.spawn(work)).collect();
+            hs.into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let after = cpu_now(c);
+    let n = lat_ns.len();
+    Figures {
+        n,
+        secs,
+        lat_ns,
+        cpu: [
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2],
+        ],
+        capped: n < count,
+    }
 }
 
 fn emit(c: &Common, mut f: Figures, extra: &str) -> Result<(), String> {
@@ -465,53 +498,20 @@ fn run_pam(args: &[String]) -> Result<bool, String> {
         let (codes, _) = sign_in(&service, &u.name, &u.password, &confdir);
         check(u, codes);
     }
-    let deadline = Instant::now() + Duration::from_secs(c.max_seconds);
-    let next = AtomicUsize::new(0);
-    let before = cpu_now(&c);
-    let t0 = Instant::now();
-    let work = || {
-        let mut lat = Vec::with_capacity(c.count / c.threads + 1);
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= c.count || Instant::now() >= deadline {
-                break;
-            }
+    let fig = measure(&c, c.count, || {
+        |i: usize| {
             let u = allowed[i % allowed.len()];
             let (codes, ns) = sign_in(&service, &u.name, &u.password, &confdir);
             check(u, codes);
-            lat.push(ns);
+            ns
         }
-        lat
-    };
-    let lat_ns: Vec<u64> = if c.threads == 1 {
-        work()
-    } else {
-        std::thread::scope(|s| {
-            let hs: Vec<_> = (0..c.threads).map(|_| s.spawn(work)).collect();
-            hs.into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
-    };
-    let secs = t0.elapsed().as_secs_f64();
-    let after = cpu_now(&c);
+    });
     for u in &denied {
         let (codes, _) = sign_in(&service, &u.name, &u.password, &confdir);
         check(u, codes);
     }
-    let n = lat_ns.len();
+    let n = fig.n;
     let wrong = wrong.load(Ordering::Relaxed);
-    let fig = Figures {
-        n,
-        secs,
-        lat_ns,
-        cpu: [
-            after[0] - before[0],
-            after[1] - before[1],
-            after[2] - before[2],
-        ],
-        capped: n < c.count,
-    };
     let errors = errors.load(Ordering::Relaxed);
     let mut extra = if wrong > 0 {
         format!(";WRONG={wrong}")
@@ -528,42 +528,13 @@ fn run_pam(args: &[String]) -> Result<bool, String> {
 
 /// getpwnam_r of `name`: the entry's name, or None.
 fn getpwnam(name: &CStr, buf: &mut Vec<c_char>) -> Result<Option<String>, String> {
-    loop {
-        // SAFETY: an all-zero passwd is valid.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = ptr::null_mut();
-        // SAFETY: valid pointers, the buffer's true length.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                name.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            let l = buf.len() * 4;
-            buf.resize(l, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(format!(
-                "getpwnam_r({}): {}",
-                name.to_string_lossy(),
-                std::io::Error::from_raw_os_error(rc)
-            ));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: pw_name points into `buf`, NUL-terminated.
-        return Ok(Some(
-            unsafe { CStr::from_ptr(pwd.pw_name) }
-                .to_string_lossy()
-                .into_owned(),
-        ));
-    }
+    Ok(ffi::getpwnam(name, buf)?.map(|pwd| {
+        // SAFETY: pw_name points into `buf`, NUL-terminated, and `buf` is not touched until
+        // the name is copied.
+        unsafe { CStr::from_ptr(pwd.pw_name) }
+            .to_string_lossy()
+            .into_owned()
+    }))
 }
 
 fn run_nss(args: &[String]) -> Result<bool, String> {
@@ -624,51 +595,20 @@ fn run_nss(args: &[String]) -> Result<bool, String> {
         // Only the measured calls count in the note.
         unanswered.store(0, Ordering::Relaxed);
     }
-    let deadline = Instant::now() + Duration::from_secs(c.max_seconds);
-    let next = AtomicUsize::new(0);
-    let before = cpu_now(&c);
-    let t0 = Instant::now();
-    let work = || {
+    let fig = measure(&c, count, || {
         let mut buf = vec![0; 4096];
-        let mut lat = Vec::with_capacity(count / c.threads + 1);
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= count || Instant::now() >= deadline {
-                break;
-            }
+        let (names, check) = (&names, &check);
+        move |i: usize| {
             let (q, want) = &names[i % names.len()];
             let t = Instant::now();
             let got = getpwnam(q, &mut buf);
-            lat.push(elapsed_ns(t));
+            let ns = elapsed_ns(t);
             check(q, want, got);
+            ns
         }
-        lat
-    };
-    let lat_ns: Vec<u64> = if c.threads == 1 {
-        work()
-    } else {
-        std::thread::scope(|s| {
-            let hs: Vec<_> = (0..c.threads).map(|_| s.spawn(work)).collect();
-            hs.into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
-    };
-    let secs = t0.elapsed().as_secs_f64();
-    let after = cpu_now(&c);
-    let n = lat_ns.len();
+    });
+    let n = fig.n;
     let wrong = wrong.load(Ordering::Relaxed);
-    let fig = Figures {
-        n,
-        secs,
-        lat_ns,
-        cpu: [
-            after[0] - before[0],
-            after[1] - before[1],
-            after[2] - before[2],
-        ],
-        capped: n < count,
-    };
     let unanswered = unanswered.load(Ordering::Relaxed);
     let mut note = String::new();
     if wrong > 0 {

@@ -11,9 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 pub const PAM_SUCCESS: c_int = 0;
+pub const PAM_BUF_ERR: c_int = 5;
 pub const PAM_PERM_DENIED: c_int = 6;
 pub const PAM_AUTH_ERR: c_int = 7;
 pub const PAM_CONV_ERR: c_int = 19;
+pub const PAM_PROMPT_ECHO_OFF: c_int = 1;
+pub const PAM_PROMPT_ECHO_ON: c_int = 2;
 
 /// The name of a Linux-PAM return code, for messages.
 pub fn code_name(code: c_int) -> &'static str {
@@ -76,16 +79,16 @@ pub struct pam_conv {
 
 #[link(name = "pam")]
 extern "C" {
-    fn pam_start_confdir(
+    pub fn pam_start_confdir(
         service_name: *const c_char,
         user: *const c_char,
         pam_conversation: *const pam_conv,
         confdir: *const c_char,
         pamh: *mut *mut pam_handle_t,
     ) -> c_int;
-    fn pam_authenticate(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
-    fn pam_acct_mgmt(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
-    fn pam_end(pamh: *mut pam_handle_t, pam_status: c_int) -> c_int;
+    pub fn pam_authenticate(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
+    pub fn pam_acct_mgmt(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
+    pub fn pam_end(pamh: *mut pam_handle_t, pam_status: c_int) -> c_int;
 }
 
 /// How many times any module called the conversation (neither stack should: the user name is
@@ -223,6 +226,19 @@ pub struct NssUser {
 /// `getpwnam_r` + `getgrouplist`. `Err` for a lookup error, `Ok(None)` for no such user.
 pub fn nss_user(name: &CStr) -> Result<Option<NssUser>, String> {
     let mut buf: Vec<c_char> = vec![0; 4096];
+    let Some(pwd) = getpwnam(name, &mut buf)? else {
+        return Ok(None);
+    };
+    let gids = group_list(name, pwd.pw_gid)?;
+    Ok(Some(NssUser {
+        uid: pwd.pw_uid,
+        gids,
+    }))
+}
+
+/// `getpwnam_r(name)`, growing `buf` (kept by the caller across calls) on ERANGE. The entry's
+/// strings point into `buf`. `Err` for a lookup error, `Ok(None)` for no such user.
+pub fn getpwnam(name: &CStr, buf: &mut Vec<c_char>) -> Result<Option<libc::passwd>, String> {
     loop {
         // SAFETY: an all-zero `struct passwd` is a valid value (null pointers, zero ids).
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
@@ -240,7 +256,8 @@ pub fn nss_user(name: &CStr) -> Result<Option<NssUser>, String> {
         };
         let rc = errno_if_minus_one(rc);
         if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 4, 0);
+            let longer = buf.len() * 4;
+            buf.resize(longer, 0);
             continue;
         }
         if rc != 0 {
@@ -250,14 +267,7 @@ pub fn nss_user(name: &CStr) -> Result<Option<NssUser>, String> {
                 std::io::Error::from_raw_os_error(rc)
             ));
         }
-        if result.is_null() {
-            return Ok(None);
-        }
-        let gids = group_list(name, pwd.pw_gid)?;
-        return Ok(Some(NssUser {
-            uid: pwd.pw_uid,
-            gids,
-        }));
+        return Ok((!result.is_null()).then_some(pwd));
     }
 }
 

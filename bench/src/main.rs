@@ -7,6 +7,8 @@
 //! Run it through `bench/run.sh`, which builds, makes the users (nss_wrapper), starts the daemon
 //! and writes the two PAM service files.
 
+// Shared with compare-bench, which uses other parts of it.
+#[allow(dead_code)]
 mod ffi;
 
 use std::ffi::{CStr, CString};
