@@ -958,11 +958,16 @@ impl Directory {
                 }
             }
         }
-        PasswordCheck::Unavailable(format!(
+        PasswordCheck::Unavailable(self.no_bind_answer(&errors))
+    }
+
+    /// Why a bind failed on every address (`errors`: one "address: why" each), for the log.
+    fn no_bind_answer(&self, errors: &[String]) -> String {
+        format!(
             "ldap {:?}: no server answered the bind ({})",
             self.name(),
             errors.join("; ")
-        ))
+        )
     }
 
     /// A fresh connection bound as `dn` with `password`: addresses in order until one answers.
@@ -996,11 +1001,7 @@ impl Directory {
                 }
             }
         }
-        Err(BindFailure::Unavailable(format!(
-            "ldap {:?}: no server answered the bind ({})",
-            self.name(),
-            errors.join("; ")
-        )))
+        Err(BindFailure::Unavailable(self.no_bind_answer(&errors)))
     }
 
     /// Single bind in this section: binds as [`single_bind_dn`] with `password`, then, on that

@@ -200,10 +200,7 @@ impl State {
         let epoch = self.memcache.epoch();
         let engine = self.engine();
         let response = engine.handle(peer, request);
-        if engine.take_accounts_changed() {
-            // This request found the accounts file changed: cached aliases may map elsewhere.
-            self.memcache.invalidate();
-        }
+        self.follow_accounts_file(&engine);
         match (request, &response) {
             (Request::Getpwnam { name }, Response::Passwd(Some(entry))) => {
                 self.memcache
@@ -241,6 +238,12 @@ impl State {
     pub fn check_accounts(&self) {
         let engine = self.engine();
         engine.refresh_accounts();
+        self.follow_accounts_file(&engine);
+    }
+
+    /// When `engine` found the accounts file changed, cached aliases may map elsewhere: the
+    /// shared-memory cache is emptied.
+    fn follow_accounts_file(&self, engine: &Engine) {
         if engine.take_accounts_changed() {
             self.memcache.invalidate();
         }
