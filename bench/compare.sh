@@ -5,10 +5,13 @@
 # sockets, and NSS is measured through the real /etc/nsswitch.conf.
 #
 # What it changes on the machine, and how it puts it back (bench/README.md, "make bench"):
-#   - BEFORE installing anything, every path in SNAP_PATHS is archived (or recorded as absent)
-#     and all regular files under them are checksummed; at the end (EXIT trap, so also on
-#     failure and Ctrl-C) each is removed and unpacked again from its archive, and the
-#     checksums are compared: a line "restore verified" or "RESTORE MISMATCH" is printed.
+#   - BEFORE installing anything, the files package scripts edit (EDITED_PATHS: pam-auth-update,
+#     libnss-sss/libnss-ldapd's nsswitch.conf edits) are archived (or recorded as absent); AFTER
+#     the install, the packages' own files the run changes (STATE_PATHS: nslcd.conf, sssd's
+#     cache, …), so that they are put back as installed, not removed from under the packages.
+#     All regular files under both are checksummed; at the end (EXIT trap, so also on failure
+#     and Ctrl-C) each path is removed and unpacked again from its archive, and the checksums
+#     are compared: a line "restore verified" or "RESTORE MISMATCH" is printed.
 #   - apt-get installs the packages that are missing (with a temporary policy-rc.d so that no
 #     service is started or enabled by the install).
 #   - /etc/nslcd.conf (nslcd has no option for another file) and /etc/nsswitch.conf (passwd line
@@ -41,10 +44,12 @@ PORT_BASE=${BENCH_PORT:-0}
 
 PACKAGES=(sssd-ldap libpam-sss libnss-sss nslcd libpam-ldapd libnss-ldapd slapd ldap-utils
     libldap-dev libnss-wrapper libpam-wrapper gnuplot-nox)
-# Every path the installs or the run may touch. Absent ones are recorded and removed again.
-SNAP_PATHS=(/etc/nsswitch.conf /etc/pam.d /var/lib/pam /etc/nslcd.conf /etc/sssd /etc/ldap
-    /etc/default/nslcd /etc/default/slapd /var/lib/sss /var/lib/ldap /run/nslcd /var/log/sssd
-    /usr/sbin/policy-rc.d)
+# Files the package installs edit, snapshot before them (absent ones are removed again) ...
+EDITED_PATHS=(/etc/nsswitch.conf /etc/pam.d /var/lib/pam /usr/sbin/policy-rc.d)
+# ... and the packages' own files the run changes, snapshot after the install.
+STATE_PATHS=(/etc/nslcd.conf /etc/sssd /etc/ldap /etc/default/nslcd /etc/default/slapd
+    /var/lib/sss /var/lib/ldap /run/nslcd /var/log/sssd)
+SNAP_PATHS=() # every path snapshot so far, restored by restore()
 
 log() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
 die() { echo "compare.sh: $*" >&2; exit 1; }
@@ -57,26 +62,33 @@ chmod 755 "$tmp"
 results=${BENCH_RESULTS:-$CARGO_TARGET_DIR/bench-results}
 snap=$tmp/snapshot
 mkdir -p "$snap"
+: >"$snap/md5-before"
 
 # ---------------------------------------------------------------- snapshot and restore
-i=0
-for p in "${SNAP_PATHS[@]}"; do
-    if [[ -e $p || -L $p ]]; then
-        tar -C / -cpf "$snap/$i.tar" "${p#/}"
-        echo present >"$snap/$i.state"
-    else
-        echo absent >"$snap/$i.state"
-    fi
-    i=$((i + 1))
-done
-sums() {
+sums() { # sums PATH...: md5sum of every file under them, one line each, sorted by name
     local p
-    for p in "${SNAP_PATHS[@]}"; do
+    for p in "$@"; do
         [[ -e $p ]] && find "$p" -xdev \( -type f -o -type l \) -print0 2>/dev/null
     done | sort -z | xargs -0 -r md5sum 2>/dev/null | grep -v '/run/nslcd/socket' || true
 }
-sums >"$snap/md5-before"
-log "snapshot of ${#SNAP_PATHS[@]} paths ($(wc -l <"$snap/md5-before") files) in $snap"
+snapshot() { # snapshot PATH...: archive each (or record it absent), checksum, add to SNAP_PATHS
+    local p i
+    for p in "$@"; do
+        i=${#SNAP_PATHS[@]}
+        if [[ -e $p || -L $p ]]; then
+            tar -C / -cpf "$snap/$i.tar" "${p#/}"
+            echo present >"$snap/$i.state"
+        else
+            echo absent >"$snap/$i.state"
+        fi
+        SNAP_PATHS+=("$p")
+    done
+    local list
+    list=$(sums "$@")
+    [[ -z $list ]] || printf '%s\n' "$list" >>"$snap/md5-before"
+    log "snapshot of $# paths ($(grep -c . <<<"$list" || true) files) in $snap"
+}
+snapshot "${EDITED_PATHS[@]}"
 
 PIDS=()          # every daemon this script started, stopped by PID in stop_all
 stop_pid() {
@@ -110,7 +122,8 @@ restore() {
         fi
         i=$((i + 1))
     done
-    sums >"$snap/md5-after"
+    sums "${SNAP_PATHS[@]}" | sort >"$snap/md5-after"
+    sort -o "$snap/md5-before" "$snap/md5-before"
     if cmp -s "$snap/md5-before" "$snap/md5-after"; then
         echo "restore verified: $(wc -l <"$snap/md5-after") files under ${SNAP_PATHS[*]} are byte-identical to the snapshot (md5sum)" >&2
         return 0
@@ -161,6 +174,7 @@ for name in sssd nslcd; do
         die "a $name is already running (pid $(pgrep -x "$name" | tr '\n' ' ')): stop it first, this script does not touch daemons it did not start"
     fi
 done
+snapshot "${STATE_PATHS[@]}"
 
 nss_wrapper=
 for f in /usr/lib/x86_64-linux-gnu/libnss_wrapper.so /usr/lib64/libnss_wrapper.so; do
