@@ -2,7 +2,7 @@
 //! text, never a panic; every key it accepted can be looked up, in any case.
 #![no_main]
 
-use accountmap::accounts_file::Accounts;
+use accountmap::identity::accounts_file::Accounts;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,7 +7,7 @@
 //! - an identity has a non-empty `sub` and a lower-cased, non-empty email.
 #![no_main]
 
-use accountmap::oidc::{
+use accountmap::backends::oidc::{
     check_claims, email_allowed, identity, parse_jwks, parse_jws, precheck_header,
     verify_id_token, Expected,
 };

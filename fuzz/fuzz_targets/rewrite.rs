@@ -3,7 +3,7 @@
 //! is refused at compile time (the regex crate's size limits), never hangs the daemon.
 #![no_main]
 
-use accountmap::rewrite::RewriteRule;
+use accountmap::identity::rewrite::RewriteRule;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,27 +1,23 @@
-//! accountmapd's decisions as plain functions and types, so that unit tests can call them
-//! without a socket, plus the server and admin-CLI plumbing around them.
+//! accountmapd: every sign-in decision of accountmap, as plain functions and types that unit
+//! tests call without a socket, and the server around them.
 //!
-//! The path of a request: [`server`] reads a frame and the peer's credentials, [`engine`] turns
-//! the request into a decision by running [`resolve`] (the mapping pipeline over
-//! [`accounts_file`] and [`rewrite`] rules) and [`policy`] against account data from [`system`]
-//! (cached by [`cache`]), and every decision is written by [`log`].
+//! Where a request goes:
+//! 1. [`server`] accepts a connection, reads one frame and the peer's credentials, and applies
+//!    what protects the daemon itself (connection slots, the brute-force brake, the NSS rate
+//!    limit, the shared-memory NSS cache it writes).
+//! 2. [`engine`] turns the request into a decision: PAM phases, NSS look-ups, device flow.
+//! 3. The engine asks [`identity`] who the name is (the mapping pipeline over the accounts file
+//!    and rewrite rules) and whether policy lets that account in.
+//! 4. Account data and credential checks come from [`backends`]: the system's NSS, LDAP,
+//!    OpenID Connect, proxy signatures — each an identity source or a credential verifier.
+//! 5. [`config`] reads, validates and locates errors in `accountmap.toml`; [`log`] writes the
+//!    lines administrators grep.
 
-pub mod accounts_file;
-pub mod brake;
-pub mod cache;
+pub mod backends;
 pub mod config;
 pub mod engine;
-pub mod ldap;
+pub mod identity;
 pub mod log;
-pub mod memcache;
-pub mod nss;
-pub mod oidc;
-pub mod policy;
-pub mod proxy;
-pub mod proxy_verify;
-pub mod resolve;
-pub mod rewrite;
 pub mod server;
-pub mod system;
 #[cfg(test)]
 mod test_support;

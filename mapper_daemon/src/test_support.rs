@@ -1,8 +1,8 @@
 //! Fixtures shared by the unit tests: made-up accounts, and an engine built the way the daemon
 //! builds one, from a config file written to a temporary directory.
 
+use crate::backends::system::{Account, StaticDirectory};
 use crate::engine::Engine;
-use crate::system::{Account, StaticDirectory};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 

@@ -416,7 +416,7 @@ fn an_email_alias_resolves_through_the_nss_module() {
 /// ever ran as a user a password bind left on a connection.
 #[test]
 fn password_binds_reuse_a_bounded_set_of_connections() {
-    use accountmap::ldap::{BIND_POOL_SIZE, POOL_SIZE};
+    use accountmap::backends::ldap::{BIND_POOL_SIZE, POOL_SIZE};
     let slapd = Slapd::start_opts("reuse", false, true);
     for transport in [Transport::Plain, Transport::StartTls, Transport::Ldaps] {
         let upstream = if transport == Transport::Ldaps {

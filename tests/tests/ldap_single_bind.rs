@@ -7,8 +7,8 @@
 //! `ldap.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use accountmap::backends::ldap::{LdapBackend, SingleBind};
 use accountmap::config::LdapConfig;
-use accountmap::ldap::{LdapBackend, SingleBind};
 use accountmap_tests::slapd::*;
 use accountmap_tests::*;
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! accountmapd: resolves identities and decides sign-ins for pam_accountmap.so and
 //! libnss_accountmap.so over a Unix socket. See accountmapd(8) and the README.
 
-use accountmap::{config, log, server, system};
+use accountmap::backends::system;
+use accountmap::{config, log, server};
 use clap::Parser;
 use std::io::IsTerminal;
 use std::path::PathBuf;

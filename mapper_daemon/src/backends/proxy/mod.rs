@@ -3,6 +3,8 @@
 //! file's content with its trailing newline removed, so that the value equals
 //! `printf '%s\n%s\n%s' USER DATE BODY | openssl dgst -sha256 -hmac "$KEY" -binary | base64`.
 
+pub mod verify;
+
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -3,12 +3,11 @@
 
 // The test-login command's modules live outside src/bin/ so that Cargo does not take them for
 // binaries of their own; only accountmapctl runs PAM, so only it links libpam.
-#[path = "../ctl/pam_app.rs"]
 mod pam_app;
-#[path = "../ctl/test_login.rs"]
 mod test_login;
 
-use accountmap::{config, proxy};
+use accountmap::backends::proxy;
+use accountmap::config;
 use accountmap_wire::{call, Decision, Request, Response, Verdict, DEFAULT_SOCKET, SOCKET_ENV};
 use clap::{Parser, Subcommand};
 use serde_json::json;

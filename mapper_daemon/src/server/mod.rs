@@ -21,11 +21,14 @@
 //! closed at once, which costs microseconds, so the listen queue drains. Root's connections
 //! take no slot and no lock: the fast path is unchanged.
 
+pub mod brake;
+pub mod memcache;
+
+use crate::backends::system::Directory;
 use crate::config::{self, Config};
 use crate::engine::{Engine, Peer};
 use crate::log;
-use crate::memcache::SharedCache;
-use crate::system::Directory;
+use crate::server::memcache::SharedCache;
 use accountmap_wire::{
     decode_request, encode_response, peer_credentials, DecodeError, FrameError, FrameReader,
     Request, Response,
@@ -172,7 +175,7 @@ pub struct State {
     directory: Arc<dyn Directory>,
     engine: RwLock<Arc<Engine>>,
     slots: PeerSlots,
-    /// The shared-memory passwd cache the NSS module reads ([`crate::memcache`]).
+    /// The shared-memory passwd cache the NSS module reads ([`crate::server::memcache`]).
     memcache: SharedCache,
 }
 

@@ -18,7 +18,7 @@
 //! unreachable for the steps that need its settings.
 
 use super::pam_app::{self, PAM_SUCCESS};
-use accountmap::system::{self, Account, Directory, SystemDirectory};
+use accountmap::backends::system::{self, Account, Directory, SystemDirectory};
 use accountmap_wire::{call, Credential, Request, Response, Verdict};
 use serde_json::json;
 use std::io::{IsTerminal, Read};

@@ -3,7 +3,7 @@
 //! all at once. When the directory fails, an expired answer is served rather than none, and the
 //! caller is told it is stale so that it can say so in the log.
 
-use crate::system::{Account, Directory, LookupError};
+use crate::backends::system::{Account, Directory, LookupError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,16 +1,18 @@
 //! From a request and the peer who sent it to a response: the one place where the pipeline
-//! ([`crate::resolve`]), the account data ([`crate::cache`]) and the policy ([`crate::policy`])
+//! ([`crate::identity::resolve`]), the account data ([`crate::backends::cache`]) and the policy ([`crate::identity::policy`])
 //! are put together. No I/O but the directory lookups, so tests call it directly.
 
-use crate::accounts_file::{AccountsFile, Reload};
-use crate::cache::{CachedDirectory, Freshness};
+pub mod nss;
+
+use crate::backends::cache::{CachedDirectory, Freshness};
+use crate::backends::ldap::{LdapBackend, LdapIdentity, PasswordCheck, SingleBind};
+use crate::backends::oidc::OidcBackend;
+use crate::backends::system::{self, Account, Directory};
 use crate::config::{Config, MinimumUid};
-use crate::ldap::{LdapBackend, LdapIdentity, PasswordCheck, SingleBind};
+use crate::identity::accounts_file::{AccountsFile, Reload};
+use crate::identity::policy::{self, AccessRules, Refusal};
+use crate::identity::resolve::{map_name_with, DirectoryAnswer, MapError, Mapped, MappingRules};
 use crate::log;
-use crate::oidc::OidcBackend;
-use crate::policy::{self, AccessRules, Refusal};
-use crate::resolve::{map_name_with, DirectoryAnswer, MapError, Mapped, MappingRules};
-use crate::system::{self, Account, Directory};
 use accountmap_wire::{
     Credential, Decision, PamRequest, Phase, Request, Response, Verdict, Verify,
 };
@@ -50,10 +52,10 @@ pub struct Engine {
     accounts_changed: AtomicBool,
 }
 
-/// The brute-force brake ([`crate::brake`]) on a credential decision: a failure is counted
+/// The brute-force brake ([`crate::server::brake`]) on a credential decision: a failure is counted
 /// and, past the free ones, answered later; a success clears its account's count.
 fn apply_brake(peer: &Peer, req: &PamRequest, mut decision: Decision) -> Decision {
-    let brake = crate::brake::brake();
+    let brake = crate::server::brake::brake();
     match decision.verdict {
         Verdict::Allowed => {
             brake.succeeded(&decision.account);
@@ -62,7 +64,7 @@ fn apply_brake(peer: &Peer, req: &PamRequest, mut decision: Decision) -> Decisio
         Verdict::AuthFailed => {
             let mut keys = brake_keys(peer, req, &req.user.to_lowercase());
             if !decision.account.is_empty() && decision.account != req.user.to_lowercase() {
-                keys.push(crate::brake::Key::Account(decision.account.clone()));
+                keys.push(crate::server::brake::Key::Account(decision.account.clone()));
             }
             let (delay, worst) = brake.failed(&keys, Instant::now());
             if let (false, Some((key, n))) = (delay.is_zero(), worst) {
@@ -71,7 +73,7 @@ fn apply_brake(peer: &Peer, req: &PamRequest, mut decision: Decision) -> Decisio
                      within {} min)",
                     decision.reason,
                     delay.as_millis(),
-                    crate::brake::WINDOW.as_secs() / 60
+                    crate::server::brake::WINDOW.as_secs() / 60
                 );
                 // On this connection's own thread, a bounded number at once (see brake.rs).
                 if !brake.sleep(delay) {
@@ -87,15 +89,15 @@ fn apply_brake(peer: &Peer, req: &PamRequest, mut decision: Decision) -> Decisio
 
 /// What a failure counts against: the name as typed (lower-cased), and the remote host of a
 /// root service or the uid of a non-root caller.
-fn brake_keys(peer: &Peer, req: &PamRequest, typed: &str) -> Vec<crate::brake::Key> {
-    let mut keys = vec![crate::brake::Key::Account(typed.to_string())];
+fn brake_keys(peer: &Peer, req: &PamRequest, typed: &str) -> Vec<crate::server::brake::Key> {
+    let mut keys = vec![crate::server::brake::Key::Account(typed.to_string())];
     if peer.is_root() {
         // PAM_RHOST comes from the service (sshd); only a root one is believed.
         if !req.rhost.is_empty() {
-            keys.push(crate::brake::Key::RemoteHost(req.rhost.clone()));
+            keys.push(crate::server::brake::Key::RemoteHost(req.rhost.clone()));
         }
     } else {
-        keys.push(crate::brake::Key::PeerUid(peer.uid));
+        keys.push(crate::server::brake::Key::PeerUid(peer.uid));
     }
     keys
 }
@@ -151,7 +153,7 @@ impl Engine {
         self.minimum_uid
     }
 
-    /// The cached account data (shared with [`crate::nss`]).
+    /// The cached account data (shared with [`crate::engine::nss`]).
     pub(crate) fn directory(&self) -> &CachedDirectory {
         &self.directory
     }
@@ -273,10 +275,10 @@ impl Engine {
             return Response::Decision(d);
         };
         let decision = match oidc.device_poll(session, user, peer.uid) {
-            Ok(crate::oidc::DevicePoll::Pending(interval)) => {
+            Ok(crate::backends::oidc::DevicePoll::Pending(interval)) => {
                 return Response::DevicePending { interval }
             }
-            Ok(crate::oidc::DevicePoll::IdToken(token)) => {
+            Ok(crate::backends::oidc::DevicePoll::IdToken(token)) => {
                 let token = Credential::new(token.into_bytes());
                 let mut d = self.decide(peer, user, Some(Verify::Oidc), Some(&token));
                 if d.verdict == Verdict::Allowed {
@@ -295,7 +297,7 @@ impl Engine {
             && matches!(req.verify, Verify::Ldap | Verify::Oidc | Verify::Proxy)
         {
             let keys = brake_keys(peer, req, &req.user.to_lowercase());
-            if let Some((key, left)) = crate::brake::brake().held(&keys, Instant::now()) {
+            if let Some((key, left)) = crate::server::brake::brake().held(&keys, Instant::now()) {
                 // A guess arriving while an earlier one of the same key is being braked:
                 // refused unchecked, so that parallel guessing learns nothing.
                 return refusal(
@@ -336,7 +338,7 @@ impl Engine {
             }
         }
         if req.phase == Phase::Auth && req.verify == Verify::Proxy {
-            // Identity and policy first, then the proxy signature (crate::proxy_verify).
+            // Identity and policy first, then the proxy signature (crate::backends::proxy::verify).
             let decision = self.decide(peer, &req.user, None, None);
             return self.verify_proxy(req, decision);
         }
@@ -555,7 +557,7 @@ impl Engine {
         }
     }
 
-    /// `verify=oidc`: the token is verified ([`crate::oidc`]), then its email goes through the
+    /// `verify=oidc`: the token is verified ([`crate::backends::oidc`]), then its email goes through the
     /// pipeline like any name and must land on `account`, the account PAM_USER resolved to: a
     /// token only ever signs in the account it maps to.
     fn verify_oidc(
@@ -595,7 +597,7 @@ impl Engine {
 
     /// The accounts file's mapping in force, re-read if the file changed (and the change
     /// logged and noted for [`Engine::take_accounts_changed`]).
-    fn accounts_in_force(&self) -> Arc<crate::accounts_file::Accounts> {
+    fn accounts_in_force(&self) -> Arc<crate::identity::accounts_file::Accounts> {
         let Some(file) = &self.accounts else {
             return Default::default();
         };
@@ -634,7 +636,7 @@ impl Engine {
         self.accounts_changed.swap(false, Ordering::AcqRel)
     }
 
-    /// Steps 1–6 of the pipeline with the accounts file in force (shared with [`crate::nss`]).
+    /// Steps 1–6 of the pipeline with the accounts file in force (shared with [`crate::engine::nss`]).
     pub(crate) fn map(&self, name: &str) -> Result<Mapped, MapError> {
         self.map_with_ldap(name).map(|(mapped, _)| mapped)
     }
@@ -793,10 +795,10 @@ fn merge_groups(groups: &mut Vec<String>, more: &[String]) {
     }
 }
 
-fn oidc_verdict(r: &crate::oidc::Refusal) -> Verdict {
+fn oidc_verdict(r: &crate::backends::oidc::Refusal) -> Verdict {
     match r {
-        crate::oidc::Refusal::Unavailable(_) => Verdict::Unavailable,
-        crate::oidc::Refusal::NotAllowed(_) => Verdict::PolicyDenied,
+        crate::backends::oidc::Refusal::Unavailable(_) => Verdict::Unavailable,
+        crate::backends::oidc::Refusal::NotAllowed(_) => Verdict::PolicyDenied,
         _ => Verdict::AuthFailed,
     }
 }
@@ -813,172 +815,4 @@ fn refusal(verdict: Verdict, reason: String) -> Decision {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::system::{LookupError, StaticDirectory};
-    use crate::test_support::{self, account, EXAMPLE_CONFIG};
-    use accountmap_wire::Credential;
-    use rstest::rstest;
-
-    /// An engine over made-up users, with the config of the README's example.
-    fn engine() -> (Engine, tempfile::TempDir) {
-        let directory = StaticDirectory::new(vec![
-            account("root", 0, 0, &["root"]),
-            account("alice", 1001, 1001, &["alice", "rstudio-users"]),
-            account("bob", 1002, 1002, &["bob"]),
-            account("jdoe", 1003, 1003, &["rstudio-users"]),
-            account("jsmith", 1004, 1004, &["jsmith", "rstudio-users"]),
-            account("rsuser24", 1005, 1005, &["rsuser24", "rstudio-users"]),
-            account("sys", 500, 500, &["rstudio-users"]),
-            account("mallory", 1006, 1006, &["rstudio-users"]),
-        ])
-        .with_failure("broken", LookupError::Failed("directory timed out".into()));
-        let accounts = b"John.Doe@Company.com = jdoe\nboss@company.com = root\n";
-        test_support::engine(&[("accounts", accounts, 0o644)], EXAMPLE_CONFIG, directory)
-    }
-
-    const ROOT: Peer = Peer {
-        pid: 1,
-        uid: 0,
-        gid: 0,
-    };
-
-    fn decide(e: &Engine, peer: &Peer, name: &str) -> Decision {
-        match e.handle(
-            peer,
-            &Request::Resolve {
-                service: "test".into(),
-                name: name.into(),
-            },
-        ) {
-            Response::Decision(d) => d,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[rstest]
-    #[case::local_member("alice", Verdict::Allowed, "alice", "identity")]
-    #[case::primary_group_only("jdoe", Verdict::Allowed, "jdoe", "identity")]
-    #[case::not_in_group("bob", Verdict::PolicyDenied, "bob", "identity")]
-    #[case::below_minimum("sys", Verdict::PolicyDenied, "sys", "identity")]
-    #[case::root("root", Verdict::PolicyDenied, "root", "identity")]
-    #[case::denied("mallory", Verdict::PolicyDenied, "mallory", "identity")]
-    #[case::accounts_file("John.Doe@COMPANY.com", Verdict::Allowed, "jdoe", "accounts-file:1")]
-    #[case::alias_to_root("boss@company.com", Verdict::UserUnknown, "root", "accounts-file:2")]
-    #[case::rewrite_proxy_header(
-        "UID-jsmith",
-        Verdict::Allowed,
-        "jsmith",
-        "rewrite rule 1 '^UID-([a-z]+)$ $1'"
-    )]
-    #[case::rewrite_email(
-        "Alice@Company.com",
-        Verdict::Allowed,
-        "alice",
-        "rewrite rule 2 '^([a-z0-9._-]+)@company\\.com$ $1'"
-    )]
-    #[case::display_name("rsuser24/J Smith", Verdict::Allowed, "rsuser24", "identity")]
-    #[case::unknown("nobody", Verdict::UserUnknown, "", "identity")]
-    #[case::unmapped_email("eve@elsewhere.org", Verdict::UserUnknown, "", "")]
-    #[case::control_char("ali\nce", Verdict::BadInput, "", "")]
-    #[case::backend_down("broken", Verdict::Unavailable, "", "identity")]
-    fn root_peer_decisions(
-        #[case] name: &str,
-        #[case] verdict: Verdict,
-        #[case] account: &str,
-        #[case] rule: &str,
-    ) {
-        let (e, _dir) = engine();
-        let d = decide(&e, &ROOT, name);
-        assert_eq!(
-            (d.verdict, d.account.as_str(), d.rule.as_str()),
-            (verdict, account, rule),
-            "{d:?}"
-        );
-        assert!(!d.reason.is_empty());
-    }
-
-    #[test]
-    fn an_unprivileged_peer_may_ask_only_about_itself() {
-        let (e, _dir) = engine();
-        let alice = Peer {
-            pid: 7,
-            uid: 1001,
-            gid: 1001,
-        };
-        assert_eq!(decide(&e, &alice, "alice").verdict, Verdict::Allowed);
-        let d = decide(&e, &alice, "jdoe");
-        assert_eq!(d.verdict, Verdict::PolicyDenied);
-        assert_eq!(
-            (d.uid, d.groups.len()),
-            (None, 0),
-            "nothing about jdoe leaks: {d:?}"
-        );
-        assert!(d.reason.contains("peer uid 1001"), "{}", d.reason);
-    }
-
-    fn pam(phase: Phase, verify: Verify, credential: Option<&[u8]>) -> Request {
-        Request::Pam(PamRequest {
-            service: "rstudio".into(),
-            phase,
-            user: "alice".into(),
-            rhost: String::new(),
-            verify,
-            credential: credential.map(|c| Credential::new(c.to_vec())),
-        })
-    }
-
-    #[rstest]
-    #[case::no_verification(Phase::Auth, Verify::None, None, Verdict::Allowed)]
-    #[case::account_ignores_verify(Phase::Account, Verify::Ldap, None, Verdict::Allowed)]
-    #[case::missing_credential(Phase::Auth, Verify::Ldap, None, Verdict::BadInput)]
-    #[case::empty_password(Phase::Auth, Verify::Ldap, Some(b"".as_slice()), Verdict::BadInput)]
-    #[case::nul_in_password(Phase::Auth, Verify::Oidc, Some(b"a\0b".as_slice()), Verdict::BadInput)]
-    #[case::ldap_not_configured(Phase::Auth, Verify::Ldap, Some(b"pw".as_slice()), Verdict::Unavailable)]
-    #[case::oidc_not_configured(Phase::Auth, Verify::Oidc, Some(b"eyJ.x.y".as_slice()), Verdict::Unavailable)]
-    fn pam_credentials(
-        #[case] phase: Phase,
-        #[case] verify: Verify,
-        #[case] credential: Option<&[u8]>,
-        #[case] want: Verdict,
-    ) {
-        let (e, _dir) = engine();
-        match e.handle(&ROOT, &pam(phase, verify, credential)) {
-            Response::Decision(d) => assert_eq!(d.verdict, want, "{d:?}"),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn only_root_flushes_the_cache() {
-        let (e, _dir) = engine();
-        decide(&e, &ROOT, "alice");
-        let alice = Peer {
-            pid: 7,
-            uid: 1001,
-            gid: 1001,
-        };
-        assert!(matches!(
-            e.handle(&alice, &Request::CacheFlush),
-            Response::Error(_)
-        ));
-        assert_eq!(e.handle(&ROOT, &Request::CacheFlush), Response::Flushed(1));
-    }
-
-    #[test]
-    fn status_names_the_policy() {
-        let (e, _dir) = engine();
-        let Response::Status(pairs) = e.handle(&ROOT, &Request::Status) else {
-            panic!("no status")
-        };
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
-        assert_eq!(get("minimum uid").as_deref(), Some("1000"));
-        assert_eq!(get("required groups").as_deref(), Some("rstudio-users"));
-        assert!(get("accounts file").is_some_and(|v| v.ends_with("(2 entries)")));
-    }
-}
+mod tests;
