@@ -1,8 +1,7 @@
 fn main() {
-    // A Rust cdylib does not pull in libpam by itself: without an explicit DT_NEEDED some hosts
-    // (those that dlopen the module without RTLD_GLOBAL libpam symbols in scope, pam_wrapper)
-    // fail with "undefined symbol: pam_get_item".
-    println!("cargo:rustc-link-lib=pam");
+    // libpam itself is linked by the `pam_ffi` crate's `#[link(name = "pam")]`, which gives the
+    // module its DT_NEEDED on libpam.so.0 (hosts that dlopen it without libpam's symbols in
+    // scope, pam_wrapper, need it; tests/exports.rs checks it).
     // Keep the module mapped after pam_end's dlclose. Rust std registers thread-local
     // destructors (and may leave other per-thread state pointing into this object) that run
     // when the host's thread exits, which can be long after pam_end: if the code had been

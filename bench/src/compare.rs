@@ -14,10 +14,13 @@
 mod ffi;
 mod report;
 
+use pam_ffi::{
+    alloc_responses, code_name, pam_conv, pam_message, pam_response, read_messages, AppHandle,
+    PAM_CONV_ERR, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_SUCCESS,
+};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::ptr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -56,73 +59,54 @@ static PROMPTS: AtomicU64 = AtomicU64::new(0);
 /// string that outlives the transaction); informational messages get no answer.
 extern "C" fn password_conversation(
     num_msg: c_int,
-    msg: *mut *const ffi::pam_message,
-    resp: *mut *mut ffi::pam_response,
+    msg: *mut *const pam_message,
+    resp: *mut *mut pam_response,
     appdata_ptr: *mut c_void,
 ) -> c_int {
     PROMPTS.fetch_add(1, Ordering::Relaxed);
-    let n = usize::try_from(num_msg).unwrap_or(0);
-    if n == 0 || msg.is_null() || resp.is_null() || appdata_ptr.is_null() {
-        return ffi::PAM_CONV_ERR;
+    if resp.is_null() || appdata_ptr.is_null() {
+        return PAM_CONV_ERR;
     }
-    // SAFETY: libpam frees the array and each resp with free(), so both come from calloc/strdup.
-    let out = unsafe { libc::calloc(n, std::mem::size_of::<ffi::pam_response>()) }
-        .cast::<ffi::pam_response>();
-    if out.is_null() {
-        return ffi::PAM_BUF_ERR;
-    }
-    for i in 0..n {
-        // SAFETY: Linux-PAM passes an array of `num_msg` pointers to messages.
-        let m = unsafe { *msg.add(i) };
-        if m.is_null() {
-            continue;
+    // SAFETY: Linux-PAM passes `num_msg` valid messages (NULL or out-of-range counts: `None`).
+    let Some(messages) = (unsafe { read_messages(num_msg, msg) }) else {
+        return PAM_CONV_ERR;
+    };
+    // SAFETY: `appdata_ptr` is the NUL-terminated password given to pam_start, alive until
+    // pam_end.
+    let password = unsafe { CStr::from_ptr(appdata_ptr.cast::<c_char>()) }.to_bytes();
+    let answers: Vec<Option<&[u8]>> = messages
+        .iter()
+        .map(|m| match m {
+            Some((PAM_PROMPT_ECHO_OFF | PAM_PROMPT_ECHO_ON, _)) => Some(password),
+            _ => None,
+        })
+        .collect();
+    match alloc_responses(&answers) {
+        Ok(array) => {
+            // SAFETY: `resp` is a valid out-pointer (checked non-null); libpam frees `array`.
+            unsafe { *resp = array };
+            PAM_SUCCESS
         }
-        // SAFETY: `m` is a valid message for the duration of the call.
-        let style = unsafe { (*m).msg_style };
-        if style == ffi::PAM_PROMPT_ECHO_OFF || style == ffi::PAM_PROMPT_ECHO_ON {
-            // SAFETY: `appdata_ptr` is the NUL-terminated password given to pam_start; `out`
-            // has room for `n` responses.
-            unsafe { (*out.add(i)).resp = libc::strdup(appdata_ptr.cast::<c_char>()) };
-        }
+        Err(code) => code,
     }
-    // SAFETY: `resp` is a valid out-pointer (checked non-null).
-    unsafe { *resp = out };
-    ffi::PAM_SUCCESS
 }
 
 /// One sign-in: the two return codes (auth, account; -1 when not called) and its wall time.
 fn sign_in(service: &CStr, user: &CStr, password: &CStr, confdir: &CStr) -> ([c_int; 3], u64) {
-    let conv = ffi::pam_conv {
+    let conv = pam_conv {
         conv: Some(password_conversation),
         appdata_ptr: password.as_ptr().cast_mut().cast::<c_void>(),
     };
-    let mut pamh: *mut ffi::pam_handle_t = ptr::null_mut();
     let t0 = Instant::now();
-    // SAFETY: NUL-terminated strings that outlive the call; `conv` and the password it points
-    // to live until pam_end below; `pamh` is a valid out-pointer.
-    let start = unsafe {
-        ffi::pam_start_confdir(
-            service.as_ptr(),
-            user.as_ptr(),
-            &conv,
-            confdir.as_ptr(),
-            &mut pamh,
-        )
+    // SAFETY: the password `conv` points to outlives the handle, ended below.
+    let mut pamh = match unsafe { AppHandle::start_confdir(service, user, &conv, confdir) } {
+        Ok(pamh) => pamh,
+        Err(start) => return ([start, -1, -1], elapsed_ns(t0)),
     };
-    if start != ffi::PAM_SUCCESS || pamh.is_null() {
-        if !pamh.is_null() {
-            // SAFETY: a handle pam_start returned, ended once.
-            unsafe { ffi::pam_end(pamh, start) };
-        }
-        return ([start, -1, -1], elapsed_ns(t0));
-    }
-    // SAFETY: a live handle used by this thread only.
-    let auth = unsafe { ffi::pam_authenticate(pamh, 0) };
-    // SAFETY: as above.
-    let acct = unsafe { ffi::pam_acct_mgmt(pamh, 0) };
-    // SAFETY: the single pam_end of this handle.
-    unsafe { ffi::pam_end(pamh, acct) };
-    ([start, auth, acct], elapsed_ns(t0))
+    let auth = pamh.authenticate(0);
+    let acct = pamh.acct_mgmt(0);
+    pamh.end(acct);
+    ([PAM_SUCCESS, auth, acct], elapsed_ns(t0))
 }
 
 fn elapsed_ns(t0: Instant) -> u64 {
@@ -131,41 +115,22 @@ fn elapsed_ns(t0: Instant) -> u64 {
 
 /// A PAM handle kept open for the whole run: libpam keeps the service's modules loaded, so the
 /// measured transactions pay no dlopen/dlclose, and pam_sss never sees its last handle close
-/// on a thread that then exits.
-struct Held(*mut ffi::pam_handle_t, Box<ffi::pam_conv>);
+/// on a thread that then exits. Ended (with PAM_SUCCESS) when dropped, on the main thread.
+struct Held {
+    _pamh: AppHandle,
+}
 
 impl Held {
     fn open(service: &CStr, confdir: &CStr) -> Result<Held, String> {
-        let conv = Box::new(ffi::pam_conv {
+        let conv = pam_conv {
             conv: Some(password_conversation),
             appdata_ptr: c"-".as_ptr().cast_mut().cast::<c_void>(),
-        });
-        let mut pamh: *mut ffi::pam_handle_t = ptr::null_mut();
-        // SAFETY: as in sign_in; the conversation is boxed and lives as long as the handle.
-        let rc = unsafe {
-            ffi::pam_start_confdir(
-                service.as_ptr(),
-                c"compare-bench-holder".as_ptr(),
-                &*conv,
-                confdir.as_ptr(),
-                &mut pamh,
-            )
         };
-        if rc != ffi::PAM_SUCCESS || pamh.is_null() {
-            return Err(format!(
-                "pam_start_confdir (held handle): {}",
-                ffi::code_name(rc)
-            ));
-        }
-        Ok(Held(pamh, conv))
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        // SAFETY: the handle from `open`, ended once, on the main thread.
-        unsafe { ffi::pam_end(self.0, ffi::PAM_SUCCESS) };
-        let _ = &self.1;
+        // SAFETY: the conversation's password is a static string.
+        let pamh =
+            unsafe { AppHandle::start_confdir(service, c"compare-bench-holder", &conv, confdir) }
+                .map_err(|rc| format!("pam_start_confdir (held handle): {}", code_name(rc)))?;
+        Ok(Held { _pamh: pamh })
     }
 }
 
@@ -450,26 +415,23 @@ fn run_pam(args: &[String]) -> Result<bool, String> {
     let first_error = std::sync::Mutex::new(String::new());
     let is_error = |c: c_int| matches!(c, 1..=5 | 9 | 19 | 24..=26) || c > 26;
     let check = |u: &PamUser, codes: [c_int; 3]| {
-        let allowed = codes == [ffi::PAM_SUCCESS; 3];
-        let failing = codes
-            .iter()
-            .copied()
-            .find(|&c| c != ffi::PAM_SUCCESS && c >= 0);
+        let allowed = codes == [PAM_SUCCESS; 3];
+        let failing = codes.iter().copied().find(|&c| c != PAM_SUCCESS && c >= 0);
         let describe = || {
             format!(
                 "{} (expected {}): start {} auth {} account {}",
                 u.name.to_string_lossy(),
                 if u.allow { "allowed" } else { "refused" },
-                ffi::code_name(codes[0]),
+                code_name(codes[0]),
                 if codes[1] < 0 {
                     "-"
                 } else {
-                    ffi::code_name(codes[1])
+                    code_name(codes[1])
                 },
                 if codes[2] < 0 {
                     "-"
                 } else {
-                    ffi::code_name(codes[2])
+                    code_name(codes[2])
                 },
             )
         };
@@ -482,7 +444,7 @@ fn run_pam(args: &[String]) -> Result<bool, String> {
             }
             if let Ok(mut f) = first_error.lock() {
                 if f.is_empty() {
-                    *f = failing.map(ffi::code_name).unwrap_or("?").to_string();
+                    *f = failing.map(code_name).unwrap_or("?").to_string();
                 }
             }
         } else if wrong.fetch_add(1, Ordering::Relaxed) < 5 {

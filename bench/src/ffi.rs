@@ -1,95 +1,11 @@
-//! The little of libpam (the application side) and of libc's NSS calls that the driver needs,
-//! declared by hand. Numbers and layouts are those of `/usr/include/security/_pam_types.h` and
-//! `pam_appl.h` (Linux-PAM 1.5).
+//! The driver's PAM transaction (over the workspace's `pam_ffi` crate, which declares libpam)
+//! and the little of libc it needs besides: NSS look-ups, CPU clocks, dlopen.
 
-#![allow(non_camel_case_types)]
-
+use pam_ffi::{pam_conv, pam_message, pam_response, AppHandle, PAM_CONV_ERR, PAM_SUCCESS};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::marker::{PhantomData, PhantomPinned};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-
-pub const PAM_SUCCESS: c_int = 0;
-pub const PAM_BUF_ERR: c_int = 5;
-pub const PAM_PERM_DENIED: c_int = 6;
-pub const PAM_AUTH_ERR: c_int = 7;
-pub const PAM_CONV_ERR: c_int = 19;
-pub const PAM_PROMPT_ECHO_OFF: c_int = 1;
-pub const PAM_PROMPT_ECHO_ON: c_int = 2;
-
-/// The name of a Linux-PAM return code, for messages.
-pub fn code_name(code: c_int) -> &'static str {
-    match code {
-        0 => "PAM_SUCCESS",
-        1 => "PAM_OPEN_ERR",
-        2 => "PAM_SYMBOL_ERR",
-        3 => "PAM_SERVICE_ERR",
-        4 => "PAM_SYSTEM_ERR",
-        5 => "PAM_BUF_ERR",
-        6 => "PAM_PERM_DENIED",
-        7 => "PAM_AUTH_ERR",
-        8 => "PAM_CRED_INSUFFICIENT",
-        9 => "PAM_AUTHINFO_UNAVAIL",
-        10 => "PAM_USER_UNKNOWN",
-        11 => "PAM_MAXTRIES",
-        12 => "PAM_NEW_AUTHTOK_REQD",
-        13 => "PAM_ACCT_EXPIRED",
-        19 => "PAM_CONV_ERR",
-        25 => "PAM_IGNORE",
-        26 => "PAM_ABORT",
-        _ => "PAM_(other)",
-    }
-}
-
-/// The opaque `pam_handle_t`.
-#[repr(C)]
-pub struct pam_handle_t {
-    _data: [u8; 0],
-    _marker: PhantomData<(*mut u8, PhantomPinned)>,
-}
-
-/// `struct pam_message`.
-#[repr(C)]
-pub struct pam_message {
-    pub msg_style: c_int,
-    pub msg: *const c_char,
-}
-
-/// `struct pam_response`.
-#[repr(C)]
-pub struct pam_response {
-    pub resp: *mut c_char,
-    pub resp_retcode: c_int,
-}
-
-pub type ConvFn = unsafe extern "C" fn(
-    num_msg: c_int,
-    msg: *mut *const pam_message,
-    resp: *mut *mut pam_response,
-    appdata_ptr: *mut c_void,
-) -> c_int;
-
-/// `struct pam_conv`.
-#[repr(C)]
-pub struct pam_conv {
-    pub conv: Option<ConvFn>,
-    pub appdata_ptr: *mut c_void,
-}
-
-#[link(name = "pam")]
-extern "C" {
-    pub fn pam_start_confdir(
-        service_name: *const c_char,
-        user: *const c_char,
-        pam_conversation: *const pam_conv,
-        confdir: *const c_char,
-        pamh: *mut *mut pam_handle_t,
-    ) -> c_int;
-    pub fn pam_authenticate(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
-    pub fn pam_acct_mgmt(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
-    pub fn pam_end(pamh: *mut pam_handle_t, pam_status: c_int) -> c_int;
-}
 
 /// How many times any module called the conversation (neither stack should: the user name is
 /// given to pam_start and neither module asks for a password).
@@ -114,7 +30,8 @@ extern "C" fn no_answer_conversation(
 /// The return codes of one transaction and the time spent in each of its four calls.
 pub struct Transaction {
     /// pam_start_confdir, pam_authenticate, pam_acct_mgmt (the last two are -1 when pam_start
-    /// failed and they were not called).
+    /// failed and they were not called; pam_start's is PAM_SYSTEM_ERR when it claimed success
+    /// without a handle).
     pub codes: [c_int; 3],
     /// Nanoseconds in pam_start_confdir, pam_authenticate, pam_acct_mgmt, pam_end.
     pub phase_ns: [u64; 4],
@@ -132,39 +49,25 @@ pub fn transaction(service: &CStr, user: &CStr, confdir: &CStr) -> Transaction {
         conv: Some(no_answer_conversation),
         appdata_ptr: ptr::null_mut(),
     };
-    let mut pamh: *mut pam_handle_t = ptr::null_mut();
     let t0 = Instant::now();
-    // SAFETY: the three strings are NUL-terminated and outlive the call, `conv` lives on this
-    // stack frame for the whole transaction (libpam copies it anyway), and `pamh` is a valid
-    // out-pointer.
-    let start = unsafe {
-        pam_start_confdir(
-            service.as_ptr(),
-            user.as_ptr(),
-            &conv,
-            confdir.as_ptr(),
-            &mut pamh,
-        )
-    };
+    // SAFETY: the conversation keeps no data (`appdata_ptr` is NULL).
+    let started = unsafe { AppHandle::start_confdir(service, user, &conv, confdir) };
     let t1 = Instant::now();
-    if start != PAM_SUCCESS || pamh.is_null() {
-        if !pamh.is_null() {
-            // SAFETY: `pamh` is a handle pam_start_confdir returned; it is ended exactly once.
-            unsafe { pam_end(pamh, start) };
+    let mut pamh = match started {
+        Ok(pamh) => pamh,
+        Err(start) => {
+            return Transaction {
+                codes: [start, -1, -1],
+                phase_ns: [ns(t0, t1), 0, 0, 0],
+            }
         }
-        return Transaction {
-            codes: [if start == PAM_SUCCESS { -1 } else { start }, -1, -1],
-            phase_ns: [ns(t0, t1), 0, 0, 0],
-        };
-    }
-    // SAFETY: `pamh` is a live handle from pam_start_confdir, used by this thread only.
-    let auth = unsafe { pam_authenticate(pamh, 0) };
+    };
+    let start = PAM_SUCCESS;
+    let auth = pamh.authenticate(0);
     let t2 = Instant::now();
-    // SAFETY: as above; the handle has not been ended.
-    let acct = unsafe { pam_acct_mgmt(pamh, 0) };
+    let acct = pamh.acct_mgmt(0);
     let t3 = Instant::now();
-    // SAFETY: as above; this is the single pam_end for the handle, which is not used after it.
-    unsafe { pam_end(pamh, acct) };
+    pamh.end(acct);
     let t4 = Instant::now();
     Transaction {
         codes: [start, auth, acct],

@@ -75,9 +75,9 @@ impl Kind {
     /// policy refusal as PAM_AUTH_ERR (auth) and PAM_PERM_DENIED (account).
     fn expected(self, expect: Expect) -> [i32; 2] {
         match (self, expect) {
-            (_, Expect::Allow) => [ffi::PAM_SUCCESS, ffi::PAM_SUCCESS],
-            (Kind::SucceedIf, _) => [ffi::PAM_AUTH_ERR, ffi::PAM_AUTH_ERR],
-            (Kind::Accountmap, _) => [ffi::PAM_AUTH_ERR, ffi::PAM_PERM_DENIED],
+            (_, Expect::Allow) => [pam_ffi::PAM_SUCCESS, pam_ffi::PAM_SUCCESS],
+            (Kind::SucceedIf, _) => [pam_ffi::PAM_AUTH_ERR, pam_ffi::PAM_AUTH_ERR],
+            (Kind::Accountmap, _) => [pam_ffi::PAM_AUTH_ERR, pam_ffi::PAM_PERM_DENIED],
         }
     }
 }
@@ -317,10 +317,10 @@ fn client(
         }
         let [start, auth, acct] = tx.codes;
         let want = kind.expected(u.expect);
-        let problem = if start != ffi::PAM_SUCCESS {
+        let problem = if start != pam_ffi::PAM_SUCCESS {
             t.start_failed += 1;
             Some("pam_start_confdir failed")
-        } else if (auth == ffi::PAM_SUCCESS && acct == ffi::PAM_SUCCESS)
+        } else if (auth == pam_ffi::PAM_SUCCESS && acct == pam_ffi::PAM_SUCCESS)
             != (u.expect == Expect::Allow)
         {
             t.wrong_decision += 1;
@@ -337,11 +337,11 @@ fn client(
                 kind.label(),
                 u.name.to_string_lossy(),
                 u.expect,
-                ffi::code_name(start),
-                ffi::code_name(auth),
-                ffi::code_name(acct),
-                ffi::code_name(want[0]),
-                ffi::code_name(want[1]),
+                pam_ffi::code_name(start),
+                pam_ffi::code_name(auth),
+                pam_ffi::code_name(acct),
+                pam_ffi::code_name(want[0]),
+                pam_ffi::code_name(want[1]),
             ));
         }
     }

@@ -2,14 +2,14 @@
 //! tests without libpam or a socket. `handle.rs` implements [`PamHandle`] over a real
 //! `pam_handle_t`; `lib.rs` wires the two into the exported hooks.
 
-use crate::ffi::{
-    Code, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_BUF_ERR, PAM_CONV_ERR, PAM_PERM_DENIED,
-    PAM_SERVICE_ERR, PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_USER_UNKNOWN,
-};
 use crate::options::{self, Options, Pass};
 use accountmap_wire::{
     ClientError, Credential, Decision, PamRequest, Phase, Request, Response, Verdict, Verify,
     DEFAULT_SOCKET, MAX_CREDENTIAL_LEN, MAX_NAME_LEN,
+};
+use pam_ffi::{
+    code_name, Code, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_PERM_DENIED, PAM_SERVICE_ERR,
+    PAM_SUCCESS, PAM_USER_UNKNOWN,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -138,22 +138,6 @@ fn unusable_input(phase: Phase) -> Code {
     match phase {
         Phase::Auth => PAM_AUTH_ERR,
         Phase::Account => PAM_USER_UNKNOWN,
-    }
-}
-
-/// A readable name for the codes this module returns or receives, for the log.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        PAM_SUCCESS => "PAM_SUCCESS",
-        PAM_SERVICE_ERR => "PAM_SERVICE_ERR",
-        PAM_SYSTEM_ERR => "PAM_SYSTEM_ERR",
-        PAM_BUF_ERR => "PAM_BUF_ERR",
-        PAM_PERM_DENIED => "PAM_PERM_DENIED",
-        PAM_AUTH_ERR => "PAM_AUTH_ERR",
-        PAM_AUTHINFO_UNAVAIL => "PAM_AUTHINFO_UNAVAIL",
-        PAM_USER_UNKNOWN => "PAM_USER_UNKNOWN",
-        PAM_CONV_ERR => "PAM_CONV_ERR",
-        _ => "another PAM error",
     }
 }
 

@@ -1,12 +1,12 @@
 //! [`PamHandle`] over a real `pam_handle_t`: the only place that talks to libpam.
 
 use crate::core::{CachedDecision, Item, Level, PamHandle};
-use crate::ffi::{
-    self, pam_conv, pam_handle_t, pam_message, pam_response, Code, PAM_AUTHTOK, PAM_BUF_ERR,
+use accountmap_wire::Credential;
+use pam_ffi::{
+    self as ffi, pam_conv, pam_handle_t, pam_message, pam_response, Code, PAM_AUTHTOK, PAM_BUF_ERR,
     PAM_CONV, PAM_CONV_ERR, PAM_PROMPT_ECHO_OFF, PAM_RHOST, PAM_SERVICE, PAM_SUCCESS,
     PAM_SYSTEM_ERR, PAM_TEXT_INFO, PAM_USER,
 };
-use accountmap_wire::Credential;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
 
@@ -96,22 +96,11 @@ struct Reply(*mut pam_response);
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if self.0.is_null() {
-            return;
-        }
-        // SAFETY: `self.0` is the non-NULL reply to a one-message conversation: per the PAM
-        // conversation contract it points to one malloc'd `pam_response` whose `resp` is NULL or
-        // a malloc'd NUL-terminated string, both now owned by the module. Each is wiped and
-        // freed exactly once here, and nothing reads them afterwards.
-        unsafe {
-            let resp = (*self.0).resp;
-            if !resp.is_null() {
-                let len = libc::strlen(resp);
-                libc::explicit_bzero(resp.cast::<c_void>(), len);
-                libc::free(resp.cast::<c_void>());
-            }
-            libc::free(self.0.cast::<c_void>());
-        }
+        // SAFETY: `self.0` is NULL or the reply to a one-message conversation: per the PAM
+        // conversation contract one malloc'd `pam_response` whose `resp` is NULL or a malloc'd
+        // NUL-terminated string, both now owned by the module. They are wiped and freed exactly
+        // once here, and nothing reads them afterwards.
+        unsafe { ffi::free_responses(self.0, 1) };
     }
 }
 

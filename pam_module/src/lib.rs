@@ -12,8 +12,9 @@
 //! over the Unix socket and maps the verdict to a return code (SPEC, "PAM module").
 //!
 //! Layout: [`core`] holds the flow against a small trait and is unit-tested with a double;
-//! `handle` implements that trait over libpam; `ffi` declares the C interface; the hooks below
-//! only convert arguments, catch panics and choose the real daemon client.
+//! `handle` implements that trait over libpam, whose C interface is declared in the workspace's
+//! `pam_ffi` crate (libc only); the hooks below only convert arguments, catch panics and choose
+//! the real daemon client.
 //!
 //! The module runs inside sshd, login, sudo and rserver: it starts no thread or runtime, keeps
 //! no global state, installs no logger or panic hook and never exits; a panic becomes PAM_ABORT.
@@ -21,14 +22,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod core;
-mod ffi;
 mod handle;
 mod options;
 
 use crate::core::Env;
-use crate::ffi::{pam_handle_t, Code, PAM_ABORT, PAM_IGNORE, PAM_SUCCESS, PAM_SYSTEM_ERR};
 use crate::handle::FfiHandle;
 use accountmap_wire::{ClientError, Request, Response, SOCKET_ENV};
+use pam_ffi::{pam_handle_t, Code, PAM_ABORT, PAM_IGNORE, PAM_SUCCESS, PAM_SYSTEM_ERR};
 use std::ffi::{c_char, c_int, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -59,6 +59,12 @@ unsafe fn args<'a>(argc: c_int, argv: *const *const c_char) -> Vec<&'a [u8]> {
         .collect()
 }
 
+extern "C" {
+    /// glibc: `getenv` that returns NULL in a setuid/setgid (AT_SECURE) process. Not in the
+    /// `libc` crate.
+    fn secure_getenv(name: *const c_char) -> *mut c_char;
+}
+
 /// `ACCOUNTMAP_SOCKET`, through `secure_getenv`: a setuid or setgid host (su, sudo) never takes
 /// its caller's word for where the daemon is. Empty counts as unset.
 fn env() -> Env {
@@ -67,7 +73,7 @@ fn env() -> Env {
     };
     // SAFETY: `name` is a NUL-terminated string. The result is NULL or a string in the
     // environment, which we copy at once; the module never modifies the environment.
-    let value = unsafe { ffi::secure_getenv(name.as_ptr()) };
+    let value = unsafe { secure_getenv(name.as_ptr()) };
     let socket = if value.is_null() {
         None
     } else {

@@ -11,64 +11,17 @@ use accountmap_wire::{
     decode_request, encode_response, frame_len, Decision, Request, Response, Verdict,
     FRAME_HEADER_LEN,
 };
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use pam_ffi::{
+    alloc_responses, pam_conv, pam_get_item, pam_getenv, pam_message, pam_response, read_messages,
+    AppHandle, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_CONV_ERR, PAM_PERM_DENIED,
+    PAM_PROMPT_ECHO_OFF, PAM_SERVICE_ERR, PAM_SUCCESS, PAM_USER,
+};
+use std::ffi::{c_int, c_void, CStr, CString};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const PAM_SUCCESS: c_int = 0;
-const PAM_PERM_DENIED: c_int = 6;
-const PAM_AUTH_ERR: c_int = 7;
-const PAM_AUTHINFO_UNAVAIL: c_int = 9;
-const PAM_CONV_ERR: c_int = 19;
-const PAM_USER: c_int = 2;
-const PAM_PROMPT_ECHO_OFF: c_int = 1;
-
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-type ConvFn = unsafe extern "C" fn(
-    c_int,
-    *mut *const PamMessage,
-    *mut *mut PamResponse,
-    *mut c_void,
-) -> c_int;
-
-#[repr(C)]
-struct PamConv {
-    conv: Option<ConvFn>,
-    appdata_ptr: *mut c_void,
-}
-
-#[link(name = "pam")]
-extern "C" {
-    fn pam_start_confdir(
-        service: *const c_char,
-        user: *const c_char,
-        conv: *const PamConv,
-        confdir: *const c_char,
-        pamh: *mut *mut c_void,
-    ) -> c_int;
-    fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
-    fn pam_acct_mgmt(pamh: *mut c_void, flags: c_int) -> c_int;
-    fn pam_setcred(pamh: *mut c_void, flags: c_int) -> c_int;
-    fn pam_open_session(pamh: *mut c_void, flags: c_int) -> c_int;
-    fn pam_close_session(pamh: *mut c_void, flags: c_int) -> c_int;
-    fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
-    fn pam_get_item(pamh: *const c_void, item: c_int, out: *mut *const c_void) -> c_int;
-    fn pam_getenv(pamh: *mut c_void, name: *const c_char) -> *const c_char;
-}
 
 /// How the test application's conversation behaves.
 #[derive(Clone, Copy)]
@@ -87,37 +40,29 @@ struct App {
 
 unsafe extern "C" fn conversation(
     n: c_int,
-    msgs: *mut *const PamMessage,
-    resp: *mut *mut PamResponse,
+    msgs: *mut *const pam_message,
+    resp: *mut *mut pam_response,
     appdata: *mut c_void,
 ) -> c_int {
     // SAFETY: libpam passes `n` valid messages and a place for the reply; `appdata` is the
     // `App` of the running transaction.
-    unsafe {
-        let app = &mut *(appdata as *mut App);
-        for i in 0..n as usize {
-            let m = &**msgs.add(i);
-            let text = CStr::from_ptr(m.msg).to_string_lossy().into_owned();
-            app.seen.push((m.msg_style, text));
+    let app = unsafe { &mut *(appdata as *mut App) };
+    // SAFETY: as above.
+    let messages = unsafe { read_messages(n, msgs) }.unwrap();
+    app.seen.extend(messages.into_iter().map(Option::unwrap));
+    let reply = match app.mode {
+        ConvMode::Fail => return PAM_CONV_ERR,
+        ConvMode::NullReply => std::ptr::null_mut(),
+        ConvMode::NullResp => alloc_responses(&vec![None; n as usize]).unwrap(),
+        ConvMode::Answer(pw) => {
+            let mut answers = vec![None; n as usize];
+            answers[0] = Some(pw.as_bytes());
+            alloc_responses(&answers).unwrap()
         }
-        match app.mode {
-            ConvMode::Fail => PAM_CONV_ERR,
-            ConvMode::NullReply => {
-                *resp = std::ptr::null_mut();
-                PAM_SUCCESS
-            }
-            ConvMode::NullResp | ConvMode::Answer(_) => {
-                let r = libc::calloc(n as usize, std::mem::size_of::<PamResponse>())
-                    as *mut PamResponse;
-                if let ConvMode::Answer(pw) = app.mode {
-                    let c = CString::new(pw).unwrap();
-                    (*r).resp = libc::strdup(c.as_ptr());
-                }
-                *resp = r;
-                PAM_SUCCESS
-            }
-        }
-    }
+    };
+    // SAFETY: as above: a place for the reply, which libpam frees.
+    unsafe { *resp = reply };
+    PAM_SUCCESS
 }
 
 /// A daemon double listening on a socket in a private directory.
@@ -202,11 +147,12 @@ fn decision(verdict: Verdict, account: &str) -> Response {
     })
 }
 
-/// One PAM transaction.
+/// One PAM transaction. `pamh` is declared first: it is ended before the conversation's data
+/// is dropped.
 struct Txn {
-    pamh: *mut c_void,
+    pamh: AppHandle,
     app: Box<App>,
-    _conv: Box<PamConv>,
+    _conv: Box<pam_conv>,
 }
 
 impl Txn {
@@ -215,24 +161,15 @@ impl Txn {
             mode,
             seen: Vec::new(),
         });
-        let conv = Box::new(PamConv {
+        let conv = Box::new(pam_conv {
             conv: Some(conversation),
             appdata_ptr: (&mut *app as *mut App).cast(),
         });
         let service = CString::new("svc").unwrap();
         let user = CString::new(user).unwrap();
         let dir = CString::new(confdir.to_str().unwrap()).unwrap();
-        let mut pamh = std::ptr::null_mut();
-        let rc = unsafe {
-            pam_start_confdir(
-                service.as_ptr(),
-                user.as_ptr(),
-                &*conv,
-                dir.as_ptr(),
-                &mut pamh,
-            )
-        };
-        assert_eq!(rc, PAM_SUCCESS);
+        // SAFETY: `app` is boxed and kept in the `Txn`, dropped after the handle.
+        let pamh = unsafe { AppHandle::start_confdir(&service, &user, &conv, &dir) }.unwrap();
         Txn {
             pamh,
             app,
@@ -243,7 +180,7 @@ impl Txn {
     fn user(&self) -> String {
         let mut p: *const c_void = std::ptr::null();
         assert_eq!(
-            unsafe { pam_get_item(self.pamh, PAM_USER, &mut p) },
+            unsafe { pam_get_item(self.pamh.as_ptr(), PAM_USER, &mut p) },
             PAM_SUCCESS
         );
         unsafe { CStr::from_ptr(p.cast()) }
@@ -253,14 +190,8 @@ impl Txn {
 
     fn env(&self, name: &str) -> Option<String> {
         let n = CString::new(name).unwrap();
-        let p = unsafe { pam_getenv(self.pamh, n.as_ptr()) };
+        let p = unsafe { pam_getenv(self.pamh.as_ptr(), n.as_ptr()) };
         (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
-    }
-}
-
-impl Drop for Txn {
-    fn drop(&mut self) {
-        unsafe { pam_end(self.pamh, PAM_SUCCESS) };
     }
 }
 
@@ -280,7 +211,7 @@ fn rstudio_like_auth_then_account() {
     let confdir = d.service(&lines);
     let mut t = Txn::start(&confdir, "John.Doe@Company.com", ConvMode::Answer("s3cret"));
 
-    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_SUCCESS);
+    assert_eq!(t.pamh.authenticate(0), PAM_SUCCESS);
     assert_eq!(
         t.app.seen,
         vec![(PAM_PROMPT_ECHO_OFF, "Password: ".to_string())]
@@ -300,11 +231,11 @@ fn rstudio_like_auth_then_account() {
     }
 
     // The account phase reuses the decision kept with pam_set_data.
-    assert_eq!(unsafe { pam_acct_mgmt(t.pamh, 0) }, PAM_SUCCESS);
+    assert_eq!(t.pamh.acct_mgmt(0), PAM_SUCCESS);
     assert_eq!(d.calls(), 1);
-    assert_eq!(unsafe { pam_setcred(t.pamh, 0) }, PAM_SUCCESS);
-    assert_eq!(unsafe { pam_open_session(t.pamh, 0) }, PAM_SUCCESS);
-    assert_eq!(unsafe { pam_close_session(t.pamh, 0) }, PAM_SUCCESS);
+    assert_eq!(t.pamh.setcred(0), PAM_SUCCESS);
+    assert_eq!(t.pamh.open_session(0), PAM_SUCCESS);
+    assert_eq!(t.pamh.close_session(0), PAM_SUCCESS);
     t.app.seen.clear();
     drop(t); // pam_end runs the cleanup of the kept decision
 }
@@ -313,8 +244,8 @@ fn rstudio_like_auth_then_account() {
 fn account_alone_asks_the_daemon() {
     let d = FakeDaemon::start("account", Some(decision(Verdict::PolicyDenied, "jdoe")));
     let confdir = d.service(&["account required MODULE socket=SOCKET"]);
-    let t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
-    assert_eq!(unsafe { pam_acct_mgmt(t.pamh, 0) }, PAM_PERM_DENIED);
+    let mut t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
+    assert_eq!(t.pamh.acct_mgmt(0), PAM_PERM_DENIED);
     assert_eq!(d.calls(), 1);
     assert!(t.app.seen.is_empty());
 }
@@ -323,8 +254,8 @@ fn account_alone_asks_the_daemon() {
 fn denied_leaves_pam_user_alone() {
     let d = FakeDaemon::start("denied", Some(decision(Verdict::PolicyDenied, "jdoe")));
     let confdir = d.service(&["auth required MODULE socket=SOCKET"]);
-    let t = Txn::start(&confdir, "alias", ConvMode::Fail);
-    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_AUTH_ERR);
+    let mut t = Txn::start(&confdir, "alias", ConvMode::Fail);
+    assert_eq!(t.pamh.authenticate(0), PAM_AUTH_ERR);
     assert_eq!(t.user(), "alias");
     assert!(t.app.seen.is_empty(), "verify=none must not converse");
 }
@@ -333,8 +264,8 @@ fn denied_leaves_pam_user_alone() {
 fn keep_user_keeps_the_name() {
     let d = FakeDaemon::start("keep", Some(decision(Verdict::Allowed, "jdoe")));
     let confdir = d.service(&["auth required MODULE socket=SOCKET keep_user"]);
-    let t = Txn::start(&confdir, "alias", ConvMode::Fail);
-    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_SUCCESS);
+    let mut t = Txn::start(&confdir, "alias", ConvMode::Fail);
+    assert_eq!(t.pamh.authenticate(0), PAM_SUCCESS);
     assert_eq!(t.user(), "alias");
 }
 
@@ -343,8 +274,8 @@ fn conversation_failures_are_conv_err() {
     let d = FakeDaemon::start("conv", Some(decision(Verdict::Allowed, "jdoe")));
     let confdir = d.service(&["auth required MODULE socket=SOCKET verify=proxy"]);
     for mode in [ConvMode::Fail, ConvMode::NullReply, ConvMode::NullResp] {
-        let t = Txn::start(&confdir, "jdoe", mode);
-        assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_CONV_ERR);
+        let mut t = Txn::start(&confdir, "jdoe", mode);
+        assert_eq!(t.pamh.authenticate(0), PAM_CONV_ERR);
         assert_eq!(t.app.seen.len(), 1);
     }
     assert_eq!(d.calls(), 0);
@@ -354,8 +285,8 @@ fn conversation_failures_are_conv_err() {
 fn empty_password_is_refused_without_the_daemon() {
     let d = FakeDaemon::start("empty", Some(decision(Verdict::Allowed, "jdoe")));
     let confdir = d.service(&["auth required MODULE socket=SOCKET verify=ldap"]);
-    let t = Txn::start(&confdir, "jdoe", ConvMode::Answer(""));
-    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_AUTH_ERR);
+    let mut t = Txn::start(&confdir, "jdoe", ConvMode::Answer(""));
+    assert_eq!(t.pamh.authenticate(0), PAM_AUTH_ERR);
     assert_eq!(d.calls(), 0);
 }
 
@@ -363,8 +294,8 @@ fn empty_password_is_refused_without_the_daemon() {
 fn use_first_pass_without_a_password_does_not_converse() {
     let d = FakeDaemon::start("ufp", Some(decision(Verdict::Allowed, "jdoe")));
     let confdir = d.service(&["auth required MODULE socket=SOCKET verify=ldap use_first_pass"]);
-    let t = Txn::start(&confdir, "jdoe", ConvMode::Answer("pw"));
-    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_AUTH_ERR);
+    let mut t = Txn::start(&confdir, "jdoe", ConvMode::Answer("pw"));
+    assert_eq!(t.pamh.authenticate(0), PAM_AUTH_ERR);
     assert!(t.app.seen.is_empty());
     assert_eq!(d.calls(), 0);
 }
@@ -376,10 +307,10 @@ fn no_daemon_is_authinfo_unavail_at_once() {
         "auth required MODULE socket=/nonexistent/accountmap.sock",
         "account required MODULE socket=/nonexistent/accountmap.sock",
     ]);
-    let t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
+    let mut t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
     let start = Instant::now();
-    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_AUTHINFO_UNAVAIL);
-    assert_eq!(unsafe { pam_acct_mgmt(t.pamh, 0) }, PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(t.pamh.authenticate(0), PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(t.pamh.acct_mgmt(0), PAM_AUTHINFO_UNAVAIL);
     assert!(
         start.elapsed() < Duration::from_millis(500),
         "{:?}",
@@ -391,9 +322,9 @@ fn no_daemon_is_authinfo_unavail_at_once() {
 fn silent_daemon_is_authinfo_unavail_after_the_timeout() {
     let d = FakeDaemon::start("silent", None);
     let confdir = d.service(&["auth required MODULE socket=SOCKET timeout=1"]);
-    let t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
+    let mut t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
     let start = Instant::now();
-    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(t.pamh.authenticate(0), PAM_AUTHINFO_UNAVAIL);
     let took = start.elapsed();
     assert!(
         took >= Duration::from_secs(1) && took < Duration::from_millis(1500),
@@ -405,8 +336,7 @@ fn silent_daemon_is_authinfo_unavail_after_the_timeout() {
 fn bad_option_values_are_service_err() {
     let d = FakeDaemon::start("badopt", Some(decision(Verdict::Allowed, "jdoe")));
     let confdir = d.service(&["auth required MODULE socket=SOCKET verify=bogus"]);
-    let t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
-    // PAM_SERVICE_ERR (3).
-    assert_eq!(unsafe { pam_authenticate(t.pamh, 0) }, 3);
+    let mut t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
+    assert_eq!(t.pamh.authenticate(0), PAM_SERVICE_ERR);
     assert_eq!(d.calls(), 0);
 }

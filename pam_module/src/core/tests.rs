@@ -1,7 +1,7 @@
 //! The flow of the module against a test double of the PAM handle and of the daemon.
 
 use super::*;
-use crate::ffi::{PAM_ABORT, PAM_IGNORE};
+use pam_ffi::{PAM_ABORT, PAM_BUF_ERR, PAM_CONV_ERR, PAM_IGNORE, PAM_SYSTEM_ERR, UNKNOWN_CODE};
 use rstest::rstest;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -1038,5 +1038,6 @@ fn code_names_cover_the_codes_returned() {
     ] {
         assert!(code_name(code).starts_with("PAM_"));
     }
-    assert_eq!(code_name(PAM_ABORT), "another PAM error");
+    assert_eq!(code_name(PAM_ABORT), "PAM_ABORT");
+    assert_eq!(code_name(-1), UNKNOWN_CODE);
 }

@@ -2,75 +2,20 @@
 //! `pam_start(service, user)`, `pam_authenticate`, `pam_acct_mgmt`, `pam_end`, with
 //! RStudio's strict conversation ([`classify`]).
 //!
-//! Only `accountmapctl test-login` links this (the daemon never runs PAM). Declarations are
-//! copied by hand from Linux-PAM's `_pam_types.h` and `pam_appl.h`, like the PAM module's own
-//! `ffi.rs`, so that no `-dev` header or binding crate is needed at run time.
-
-#![allow(non_camel_case_types)]
+//! Only `accountmapctl test-login` uses this (the daemon never runs PAM). libpam's C interface
+//! is the workspace's `pam_ffi` crate, the one the PAM module uses.
 
 use accountmap_wire::Credential;
+pub use pam_ffi::PAM_SUCCESS;
+use pam_ffi::{
+    alloc_responses, code_name, pam_conv, pam_handle_t, pam_message, pam_response, pam_strerror,
+    read_messages, AppHandle, Code, PAM_CONV_ERR, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF,
+    PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO, UNKNOWN_CODE,
+};
 use regex::Regex;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::marker::{PhantomData, PhantomPinned};
+use std::ffi::{c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-
-pub type Code = c_int;
-pub const PAM_SUCCESS: Code = 0;
-const PAM_BUF_ERR: Code = 5;
-const PAM_CONV_ERR: Code = 19;
-
-pub const PAM_PROMPT_ECHO_OFF: c_int = 1;
-pub const PAM_PROMPT_ECHO_ON: c_int = 2;
-pub const PAM_ERROR_MSG: c_int = 3;
-pub const PAM_TEXT_INFO: c_int = 4;
-/// Linux-PAM's PAM_MAX_NUM_MSG: more messages in one call is a broken module.
-const PAM_MAX_NUM_MSG: c_int = 32;
-
-#[repr(C)]
-struct pam_handle_t {
-    _data: [u8; 0],
-    _marker: PhantomData<(*mut u8, PhantomPinned)>,
-}
-
-#[repr(C)]
-struct pam_message {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-#[repr(C)]
-struct pam_response {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-type ConvFn = unsafe extern "C" fn(
-    num_msg: c_int,
-    msg: *mut *const pam_message,
-    resp: *mut *mut pam_response,
-    appdata_ptr: *mut c_void,
-) -> c_int;
-
-#[repr(C)]
-struct pam_conv {
-    conv: Option<ConvFn>,
-    appdata_ptr: *mut c_void,
-}
-
-#[link(name = "pam")]
-extern "C" {
-    fn pam_start(
-        service_name: *const c_char,
-        user: *const c_char,
-        pam_conversation: *const pam_conv,
-        pamh: *mut *mut pam_handle_t,
-    ) -> c_int;
-    fn pam_authenticate(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
-    fn pam_acct_mgmt(pamh: *mut pam_handle_t, flags: c_int) -> c_int;
-    fn pam_end(pamh: *mut pam_handle_t, pam_status: c_int) -> c_int;
-    fn pam_strerror(pamh: *mut pam_handle_t, errnum: c_int) -> *const c_char;
-}
 
 /// What RStudio's conversation does with one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,10 +86,10 @@ fn style_name(style: c_int) -> String {
     }
 }
 
-/// PAM's name and text for a code.
+/// PAM's name and text for a code; `pamh` is the live handle or NULL.
 fn describe(pamh: *mut pam_handle_t, code: Code) -> String {
     // SAFETY: pam_strerror accepts any code and returns a static string (or NULL); it reads
-    // nothing from `pamh` in Linux-PAM, and `pamh` is the live handle anyway.
+    // nothing from `pamh` in Linux-PAM (the header does not require it to be non-NULL).
     let text = unsafe { pam_strerror(pamh, code) };
     let text = if text.is_null() {
         String::new()
@@ -154,31 +99,10 @@ fn describe(pamh: *mut pam_handle_t, code: Code) -> String {
             .to_string_lossy()
             .into_owned()
     };
-    format!("{} ({text})", code_name(code))
-}
-
-pub fn code_name(code: Code) -> String {
-    let name = match code {
-        0 => "PAM_SUCCESS",
-        1 => "PAM_OPEN_ERR",
-        2 => "PAM_SYMBOL_ERR",
-        3 => "PAM_SERVICE_ERR",
-        4 => "PAM_SYSTEM_ERR",
-        5 => "PAM_BUF_ERR",
-        6 => "PAM_PERM_DENIED",
-        7 => "PAM_AUTH_ERR",
-        8 => "PAM_CRED_INSUFFICIENT",
-        9 => "PAM_AUTHINFO_UNAVAIL",
-        10 => "PAM_USER_UNKNOWN",
-        11 => "PAM_MAXTRIES",
-        12 => "PAM_NEW_AUTHTOK_REQD",
-        13 => "PAM_ACCT_EXPIRED",
-        19 => "PAM_CONV_ERR",
-        25 => "PAM_IGNORE",
-        26 => "PAM_ABORT",
-        _ => return format!("PAM error {code}"),
-    };
-    name.to_string()
+    match code_name(code) {
+        UNKNOWN_CODE => format!("PAM error {code} ({text})"),
+        name => format!("{name} ({text})"),
+    }
 }
 
 /// Signs `user` in to `service` as rserver-pam does: pam_start, pam_authenticate, then
@@ -202,29 +126,22 @@ pub fn sign_in(service: &str, user: &str, password: Credential) -> Result<Outcom
         appdata_ptr: ptr::addr_of_mut!(state).cast::<c_void>(),
     };
     let mut out = Outcome::default();
-    let mut pamh: *mut pam_handle_t = ptr::null_mut();
-    // SAFETY: both strings are NUL-terminated; `conv` and the `state` it points to live on
-    // this stack frame until after pam_end below, so every conversation call libpam makes
-    // sees them alive; `pamh` is a valid place for the handle.
-    let rc = unsafe { pam_start(service_c.as_ptr(), user_c.as_ptr(), &conv, &mut pamh) };
-    if rc != PAM_SUCCESS || pamh.is_null() {
-        out.start = Some((rc, describe(pamh, rc)));
-        if !pamh.is_null() {
-            // SAFETY: a handle pam_start handed out is ended exactly once.
-            unsafe { pam_end(pamh, rc) };
+    // SAFETY: `state`, which `conv` points to, lives on this stack frame until after the
+    // handle is ended below, and nothing else touches it meanwhile.
+    let mut pamh = match unsafe { AppHandle::start(&service_c, &user_c, &conv) } {
+        Ok(pamh) => pamh,
+        Err(rc) => {
+            out.start = Some((rc, describe(ptr::null_mut(), rc)));
+            return Ok(out);
         }
-        return Ok(out);
-    }
-    // SAFETY: `pamh` is the live handle from pam_start.
-    let mut last = unsafe { pam_authenticate(pamh, 0) };
-    out.authenticate = Some((last, describe(pamh, last)));
+    };
+    let mut last = pamh.authenticate(0);
+    out.authenticate = Some((last, describe(pamh.as_ptr(), last)));
     if last == PAM_SUCCESS {
-        // SAFETY: as above.
-        last = unsafe { pam_acct_mgmt(pamh, 0) };
-        out.acct_mgmt = Some((last, describe(pamh, last)));
+        last = pamh.acct_mgmt(0);
+        out.acct_mgmt = Some((last, describe(pamh.as_ptr(), last)));
     }
-    // SAFETY: the live handle, ended exactly once; nothing uses it afterwards.
-    unsafe { pam_end(pamh, last) };
+    pamh.end(last);
     out.transcript = std::mem::take(&mut state.transcript);
     out.broke = state.broke.take();
     out.answered = state.answered;
@@ -262,92 +179,51 @@ unsafe fn converse(
     }
     // SAFETY: `resp` is a valid place for one pointer (contract).
     unsafe { *resp = ptr::null_mut() };
-    if !(1..=PAM_MAX_NUM_MSG).contains(&num_msg) {
+    // SAFETY: `msg` holds `num_msg` valid messages (contract); more than PAM_MAX_NUM_MSG or
+    // none is a broken module: `None`.
+    let Some(messages) = (unsafe { read_messages(num_msg, msg) }) else {
         return PAM_CONV_ERR;
-    }
+    };
     // SAFETY: `appdata_ptr` is the live `Conversation` of `sign_in`, not aliased (contract).
     let state = unsafe { &mut *appdata_ptr.cast::<Conversation>() };
-    let n = num_msg as usize;
-    // SAFETY: Linux-PAM passes an array of `num_msg` message pointers (contract).
-    let messages = unsafe { std::slice::from_raw_parts(msg, n) };
-    let mut answers = Vec::with_capacity(n);
-    for &m in messages {
-        if m.is_null() {
+    let mut answers = Vec::with_capacity(messages.len());
+    let mut passwords = 0;
+    for m in messages {
+        let Some((style, text)) = m else {
             state.broke = Some("a NULL message".into());
             return PAM_CONV_ERR;
-        }
-        // SAFETY: a non-NULL message pointer of the array points to a valid `pam_message`.
-        let m = unsafe { &*m };
-        let text = if m.msg.is_null() {
-            String::new()
-        } else {
-            // SAFETY: a non-NULL message text is NUL-terminated (contract).
-            unsafe { CStr::from_ptr(m.msg) }
-                .to_string_lossy()
-                .into_owned()
         };
         state
             .transcript
-            .push(format!("{} {text:?}", style_name(m.msg_style)));
-        match classify(&state.prompt, m.msg_style, &text) {
+            .push(format!("{} {text:?}", style_name(style)));
+        match classify(&state.prompt, style, &text) {
             Answer::Refuse(why) => {
                 // RStudio returns at the first message it cannot answer.
                 state.broke = Some(why);
                 return PAM_CONV_ERR;
             }
-            answer => answers.push(answer),
+            // PAM_TEXT_INFO gets an empty string, not NULL, as RStudio's does.
+            Answer::Password => {
+                passwords += 1;
+                answers.push(Some(state.password.expose()));
+            }
+            Answer::Info => answers.push(Some(b"".as_slice())),
         }
     }
-    // SAFETY: calloc of `n` zeroed responses (NULL `resp` strings); libpam frees the array and
-    // each string with free().
-    let array =
-        unsafe { libc::calloc(n, std::mem::size_of::<pam_response>()) }.cast::<pam_response>();
-    if array.is_null() {
-        return PAM_BUF_ERR;
-    }
-    for (i, answer) in answers.iter().enumerate() {
-        let bytes: &[u8] = match answer {
-            Answer::Password => state.password.expose(),
-            _ => b"",
-        };
-        // SAFETY: malloc of len + 1 bytes, filled below; NULL is handled.
-        let s = unsafe { libc::malloc(bytes.len() + 1) }.cast::<u8>();
-        if s.is_null() {
-            // SAFETY: frees what this call allocated: the strings set so far and the array.
-            unsafe { free_responses(array, i) };
-            return PAM_BUF_ERR;
-        }
-        // SAFETY: `s` has room for `bytes.len() + 1` bytes and does not overlap `bytes`;
-        // `array` has `n` elements and `i < n`.
-        unsafe {
-            ptr::copy_nonoverlapping(bytes.as_ptr(), s, bytes.len());
-            *s.add(bytes.len()) = 0;
-            (*array.add(i)).resp = s.cast::<c_char>();
-            (*array.add(i)).resp_retcode = 0;
-        }
-        if *answer == Answer::Password {
-            state.answered += 1;
-        }
-    }
+    let array = match alloc_responses(&answers) {
+        Ok(array) => array,
+        Err(code) => return code,
+    };
+    state.answered += passwords;
     // SAFETY: `resp` is a valid place for one pointer; libpam now owns `array`.
     unsafe { *resp = array };
     PAM_SUCCESS
 }
 
-/// # Safety
-/// `array` came from calloc with at least `filled` elements whose `resp` are NULL or malloc'd.
-unsafe fn free_responses(array: *mut pam_response, filled: usize) {
-    for i in 0..filled {
-        // SAFETY: element `i < filled` of the array; its string is NULL or malloc'd, freed once.
-        unsafe { libc::free((*array.add(i)).resp.cast::<c_void>()) };
-    }
-    // SAFETY: the calloc'd array, freed once.
-    unsafe { libc::free(array.cast::<c_void>()) };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pam_ffi::free_responses;
     use rstest::rstest;
 
     #[rstest]
