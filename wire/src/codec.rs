@@ -10,20 +10,33 @@ use std::fmt;
 pub const FRAME_HEADER_LEN: usize = 4;
 
 // Operation codes. Requests are below 0x80, responses above.
-const OP_PAM: u8 = 0x01;
-const OP_RESOLVE: u8 = 0x02;
-const OP_STATUS: u8 = 0x03;
-const OP_CACHE_FLUSH: u8 = 0x04;
-const OP_GETPWNAM: u8 = 0x05;
-const OP_DEVICE_START: u8 = 0x06;
-const OP_DEVICE_POLL: u8 = 0x07;
-const OP_DECISION: u8 = 0x81;
-const OP_STATUS_REPLY: u8 = 0x83;
-const OP_FLUSHED: u8 = 0x84;
-const OP_PASSWD: u8 = 0x85;
-const OP_DEVICE_STARTED: u8 = 0x86;
-const OP_DEVICE_PENDING: u8 = 0x87;
-const OP_ERROR: u8 = 0xFF;
+wire_enum! {
+    /// The operation code of a request, one per [`Request`] variant.
+    enum RequestOp {
+        Pam = 0x01,
+        Resolve = 0x02,
+        Status = 0x03,
+        CacheFlush = 0x04,
+        Getpwnam = 0x05,
+        DeviceStart = 0x06,
+        DevicePoll = 0x07,
+    }
+    else DecodeError::UnknownOp
+}
+
+wire_enum! {
+    /// The operation code of a response, one per [`Response`] variant.
+    enum ResponseOp {
+        Decision = 0x81,
+        Status = 0x83,
+        Flushed = 0x84,
+        Passwd = 0x85,
+        DeviceStarted = 0x86,
+        DevicePending = 0x87,
+        Error = 0xFF,
+    }
+    else DecodeError::UnknownOp
+}
 
 /// Why a body could not be decoded. The daemon logs it and answers with
 /// [`Response::Error`]; a client treats it as an unusable daemon.
@@ -206,21 +219,12 @@ fn header(body: &[u8]) -> Result<(Reader<'_>, u8), DecodeError> {
 pub fn encode_request(req: &Request) -> Vec<u8> {
     match req {
         Request::Pam(p) => {
-            let mut w = Writer::new(OP_PAM);
+            let mut w = Writer::new(RequestOp::Pam as u8);
             w.str(&p.service);
-            w.u8(match p.phase {
-                Phase::Auth => 1,
-                Phase::Account => 2,
-            });
+            w.u8(p.phase as u8);
             w.str(&p.user);
             w.str(&p.rhost);
-            w.u8(match p.verify {
-                Verify::None => 0,
-                Verify::Ldap => 1,
-                Verify::Oidc => 2,
-                Verify::Device => 3,
-                Verify::Proxy => 4,
-            });
+            w.u8(p.verify as u8);
             match &p.credential {
                 None => w.u8(0),
                 Some(c) => {
@@ -231,15 +235,15 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
             w.finish()
         }
         Request::Resolve { service, name } => {
-            let mut w = Writer::new(OP_RESOLVE);
+            let mut w = Writer::new(RequestOp::Resolve as u8);
             w.str(service);
             w.str(name);
             w.finish()
         }
-        Request::Status => Writer::new(OP_STATUS).finish(),
-        Request::CacheFlush => Writer::new(OP_CACHE_FLUSH).finish(),
+        Request::Status => Writer::new(RequestOp::Status as u8).finish(),
+        Request::CacheFlush => Writer::new(RequestOp::CacheFlush as u8).finish(),
         Request::Getpwnam { name } => {
-            let mut w = Writer::new(OP_GETPWNAM);
+            let mut w = Writer::new(RequestOp::Getpwnam as u8);
             w.str(name);
             w.finish()
         }
@@ -248,7 +252,7 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
             user,
             rhost,
         } => {
-            let mut w = Writer::new(OP_DEVICE_START);
+            let mut w = Writer::new(RequestOp::DeviceStart as u8);
             w.str(service);
             w.str(user);
             w.str(rhost);
@@ -259,7 +263,7 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
             user,
             session,
         } => {
-            let mut w = Writer::new(OP_DEVICE_POLL);
+            let mut w = Writer::new(RequestOp::DevicePoll as u8);
             w.str(service);
             w.str(user);
             w.str(session);
@@ -271,24 +275,13 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
 /// Decodes a request body (without the length prefix).
 pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
     let (mut r, op) = header(body)?;
-    let req = match op {
-        OP_PAM => {
+    let req = match RequestOp::try_from(op)? {
+        RequestOp::Pam => {
             let service = r.str("service")?;
-            let phase = match r.u8()? {
-                1 => Phase::Auth,
-                2 => Phase::Account,
-                _ => return Err(DecodeError::BadValue("phase")),
-            };
+            let phase = Phase::try_from(r.u8()?)?;
             let user = r.str("user")?;
             let rhost = r.str("rhost")?;
-            let verify = match r.u8()? {
-                0 => Verify::None,
-                1 => Verify::Ldap,
-                2 => Verify::Oidc,
-                3 => Verify::Device,
-                4 => Verify::Proxy,
-                _ => return Err(DecodeError::BadValue("verify")),
-            };
+            let verify = Verify::try_from(r.u8()?)?;
             let credential = if r.bool("credential")? {
                 Some(Credential::new(r.bytes()?.to_vec()))
             } else {
@@ -303,48 +296,36 @@ pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
                 credential,
             })
         }
-        OP_RESOLVE => Request::Resolve {
+        RequestOp::Resolve => Request::Resolve {
             service: r.str("service")?,
             name: r.str("name")?,
         },
-        OP_STATUS => Request::Status,
-        OP_CACHE_FLUSH => Request::CacheFlush,
-        OP_GETPWNAM => Request::Getpwnam {
+        RequestOp::Status => Request::Status,
+        RequestOp::CacheFlush => Request::CacheFlush,
+        RequestOp::Getpwnam => Request::Getpwnam {
             name: r.str("name")?,
         },
-        OP_DEVICE_START => Request::DeviceStart {
+        RequestOp::DeviceStart => Request::DeviceStart {
             service: r.str("service")?,
             user: r.str("user")?,
             rhost: r.str("rhost")?,
         },
-        OP_DEVICE_POLL => Request::DevicePoll {
+        RequestOp::DevicePoll => Request::DevicePoll {
             service: r.str("service")?,
             user: r.str("user")?,
             session: r.str("session")?,
         },
-        other => return Err(DecodeError::UnknownOp(other)),
     };
     r.end()?;
     Ok(req)
-}
-
-fn verdict_code(v: Verdict) -> u8 {
-    match v {
-        Verdict::Allowed => 0,
-        Verdict::UserUnknown => 1,
-        Verdict::PolicyDenied => 2,
-        Verdict::AuthFailed => 3,
-        Verdict::Unavailable => 4,
-        Verdict::BadInput => 5,
-    }
 }
 
 /// Encodes a response as a complete frame (length prefix included).
 pub fn encode_response(resp: &Response) -> Vec<u8> {
     match resp {
         Response::Decision(d) => {
-            let mut w = Writer::new(OP_DECISION);
-            w.u8(verdict_code(d.verdict));
+            let mut w = Writer::new(ResponseOp::Decision as u8);
+            w.u8(d.verdict as u8);
             w.str(&d.account);
             match d.uid {
                 None => w.u8(0),
@@ -359,7 +340,7 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             w.finish()
         }
         Response::Status(pairs) => {
-            let mut w = Writer::new(OP_STATUS_REPLY);
+            let mut w = Writer::new(ResponseOp::Status as u8);
             let flat: Vec<String> = pairs
                 .iter()
                 .flat_map(|(k, v)| [k.clone(), v.clone()])
@@ -368,12 +349,12 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             w.finish()
         }
         Response::Flushed(n) => {
-            let mut w = Writer::new(OP_FLUSHED);
+            let mut w = Writer::new(ResponseOp::Flushed as u8);
             w.u32(*n);
             w.finish()
         }
         Response::Passwd(entry) => {
-            let mut w = Writer::new(OP_PASSWD);
+            let mut w = Writer::new(ResponseOp::Passwd as u8);
             match entry {
                 None => w.u8(0),
                 Some(pw) => {
@@ -389,7 +370,7 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             w.finish()
         }
         Response::Error(reason) => {
-            let mut w = Writer::new(OP_ERROR);
+            let mut w = Writer::new(ResponseOp::Error as u8);
             w.str(reason);
             w.finish()
         }
@@ -400,7 +381,7 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             expires_in,
             interval,
         } => {
-            let mut w = Writer::new(OP_DEVICE_STARTED);
+            let mut w = Writer::new(ResponseOp::DeviceStarted as u8);
             w.str(session);
             w.str(verification_uri);
             w.str(user_code);
@@ -409,7 +390,7 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             w.finish()
         }
         Response::DevicePending { interval } => {
-            let mut w = Writer::new(OP_DEVICE_PENDING);
+            let mut w = Writer::new(ResponseOp::DevicePending as u8);
             w.u32(*interval);
             w.finish()
         }
@@ -419,17 +400,9 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
 /// Decodes a response body (without the length prefix).
 pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
     let (mut r, op) = header(body)?;
-    let resp = match op {
-        OP_DECISION => {
-            let verdict = match r.u8()? {
-                0 => Verdict::Allowed,
-                1 => Verdict::UserUnknown,
-                2 => Verdict::PolicyDenied,
-                3 => Verdict::AuthFailed,
-                4 => Verdict::Unavailable,
-                5 => Verdict::BadInput,
-                _ => return Err(DecodeError::BadValue("verdict")),
-            };
+    let resp = match ResponseOp::try_from(op)? {
+        ResponseOp::Decision => {
+            let verdict = Verdict::try_from(r.u8()?)?;
             let account = r.str("account")?;
             let uid = if r.bool("uid")? { Some(r.u32()?) } else { None };
             Response::Decision(Decision {
@@ -441,7 +414,7 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
                 groups: r.list("groups")?,
             })
         }
-        OP_STATUS_REPLY => {
+        ResponseOp::Status => {
             let flat = r.list("status")?;
             if flat.len() % 2 != 0 {
                 return Err(DecodeError::BadValue("status"));
@@ -453,8 +426,8 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
             }
             Response::Status(pairs)
         }
-        OP_FLUSHED => Response::Flushed(r.u32()?),
-        OP_PASSWD => Response::Passwd(if r.bool("passwd")? {
+        ResponseOp::Flushed => Response::Flushed(r.u32()?),
+        ResponseOp::Passwd => Response::Passwd(if r.bool("passwd")? {
             Some(PasswdEntry {
                 name: r.str("pw_name")?,
                 uid: r.u32()?,
@@ -466,16 +439,15 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
         } else {
             None
         }),
-        OP_ERROR => Response::Error(r.str("reason")?),
-        OP_DEVICE_STARTED => Response::DeviceStarted {
+        ResponseOp::Error => Response::Error(r.str("reason")?),
+        ResponseOp::DeviceStarted => Response::DeviceStarted {
             session: r.str("session")?,
             verification_uri: r.str("verification_uri")?,
             user_code: r.str("user_code")?,
             expires_in: r.u32()?,
             interval: r.u32()?,
         },
-        OP_DEVICE_PENDING => Response::DevicePending { interval: r.u32()? },
-        other => return Err(DecodeError::UnknownOp(other)),
+        ResponseOp::DevicePending => Response::DevicePending { interval: r.u32()? },
     };
     r.end()?;
     Ok(resp)
@@ -495,6 +467,115 @@ pub fn frame_len(header: [u8; FRAME_HEADER_LEN]) -> Result<usize, DecodeError> {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    // The op bytes the malformed-body cases below are written with.
+    const OP_PAM: u8 = RequestOp::Pam as u8;
+    const OP_RESOLVE: u8 = RequestOp::Resolve as u8;
+    const OP_STATUS: u8 = RequestOp::Status as u8;
+    const OP_GETPWNAM: u8 = RequestOp::Getpwnam as u8;
+    const OP_DECISION: u8 = ResponseOp::Decision as u8;
+    const OP_PASSWD: u8 = ResponseOp::Passwd as u8;
+
+    /// Every wire enum against its bytes as written out here, independently of the
+    /// declarations (a changed discriminant changes the wire format and fails): each variant's
+    /// byte, each variant back from its byte, and every other byte refused with the error the
+    /// decoder has always given for it.
+    #[rstest]
+    #[case::phase(
+        &[(Phase::Auth as u8, 1), (Phase::Account as u8, 2)],
+        Phase::ALL.len(),
+        |b| Phase::try_from(b).map(|v| v as u8),
+        |_| DecodeError::BadValue("phase"),
+    )]
+    #[case::verify(
+        &[
+            (Verify::None as u8, 0),
+            (Verify::Ldap as u8, 1),
+            (Verify::Oidc as u8, 2),
+            (Verify::Device as u8, 3),
+            (Verify::Proxy as u8, 4),
+        ],
+        Verify::ALL.len(),
+        |b| Verify::try_from(b).map(|v| v as u8),
+        |_| DecodeError::BadValue("verify"),
+    )]
+    #[case::verdict(
+        &[
+            (Verdict::Allowed as u8, 0),
+            (Verdict::UserUnknown as u8, 1),
+            (Verdict::PolicyDenied as u8, 2),
+            (Verdict::AuthFailed as u8, 3),
+            (Verdict::Unavailable as u8, 4),
+            (Verdict::BadInput as u8, 5),
+        ],
+        Verdict::ALL.len(),
+        |b| Verdict::try_from(b).map(|v| v as u8),
+        |_| DecodeError::BadValue("verdict"),
+    )]
+    #[case::request_op(
+        &[
+            (RequestOp::Pam as u8, 0x01),
+            (RequestOp::Resolve as u8, 0x02),
+            (RequestOp::Status as u8, 0x03),
+            (RequestOp::CacheFlush as u8, 0x04),
+            (RequestOp::Getpwnam as u8, 0x05),
+            (RequestOp::DeviceStart as u8, 0x06),
+            (RequestOp::DevicePoll as u8, 0x07),
+        ],
+        RequestOp::ALL.len(),
+        |b| RequestOp::try_from(b).map(|v| v as u8),
+        DecodeError::UnknownOp,
+    )]
+    #[case::response_op(
+        &[
+            (ResponseOp::Decision as u8, 0x81),
+            (ResponseOp::Status as u8, 0x83),
+            (ResponseOp::Flushed as u8, 0x84),
+            (ResponseOp::Passwd as u8, 0x85),
+            (ResponseOp::DeviceStarted as u8, 0x86),
+            (ResponseOp::DevicePending as u8, 0x87),
+            (ResponseOp::Error as u8, 0xFF),
+        ],
+        ResponseOp::ALL.len(),
+        |b| ResponseOp::try_from(b).map(|v| v as u8),
+        DecodeError::UnknownOp,
+    )]
+    fn wire_enums_are_their_bytes(
+        #[case] table: &[(u8, u8)],
+        #[case] variants: usize,
+        #[case] decode: fn(u8) -> Result<u8, DecodeError>,
+        #[case] unknown: fn(u8) -> DecodeError,
+    ) {
+        assert_eq!(table.len(), variants, "every variant is in the table");
+        for &(encoded, wire) in table {
+            assert_eq!(encoded, wire);
+        }
+        for byte in 0..=u8::MAX {
+            if table.iter().any(|&(_, wire)| wire == byte) {
+                assert_eq!(decode(byte), Ok(byte), "byte {byte:#04x} round-trips");
+            } else {
+                assert_eq!(decode(byte), Err(unknown(byte)), "byte {byte:#04x}");
+            }
+        }
+    }
+
+    #[rstest]
+    #[case::unknown_request_op(decode_request(&[0, 1, 0x81]), DecodeError::UnknownOp(0x81))]
+    #[case::unknown_response_op(decode_response(&[0, 1, 0x01]), DecodeError::UnknownOp(0x01))]
+    #[case::bad_verify(
+        decode_request(&[0, 1, OP_PAM, 0, 0, 1, 0, 0, 0, 0, 9, 0]),
+        DecodeError::BadValue("verify")
+    )]
+    #[case::bad_verdict(
+        decode_response(&[0, 1, OP_DECISION, 6]),
+        DecodeError::BadValue("verdict")
+    )]
+    fn unknown_enum_bytes_in_a_body_are_refused<T: std::fmt::Debug + PartialEq>(
+        #[case] got: Result<T, DecodeError>,
+        #[case] want: DecodeError,
+    ) {
+        assert_eq!(got, Err(want));
+    }
 
     fn pam(credential: Option<&[u8]>) -> Request {
         Request::Pam(PamRequest {

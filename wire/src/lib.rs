@@ -15,6 +15,44 @@
 // clock) touch libc; the rest is safe code.
 #![deny(unsafe_code)]
 
+/// Declares a wire enum: `#[repr(u8)]`, each discriminant the variant's byte on the wire, so
+/// that `variant as u8` encodes it and `TryFrom<u8>` decodes it, refusing any other byte with
+/// the error that the expression after `else` makes of that byte. Each byte is written once,
+/// in the declaration; encoder and decoder both follow from it.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $byte:literal,)+
+        }
+        else $unknown:expr
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant = $byte,)+
+        }
+
+        impl TryFrom<u8> for $name {
+            type Error = $crate::DecodeError;
+
+            fn try_from(byte: u8) -> Result<$name, $crate::DecodeError> {
+                match byte {
+                    $($byte => Ok($name::$variant),)+
+                    other => Err(($unknown)(other)),
+                }
+            }
+        }
+
+        #[cfg(test)]
+        impl $name {
+            /// Every variant, for the tests.
+            const ALL: &'static [$name] = &[$($name::$variant),+];
+        }
+    };
+}
+
 #[allow(unsafe_code)]
 mod client;
 mod codec;
@@ -50,11 +88,13 @@ pub const SOCKET_ENV: &str = "ACCOUNTMAP_SOCKET";
 /// come back to the daemon through nsswitch.conf.
 pub const DAEMON_ENV: &str = "ACCOUNTMAP_DAEMON";
 
-/// Which PAM phase a request comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    Auth,
-    Account,
+wire_enum! {
+    /// Which PAM phase a request comes from.
+    pub enum Phase {
+        Auth = 1,
+        Account = 2,
+    }
+    else |_| DecodeError::BadValue("phase")
 }
 
 impl Phase {
@@ -66,14 +106,16 @@ impl Phase {
     }
 }
 
-/// What the auth phase checks besides identity and policy (`verify=` of the PAM module).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verify {
-    None,
-    Ldap,
-    Oidc,
-    Device,
-    Proxy,
+wire_enum! {
+    /// What the auth phase checks besides identity and policy (`verify=` of the PAM module).
+    pub enum Verify {
+        None = 0,
+        Ldap = 1,
+        Oidc = 2,
+        Device = 3,
+        Proxy = 4,
+    }
+    else |_| DecodeError::BadValue("verify")
 }
 
 impl Verify {
@@ -204,20 +246,23 @@ impl Request {
     }
 }
 
-/// The daemon's verdict. Each maps to one PAM return code per phase (see the PAM module).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Allowed,
-    /// No such account after resolution.
-    UserUnknown,
-    /// Refused by policy: uid, group, denied user, domain, or a peer asking about someone else.
-    PolicyDenied,
-    /// Wrong password, bad or expired token.
-    AuthFailed,
-    /// A backend is down or not configured for what was asked.
-    Unavailable,
-    /// Unusable input: empty password, NUL bytes, over-long or malformed names.
-    BadInput,
+wire_enum! {
+    /// The daemon's verdict. Each maps to one PAM return code per phase (see the PAM module).
+    pub enum Verdict {
+        Allowed = 0,
+        /// No such account after resolution.
+        UserUnknown = 1,
+        /// Refused by policy: uid, group, denied user, domain, or a peer asking about someone
+        /// else.
+        PolicyDenied = 2,
+        /// Wrong password, bad or expired token.
+        AuthFailed = 3,
+        /// A backend is down or not configured for what was asked.
+        Unavailable = 4,
+        /// Unusable input: empty password, NUL bytes, over-long or malformed names.
+        BadInput = 5,
+    }
+    else |_| DecodeError::BadValue("verdict")
 }
 
 impl Verdict {

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use rstest::rstest;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -23,84 +24,30 @@ fn entry(name: &str, uid: u32) -> PasswdEntry {
 
 const SEC: u64 = 1_000_000_000;
 
-#[test]
-fn sha256_matches_the_fips_vectors() {
-    let hex = |d: [u8; 32]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    assert_eq!(
-        hex(sha256(b"")),
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    );
-    assert_eq!(
-        hex(sha256(b"abc")),
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
-    assert_eq!(
-        hex(sha256(
-            b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
-        )),
-        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
-    );
-    assert_eq!(
-        hex(sha256(&vec![b'a'; 1_000_000])),
-        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
-    );
-    // Every length around the block and padding boundaries, against the one-shot form of
-    // the same message split in two updates.
-    for len in 0..200usize {
-        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
-        for cut in [0, len / 3, len] {
-            let mut h = Sha256::new();
-            h.update(&data[..cut]);
-            h.update(&data[cut..]);
-            assert_eq!(h.finish(), sha256(&data), "len {len} cut {cut}");
-        }
-    }
-}
-
-#[test]
-fn sha256_at_the_padding_boundaries() {
-    // 55, 56, 63, 64 and 65 bytes of 'a' (coreutils sha256sum).
-    let hex = |d: [u8; 32]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    for (n, want) in [
-        (
-            55,
-            "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318",
-        ),
-        (
-            56,
-            "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a",
-        ),
-        (
-            63,
-            "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34",
-        ),
-        (
-            64,
-            "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb",
-        ),
-        (
-            65,
-            "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0",
-        ),
-    ] {
-        assert_eq!(hex(sha256(&vec![b'a'; n])), want, "{n} bytes");
-    }
-}
-
-#[test]
-fn keys_are_the_first_16_bytes_of_salted_sha256() {
-    // With an all-zero salt the input is 16 NUL bytes then the name; its digest, computed
-    // independently: printf '\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0abc' | sha256sum
-    let k = key([0, 0], b"abc");
-    let digest: [u8; 16] = [
-        0x27, 0x7e, 0x7f, 0xf6, 0xd2, 0x32, 0xb9, 0x76, 0x3f, 0x4a, 0x66, 0xe8, 0xd0, 0x5d, 0x21,
-        0x0d,
-    ];
-    let mut a = [0u8; 8];
-    let mut b = [0u8; 8];
-    a.copy_from_slice(&digest[..8]);
-    b.copy_from_slice(&digest[8..16]);
-    assert_eq!(k, [u64::from_le_bytes(a), u64::from_le_bytes(b)]);
+/// Keys against digests computed independently (coreutils `sha256sum` of the salt's 16 bytes
+/// then the name, e.g. `printf '\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0abc' | sha256sum`): a zero
+/// salt, a salt whose bytes show the words' order and byte order (00 01 … 0f), and a name that
+/// takes the input past one 64-byte block.
+#[rstest]
+#[case::zero_salt([0, 0], b"abc".to_vec(), "277e7ff6d232b9763f4a66e8d05d210d")]
+#[case::salt_byte_order(
+    [0x0706050403020100, 0x0f0e0d0c0b0a0908],
+    b"John.Doe@Company.com".to_vec(),
+    "ee25ac5d164e2336ba4e8b8cd24a789c"
+)]
+#[case::two_blocks(
+    [0x0706050403020100, 0x0f0e0d0c0b0a0908],
+    vec![b'a'; 100],
+    "a515897c6cb30ec25250b4f17011e85e"
+)]
+fn keys_are_the_first_16_bytes_of_salted_sha256(
+    #[case] salt: [u64; 2],
+    #[case] name: Vec<u8>,
+    #[case] digest_head: &str,
+) {
+    let hex = |w: u64| -> String { w.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect() };
+    let k = key(salt, &name);
+    assert_eq!(hex(k[0]) + &hex(k[1]), digest_head);
 }
 
 #[test]
