@@ -36,6 +36,51 @@ impl Env {
         }
     }
 
+    /// A sign-in as RStudio does it: pamtester SERVICE USER authenticate acct_mgmt, with
+    /// `secret` (a password, a signed date, a token) and a newline on stdin for the module's
+    /// prompt.
+    pub fn sign_in(&self, service: &str, user: &str, secret: &str) -> PamRun {
+        self.pam_with_stdin(
+            service,
+            user,
+            &["authenticate", "acct_mgmt"],
+            Some(format!("{secret}\n").as_bytes()),
+        )
+    }
+
+    /// Asserts that `run`'s verdict lines are `want`; the message names `what` and shows what
+    /// pamtester printed and the daemon log.
+    #[track_caller]
+    pub fn assert_verdicts(&self, run: &PamRun, want: &[&str], what: &str) {
+        assert_eq!(
+            run.verdicts(),
+            want,
+            "{what}\n{}\n--- daemon.log ---\n{}",
+            run.out.all(),
+            self.daemon_log()
+        );
+    }
+
+    /// [`Env::pam`] whose verdict lines must be `want`; the run, for further checks.
+    #[track_caller]
+    pub fn assert_pam(&self, service: &str, user: &str, ops: &[&str], want: &[&str]) -> PamRun {
+        let run = self.pam(service, user, ops);
+        self.assert_verdicts(&run, want, &format!("pamtester {service} {user:?} {ops:?}"));
+        run
+    }
+
+    /// [`Env::sign_in`] whose verdict lines must be `want`; the run, for further checks.
+    #[track_caller]
+    pub fn assert_sign_in(&self, service: &str, user: &str, secret: &str, want: &[&str]) -> PamRun {
+        let run = self.sign_in(service, user, secret);
+        self.assert_verdicts(
+            &run,
+            want,
+            &format!("sign-in of {user:?} through {service}"),
+        );
+        run
+    }
+
     /// The pamtester command line, for tests that start it themselves.
     pub fn pamtester_command(&self, service: &str, user: &str, ops: &[&str]) -> Command {
         let mut cmd = Command::new("pamtester");
@@ -56,6 +101,25 @@ impl Env {
             None,
             COMMAND_LIMIT,
         )
+    }
+
+    /// `accountmapctl proxy-sign --key-file KEY --user USER --date DATE [--body-file BODY]`.
+    pub fn proxy_sign(&self, key: &Path, user: &str, date: &str, body: Option<&Path>) -> Outcome {
+        let key = key.to_string_lossy();
+        let mut args = vec![
+            "proxy-sign",
+            "--key-file",
+            &key,
+            "--user",
+            user,
+            "--date",
+            date,
+        ];
+        let body = body.map(|b| b.to_string_lossy());
+        if let Some(body) = &body {
+            args.extend(["--body-file", body]);
+        }
+        self.ctl(&args)
     }
 
     /// `accountmapctl --socket S --json ARGS…`, its exit code and the parsed object.

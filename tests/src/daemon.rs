@@ -2,11 +2,12 @@
 //! its log.
 
 use crate::artifacts::accountmapd;
+use crate::server::spawn_logged;
 use crate::wait::wait_until;
 use crate::Env;
 use accountmap_wire::{Request, Response};
 use std::fs;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -42,11 +43,6 @@ impl Env {
 
     fn start_daemon_inner(&mut self, wrapper: &[&str], extra: impl FnOnce(&mut Command)) {
         assert!(self.daemon.is_none(), "daemon already running");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("open daemon.log");
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -59,16 +55,10 @@ impl Env {
             .arg(&self.config_path)
             .arg("--log-stderr")
             .env_remove("ACCOUNTMAP_SOCKET")
-            .env_remove("ACCOUNTMAP_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log);
+            .env_remove("ACCOUNTMAP_CONFIG");
         self.nss_wrapped(&mut cmd);
         extra(&mut cmd);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start accountmapd: {e}"));
-        self.daemon = Some(child);
+        self.daemon = Some(spawn_logged(&mut cmd, &self.log_path));
         let start = Instant::now();
         loop {
             if let Some(status) = self
@@ -183,6 +173,18 @@ impl Env {
             found.is_some()
         });
         found
+    }
+
+    /// [`Env::wait_for_log`] for a line that must come: the line, or a failed test that shows
+    /// the log.
+    #[track_caller]
+    pub fn expect_log(&self, from: usize, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_for_log(from, limit, pred).unwrap_or_else(|| {
+            panic!(
+                "no such daemon log line within {limit:?} (after byte {from})\n--- daemon.log ---\n{}",
+                self.daemon_log()
+            )
+        })
     }
 
     /// Current size of the daemon log, to look only at what comes next.

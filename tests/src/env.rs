@@ -5,6 +5,7 @@ use crate::artifacts::{pam_module, require_system_tools};
 use crate::config::{Config, STANDARD_ACCOUNTS};
 use crate::daemon::DAEMON_STOP_LIMIT;
 use crate::files::write_atomic;
+use crate::server::remove_unless_kept;
 use crate::world::World;
 use crate::wrappers::clean_stale_pam_wrapper_dirs;
 use std::fs;
@@ -204,11 +205,7 @@ impl Drop for Env {
                 let _ = child.wait();
             }
         }
-        if std::env::var_os("ACCOUNTMAP_TESTS_KEEP").is_some() {
-            eprintln!("keeping {}", self.dir.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        remove_unless_kept(&self.dir);
         clean_stale_pam_wrapper_dirs();
     }
 }

@@ -30,7 +30,9 @@
 //! - [`world`], [`config`]: the made-up users and groups, and `accountmap.toml`;
 //! - [`command`]: bounded child processes and one-shot commands ([`run_bounded`], [`daemon_check`]);
 //! - [`wait`], [`files`], [`artifacts`]: polling, file writing, where the built binaries are;
-//! - [`raw_client`], [`net`]: raw frames to the daemon socket; TCP helpers for proxies;
+//! - [`raw_client`], [`net`]: raw frames to the daemon socket; loopback ports, accept loops
+//!   and forwarding for the tests' proxies;
+//! - [`server`]: the long-running processes a test owns (spawn with a log, wait, kill, clean up);
 //! - [`slapd`], [`oidc_provider`]: a real OpenLDAP and a real OpenID Provider on loopback.
 
 // This crate is test support: failing loudly with a message is what it is for.
@@ -49,6 +51,7 @@ pub mod net;
 pub mod oidc_provider;
 pub mod pamtester;
 pub mod raw_client;
+pub mod server;
 pub mod slapd;
 pub mod wait;
 pub mod world;
@@ -63,6 +66,7 @@ pub use files::*;
 pub use net::*;
 pub use pamtester::*;
 pub use raw_client::*;
+pub use server::*;
 pub use wait::*;
 pub use world::*;
 pub use wrappers::*;

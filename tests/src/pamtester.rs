@@ -17,6 +17,8 @@ pub const PERM_DENIED: &str = "Permission denied";
 pub const USER_UNKNOWN: &str = "User not known to the underlying authentication module";
 /// PAM_AUTHINFO_UNAVAIL
 pub const AUTHINFO_UNAVAIL: &str = "Authentication service cannot retrieve authentication info";
+/// A sign-in that passed: authentication, then the account phase.
+pub const SIGNED_IN: &[&str] = &[AUTH_OK, ACCT_OK];
 
 /// What one pamtester run did.
 #[derive(Debug, Clone)]
@@ -31,6 +33,17 @@ impl PamRun {
 
     pub fn elapsed(&self) -> Duration {
         self.out.elapsed
+    }
+
+    /// Asserts that pamtester finished within `limit`; `what` names the case in the message.
+    #[track_caller]
+    pub fn assert_within(&self, limit: Duration, what: &str) {
+        assert!(
+            self.out.elapsed < limit,
+            "{what} took {:?}, more than {limit:?}\n{}",
+            self.out.elapsed,
+            self.out.all()
+        );
     }
 
     /// pamtester's verdict lines in order, without the `pamtester: ` prefix: the success lines
@@ -67,5 +80,17 @@ impl PamRun {
             .lines()
             .find_map(|l| l.strip_prefix(prefix.as_str()))
             .map(str::to_string)
+    }
+
+    /// Asserts that PAM_USER after our module in `phase` was `want` (see
+    /// [`PamRun::pam_user_after`]).
+    #[track_caller]
+    pub fn assert_user_after(&self, phase: &str, want: &str) {
+        assert_eq!(
+            self.pam_user_after(phase).as_deref(),
+            Some(want),
+            "PAM_USER after {phase}\n{}",
+            self.out.all()
+        );
     }
 }

@@ -1,10 +1,13 @@
 //! A raw socket client for the fault tests: frames of any shape, and what the daemon did with
-//! them.
+//! them; and a fake daemon that never answers.
 
 use accountmap_wire::Response;
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// What the daemon did with a raw frame.
@@ -90,4 +93,43 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
     let mut v = (body.len() as u32).to_be_bytes().to_vec();
     v.extend_from_slice(body);
     v
+}
+
+/// A "daemon" that accepts every connection and never answers, until dropped.
+pub struct SilentListener {
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl SilentListener {
+    pub fn bind(path: &Path) -> SilentListener {
+        let listener = UnixListener::bind(path).expect("bind the silent listener");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut held = Vec::new();
+            // bounded: the test drops us within seconds; 60 s is a backstop
+            let start = std::time::Instant::now();
+            while !flag.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
+                match listener.accept() {
+                    Ok((s, _)) => held.push(s),
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        SilentListener {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SilentListener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

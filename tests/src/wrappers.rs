@@ -96,6 +96,12 @@ impl Env {
     /// asks `files` first, then the module), pointed at this environment's socket.
     pub fn nss_module_wrapped(&self, cmd: &mut Command) {
         self.nss_wrapped(cmd);
+        self.nss_module_vars(cmd);
+    }
+
+    /// Sets the variables that make nss_wrapper (already preloaded on `cmd`) ask
+    /// `libnss_accountmap.so` after `files`, pointed at this environment's socket.
+    pub fn nss_module_vars(&self, cmd: &mut Command) {
         cmd.env("NSS_WRAPPER_MODULE_SO_PATH", nss_module())
             .env("NSS_WRAPPER_MODULE_FN_PREFIX", "accountmap")
             .env("ACCOUNTMAP_SOCKET", &self.socket)
