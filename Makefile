@@ -97,21 +97,21 @@ valgrind:
 	$(CARGO) build --workspace
 	scripts/valgrind.sh
 
-# The daemon under test is the release build; the benchmark itself is an ignored test.
+# The daemon under test is the release build; the benchmark is bench/src/ldap_bench.rs.
 bench-ldap:
 	scripts/install-deps.sh
 	$(CARGO) build --release --workspace
 	ACCOUNTMAP_ARTIFACT_DIR=$${CARGO_TARGET_DIR:-target}/release \
-	  $(CARGO) test --release -p accountmap-tests --test bench_ldap -- --ignored --nocapture
+	  $(CARGO) run --release -q -p accountmap-bench --bin ldap-bench
 
 # N getpwnam_r calls of an alias in one process, through glibc's NSS (private mount namespace
 # with its own nsswitch.conf, root only) and through nss_wrapper: from the shared-memory cache
-# and over the socket. Figures: README, "Performance".
+# and over the socket (bench/src/nss_cache_bench.rs). Figures: README, "Performance".
 bench-nss:
 	scripts/install-deps.sh
 	$(CARGO) build --release --workspace
 	ACCOUNTMAP_ARTIFACT_DIR=$${CARGO_TARGET_DIR:-target}/release \
-	  $(CARGO) test --release -p accountmap-tests --test bench_nss -- --ignored --nocapture
+	  $(CARGO) run --release -q -p accountmap-bench --bin nss-cache-bench
 
 clean:
 	$(CARGO) clean

@@ -2,7 +2,7 @@
 //! through whatever NSS the C library is configured with (nsswitch.conf, or nss_wrapper), checks
 //! that every call finds PW_NAME, and prints the mean cost per call:
 //! `getpwnam_r NAME: CALLS calls, N ns/call`. Exits 1 on the first wrong or missing answer: a
-//! benchmark that is fast by being wrong is worthless. Run by tests/tests/bench_nss.rs.
+//! benchmark that is fast by being wrong is worthless. Run by bench/src/nss_cache_bench.rs.
 
 // A benchmark tool: a failure is reported and ends the process.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]

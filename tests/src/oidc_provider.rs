@@ -10,11 +10,12 @@
 //! provider with the same keys on another port (another issuer), and a provider whose clock
 //! runs two hours behind (an expired token).
 
-use crate::{run_bounded, wait_until, write_atomic, COMMAND_LIMIT};
+use crate::net::free_port;
+use crate::server::{kill, kill_and_wait_closed, listening, remove_unless_kept, spawn_logged};
+use crate::{run_bounded, write_atomic, Config, COMMAND_LIMIT};
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -33,6 +34,23 @@ pub const ACCOUNTS: &[(&str, &str, bool)] = &[
     ("eve-sub", "eve@elsewhere.org", true),
     ("partner-sub", "partner@elsewhere.org", true),
 ];
+
+/// The PAM service of the OIDC tests: our module with `verify=oidc`, PAM_USER echoed.
+pub const SVC_OIDC: &str = "oidc";
+
+/// Points `config` at the provider of `discovery` for the test client, with
+/// `allowed_domains = ["company.com"]`, `more` (further keys of the section) and a 2 s
+/// backend timeout.
+pub fn oidc_config(config: &mut Config, discovery: &str, more: &str) {
+    config.backend_timeout = 2;
+    config.extra = format!(
+        "\n[oidc]\n\
+         discovery_endpoint = \"{discovery}\"\n\
+         client_id = \"{CLIENT_ID}\"\n\
+         allowed_domains = [\"company.com\"]\n\
+         {more}"
+    );
+}
 
 pub fn provider_dir() -> PathBuf {
     crate::workspace_root().join("tests/oidc-provider")
@@ -64,11 +82,6 @@ pub fn require_node_modules() {
         );
     }
     *done = true;
-}
-
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
 }
 
 /// A new private signing key (a JWK) from node's crypto: `"RSA"` (2048 bits) or `"EC"` (P-256).
@@ -197,25 +210,15 @@ impl OidcProvider {
         );
         let config_path = self.dir.join("provider.json");
         write_atomic(&config_path, &config);
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("provider.log"))
-            .expect("open provider.log");
-        let child = Command::new("node")
-            .arg(provider_dir().join("provider.mjs"))
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start node: {e}"));
+        let child = spawn_logged(
+            Command::new("node")
+                .arg(provider_dir().join("provider.mjs"))
+                .arg(&config_path),
+            &self.dir.join("provider.log"),
+        );
         self.child = Some(child);
         let port = self.port;
-        let up = wait_until(PROVIDER_START_LIMIT, || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        if !up {
+        if !listening(&[port], PROVIDER_START_LIMIT) {
             self.stop();
             panic!(
                 "oidc-provider not listening on {port} within {PROVIDER_START_LIMIT:?}\n{}",
@@ -230,14 +233,7 @@ impl OidcProvider {
 
     /// Kills the provider and waits until its port refuses connections.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let port = self.port;
-        wait_until(Duration::from_secs(5), || {
-            TcpStream::connect(("127.0.0.1", port)).is_err()
-        });
+        kill_and_wait_closed(&mut self.child, self.port);
     }
 
     /// Stops the provider and starts it again on the same port (same issuer) with `setup`.
@@ -300,12 +296,7 @@ impl OidcProvider {
 
 impl Drop for OidcProvider {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::env::var_os("ACCOUNTMAP_TESTS_KEEP").is_none() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        kill(&mut self.child);
+        remove_unless_kept(&self.dir);
     }
 }

@@ -24,14 +24,16 @@
 //! with password [`READER_PASSWORD`]; anonymous reads are allowed too, passwords are never
 //! readable.
 
-use crate::{
-    run_bounded, wait_until, write_with_mode, Config, Env, Group, User, World, COMMAND_LIMIT,
-};
+use crate::net::{forward_both_ways, free_port, AcceptLoop, Held};
+use crate::server::{kill, kill_and_wait_closed, listening, remove_unless_kept, spawn_logged};
+use crate::{run_bounded, write_with_mode, Config, Env, Group, User, World, COMMAND_LIMIT};
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const SLAPD: &str = "/usr/sbin/slapd";
@@ -109,12 +111,6 @@ pub fn require_slapd() {
             panic!("{path} is missing: run scripts/install-deps.sh (make test does)");
         }
     }
-}
-
-/// A port nothing listens on right now (the kernel's choice for an ephemeral bind).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
 }
 
 fn sh(dir: &Path, script: &str) {
@@ -346,34 +342,22 @@ impl Slapd {
     /// Starts slapd (again) on the same ports and waits until both accept connections.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "slapd already running");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("slapd.log"))
-            .expect("open slapd.log");
         // -d 0: stay in the foreground (so the test owns the process) with no debug output.
-        let child = Command::new(SLAPD)
-            .arg("-f")
-            .arg(self.dir.join("slapd.conf"))
-            .arg("-h")
-            .arg(format!(
-                "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
-                self.port, self.tls_port
-            ))
-            .args(["-d", "0"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start slapd: {e}"));
+        let child = spawn_logged(
+            Command::new(SLAPD)
+                .arg("-f")
+                .arg(self.dir.join("slapd.conf"))
+                .arg("-h")
+                .arg(format!(
+                    "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
+                    self.port, self.tls_port
+                ))
+                .args(["-d", "0"]),
+            &self.dir.join("slapd.log"),
+        );
         self.child = Some(child);
         let ports = [self.port, self.tls_port];
-        let up = wait_until(SLAPD_START_LIMIT, || {
-            ports
-                .iter()
-                .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
-        });
-        if !up {
+        if !listening(&ports, SLAPD_START_LIMIT) {
             self.stop();
             panic!(
                 "slapd did not listen on {ports:?} within {SLAPD_START_LIMIT:?}:\n{}",
@@ -384,28 +368,14 @@ impl Slapd {
 
     /// Kills slapd and waits until its ports refuse connections.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let port = self.port;
-        wait_until(Duration::from_secs(5), || {
-            TcpStream::connect(("127.0.0.1", port)).is_err()
-        });
+        kill_and_wait_closed(&mut self.child, self.port);
     }
 }
 
 impl Drop for Slapd {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::env::var_os("ACCOUNTMAP_TESTS_KEEP").is_some() {
-            eprintln!("keeping {}", self.dir.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        kill(&mut self.child);
+        remove_unless_kept(&self.dir);
     }
 }
 
@@ -459,6 +429,18 @@ impl Default for Section {
             addresses: None,
             member_attribute: None,
             whitelist: SCIENTISTS_DN,
+        }
+    }
+}
+
+impl Section {
+    /// A section named `first` whose user search base (`ou=Groups`) holds no user: it finds
+    /// nobody, so the section after it is asked.
+    pub fn finding_nobody() -> Section {
+        Section {
+            name: "first",
+            user_base: Some(GROUPS_DN.to_string()),
+            ..Section::default()
         }
     }
 }
@@ -622,75 +604,48 @@ pub fn ldap_env_with(
 /// restart does.
 pub struct CountingProxy {
     pub addr: String,
-    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    live: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    live: Held,
+    _accept: AcceptLoop,
 }
 
 impl CountingProxy {
     pub fn start(upstream: String) -> CountingProxy {
-        use std::sync::atomic::Ordering;
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let p = CountingProxy {
-            addr: listener.local_addr().expect("proxy address").to_string(),
-            accepted: Default::default(),
-            live: Default::default(),
-            stop: Default::default(),
-        };
-        let (accepted, live, stop) = (p.accepted.clone(), p.live.clone(), p.stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let Ok((client, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(1));
-                    continue;
-                };
-                accepted.fetch_add(1, Ordering::SeqCst);
-                let _ = client.set_nonblocking(false);
-                let _ = client.set_nodelay(true);
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let _ = server.set_nodelay(true);
-                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
-                    continue;
-                };
-                if let Ok(mut l) = live.lock() {
-                    l.extend(client.try_clone().ok());
-                    l.extend(server.try_clone().ok());
-                }
-                for (mut from, mut to) in [(client, server), (s2, c2)] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                        let _ = from.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let live = Held::default();
+        let (count, held) = (accepted.clone(), live.clone());
+        let accept = AcceptLoop::start(move |client| {
+            count.fetch_add(1, Ordering::SeqCst);
+            let _ = client.set_nodelay(true);
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                return;
+            };
+            let _ = server.set_nodelay(true);
+            held.keep(&client);
+            held.keep(&server);
+            forward_both_ways(client, server);
         });
-        p
+        CountingProxy {
+            addr: accept.addr.to_string(),
+            accepted,
+            live,
+            _accept: accept,
+        }
     }
 
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
-        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Closes every connection open through the proxy (both ends).
     pub fn break_all(&self) {
-        if let Ok(mut l) = self.live.lock() {
-            for s in l.drain(..) {
-                let _ = s.shutdown(std::net::Shutdown::Both);
-            }
-        }
+        self.live.close_all(false);
     }
 }
 
 impl Drop for CountingProxy {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.break_all();
     }
 }

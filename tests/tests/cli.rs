@@ -25,34 +25,40 @@ fn resolve_human_output_shows_account_uid_groups_and_rule() {
     );
 
     // refusals say why
-    let out = env.ctl(&["resolve", "bob"]);
-    assert_eq!(out.code, 1, "{}", out.all());
+    let out = refused(&env, "bob");
     assert!(
         out.stdout.contains("rstudio-users"),
         "bob lacks rstudio-users:\n{}",
         out.all()
     );
-    let out = env.ctl(&["resolve", "sysuser"]);
-    assert_eq!(out.code, 1, "{}", out.all());
+    let out = refused(&env, "sysuser");
     assert!(
         out.stdout.contains("1000"),
         "sysuser is below uid 1000:\n{}",
         out.all()
     );
-    let out = env.ctl(&["resolve", "mallory"]);
-    assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        out.stdout.to_lowercase().contains("denied"),
-        "{}",
-        out.all()
-    );
-    let out = env.ctl(&["resolve", "ghost"]);
-    assert_eq!(out.code, 1, "{}", out.all());
+    let out = refused(&env, "mallory");
+    let text = out.stdout.to_lowercase();
+    assert!(text.contains("denied"), "{}", out.all());
+    refused(&env, "ghost");
+}
+
+/// `accountmapctl resolve NAME`, which must exit 1 (refused).
+#[track_caller]
+fn refused(env: &Env, name: &str) -> Outcome {
+    let out = env.ctl(&["resolve", name]);
+    assert_eq!(out.code, 1, "resolve {name}: {}", out.all());
+    out
 }
 
 fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
     v.get(key)
         .unwrap_or_else(|| panic!("--json output lacks {key:?}: {v}"))
+}
+
+/// The `rule` field, lower-cased.
+fn rule(v: &Value) -> String {
+    field(v, "rule").as_str().unwrap_or_default().to_lowercase()
 }
 
 #[test]
@@ -65,12 +71,8 @@ fn resolve_json_fields() {
     assert_eq!(field(&v, "account"), "jdoe", "{v}");
     assert_eq!(field(&v, "uid"), 1003, "{v}");
     assert!(field(&v, "reason").is_string(), "{v}");
-    let rule = field(&v, "rule")
-        .as_str()
-        .unwrap_or_default()
-        .to_lowercase();
     assert!(
-        rule.contains("accounts"),
+        rule(&v).contains("accounts"),
         "rule should name the accounts file: {v}"
     );
 
@@ -78,12 +80,8 @@ fn resolve_json_fields() {
     assert_eq!(code, 0, "{}", out.all());
     assert_eq!(field(&v, "account"), "jsmith", "{v}");
     assert_eq!(field(&v, "uid"), 1004, "{v}");
-    let rule = field(&v, "rule")
-        .as_str()
-        .unwrap_or_default()
-        .to_lowercase();
     assert!(
-        rule.contains("rewrite"),
+        rule(&v).contains("rewrite"),
         "rule should name the rewrite rule: {v}"
     );
 
@@ -179,8 +177,7 @@ fn cache_flush_makes_a_group_change_visible_at_once() {
         .build();
     let out = env.ctl(&["resolve", "alice"]);
     assert_eq!(out.code, 0, "{}", out.all());
-    let run = env.pam(SVC, "alice", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["authenticate"], &[AUTH_OK]);
 
     // alice leaves rstudio-users
     let mut world = World::standard();
@@ -192,12 +189,7 @@ fn cache_flush_makes_a_group_change_visible_at_once() {
 
     // cache_ttl = 300: the positive answer is reused, so the change is not seen yet…
     let run = env.pam(SVC, "alice", &["acct_mgmt"]);
-    assert_eq!(
-        run.verdicts(),
-        vec![ACCT_OK],
-        "cached answer\n{}",
-        run.out.all()
-    );
+    env.assert_verdicts(&run, &[ACCT_OK], "cached answer");
 
     // …until the cache is flushed.
     let out = env.ctl(&["cache", "flush"]);
@@ -209,8 +201,7 @@ fn cache_flush_makes_a_group_change_visible_at_once() {
         "after a flush the change is seen\n{}",
         out.all()
     );
-    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["acct_mgmt"], &[PERM_DENIED]);
 }
 
 #[test]
@@ -222,59 +213,24 @@ fn proxy_sign_matches_the_openssl_recipe() {
     let body = "{\"path\": \"/\"}\nsecond line";
     write_with_mode(&body_file, body, 0o644);
     let date = "Tue, 24 Nov 2026 10:00:00 GMT";
-    let key = key_file.to_str().unwrap();
 
     let want = openssl_proxy_signature("correct horse battery staple", "jdoe", date, body);
-    let out = env.ctl(&[
-        "proxy-sign",
-        "--key-file",
-        key,
-        "--user",
-        "jdoe",
-        "--date",
-        date,
-        "--body-file",
-        body_file.to_str().unwrap(),
-    ]);
+    let out = env.proxy_sign(&key_file, "jdoe", date, Some(&body_file));
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(out.stdout.trim(), want, "{}", out.all());
 
     // empty body (what verify=proxy uses)
     let want = openssl_proxy_signature("correct horse battery staple", "jdoe", date, "");
-    let out = env.ctl(&[
-        "proxy-sign",
-        "--key-file",
-        key,
-        "--user",
-        "jdoe",
-        "--date",
-        date,
-    ]);
+    let out = env.proxy_sign(&key_file, "jdoe", date, None);
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(out.stdout.trim(), want, "{}", out.all());
 
     // the key file's trailing newline is not part of the key: same signature without it
     write_with_mode(&key_file, "correct horse battery staple", 0o600);
-    let again = env.ctl(&[
-        "proxy-sign",
-        "--key-file",
-        key,
-        "--user",
-        "jdoe",
-        "--date",
-        date,
-    ]);
+    let again = env.proxy_sign(&key_file, "jdoe", date, None);
     assert_eq!(again.stdout.trim(), want, "{}", again.all());
 
     // a different user gives a different signature
-    let other = env.ctl(&[
-        "proxy-sign",
-        "--key-file",
-        key,
-        "--user",
-        "jdoe2",
-        "--date",
-        date,
-    ]);
+    let other = env.proxy_sign(&key_file, "jdoe2", date, None);
     assert_ne!(other.stdout.trim(), want);
 }

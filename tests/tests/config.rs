@@ -9,7 +9,7 @@
 
 use accountmap_tests::*;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A valid config, line by line, so that cases can name line numbers.
@@ -65,6 +65,25 @@ fn write_lines(path: &Path, lines: &[String]) {
     write_atomic(path, &(lines.join("\n") + "\n"));
 }
 
+/// Writes [`base_lines`] with line `n` (1-based) replaced by `text` to `c.toml` in the test
+/// directory, and asserts that both checks refuse it at line `n` (see [`assert_invalid`]). The
+/// file, for further checks.
+#[track_caller]
+fn assert_edit_invalid(
+    env: &Env,
+    n: usize,
+    text: &str,
+    columns: &[usize],
+    words: &[&str],
+) -> PathBuf {
+    let path = env.path("c.toml");
+    let mut lines = base_lines(env);
+    lines[n - 1] = text.into();
+    write_lines(&path, &lines);
+    assert_invalid(&path, &[n], columns, words);
+    path
+}
+
 /// One `FILE:LINE:COLUMN: message` line.
 #[derive(Debug)]
 struct Diag {
@@ -92,17 +111,12 @@ fn diags(file: &Path, text: &str) -> Vec<Diag> {
         .collect()
 }
 
-/// What a bad config must produce.
-struct Expect<'a> {
-    /// acceptable lines (one, except where several lines of a section are fair pointers)
-    lines: &'a [usize],
-    /// acceptable columns (the key's or the value's, where either is a fair pointer)
-    columns: &'a [usize],
-    /// words the message must contain (all of them, case-insensitive)
-    words: &'a [&'a str],
-}
-
-fn assert_invalid(config: &Path, want: &Expect) {
+/// Asserts that both checks refuse `config` (exit 2) with a diagnostic at one of `lines`
+/// (one, except where several lines of a section are fair pointers) and one of `columns` (the
+/// key's or the value's, where either is a fair pointer; empty = any) whose message contains
+/// all of `words` (case-insensitive).
+#[track_caller]
+fn assert_invalid(config: &Path, lines: &[usize], columns: &[usize], words: &[&str]) {
     let daemon = daemon_check(config);
     let ctl = ctl_check(config);
     for (who, out, text) in [
@@ -116,10 +130,9 @@ fn assert_invalid(config: &Path, want: &Expect) {
         assert_eq!(out.code, 2, "{who} must exit 2\n{}", out.all());
         let found = diags(config, &text);
         let hit = found.iter().find(|d| {
-            want.lines.contains(&d.line)
-                && (want.columns.is_empty() || want.columns.contains(&d.column))
-                && want
-                    .words
+            lines.contains(&d.line)
+                && (columns.is_empty() || columns.contains(&d.column))
+                && words
                     .iter()
                     .all(|w| d.message.to_lowercase().contains(&w.to_lowercase()))
         });
@@ -127,9 +140,9 @@ fn assert_invalid(config: &Path, want: &Expect) {
             hit.is_some(),
             "{who}: expected `{}:{:?}:{:?}: …{:?}…`, got {found:?}\n{}",
             config.display(),
-            want.lines,
-            want.columns,
-            want.words,
+            lines,
+            columns,
+            words,
             out.all()
         );
     }
@@ -179,78 +192,34 @@ fn shipped_example_config_is_valid() {
 #[test]
 fn unknown_key_is_an_error_at_its_line() {
     let env = Env::builder("cfg-unknown").no_daemon().build();
-    let path = env.path("c.toml");
-    let mut lines = base_lines(&env);
-    lines[5] = "minimum_uids = 1000".into(); // a typo on line 6
-    write_lines(&path, &lines);
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[6],
-            columns: &[1],
-            words: &["minimum_uids"],
-        },
-    );
+    // a typo
+    let path = assert_edit_invalid(&env, 6, "minimum_uids = 1000", &[1], &["minimum_uids"]);
 
     let mut lines = base_lines(&env);
     lines.push("[mappings]".into()); // line 15: an unknown section
     lines.push("lowercase = true".into());
     write_lines(&path, &lines);
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[15],
-            columns: &[],
-            words: &["mappings"],
-        },
-    );
+    assert_invalid(&path, &[15], &[], &["mappings"]);
 }
 
 #[test]
 fn wrong_type_is_an_error_at_its_line() {
     let env = Env::builder("cfg-type").no_daemon().build();
+    // a string, not a number, a list, a boolean; the key's column or the value's
+    for (n, text, columns) in [
+        (7, "required_groups = \"rstudio-users\"", [1, 19]),
+        (11, "lowercase = \"yes\"", [1, 13]),
+        (3, "cache_ttl = \"soon\"", [1, 13]),
+    ] {
+        assert_edit_invalid(&env, n, text, &columns, &[]);
+    }
     let path = env.path("c.toml");
-    let mut lines = base_lines(&env);
-    lines[2] = "cache_ttl = \"soon\"".into(); // line 3, value at column 13
-    write_lines(&path, &lines);
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[3],
-            columns: &[1, 13],
-            words: &[],
-        },
-    );
     let out = daemon_check(&path);
     let d = diags(&path, &out.stderr);
     assert!(
         d.iter()
             .any(|d| d.message.contains("cache_ttl") || d.message.contains("invalid type")),
         "the message must say what is wrong with cache_ttl: {d:?}"
-    );
-
-    let mut lines = base_lines(&env);
-    lines[6] = "required_groups = \"rstudio-users\"".into(); // line 7: a string, not a list
-    write_lines(&path, &lines);
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[7],
-            columns: &[1, 19],
-            words: &[],
-        },
-    );
-
-    let mut lines = base_lines(&env);
-    lines[10] = "lowercase = \"yes\"".into(); // line 11
-    write_lines(&path, &lines);
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[11],
-            columns: &[1, 13],
-            words: &[],
-        },
     );
 }
 
@@ -267,14 +236,7 @@ fn tls_and_start_tls_together_are_an_error() {
     lines.extend(ldap_section(true, true));
     write_lines(&path, &lines);
     // …both is not; the error points into the section (its header, start_tls or tls line)
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[16, 19, 20],
-            columns: &[],
-            words: &["tls", "start_tls"],
-        },
-    );
+    assert_invalid(&path, &[16, 19, 20], &[], &["tls", "start_tls"]);
 }
 
 #[test]
@@ -297,14 +259,7 @@ fn secret_file_readable_by_others_is_an_error() {
         text.contains(key.to_str().unwrap()) && (text.contains("0644") || text.contains("0600")),
         "the message must name the file and its mode:\n{text}"
     );
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[17],
-            columns: &[1, 17],
-            words: &[],
-        },
-    );
+    assert_invalid(&path, &[17], &[1, 17], &[]);
 
     // a secret file that does not exist
     std::fs::remove_file(&key).unwrap();
@@ -321,60 +276,17 @@ fn secret_file_readable_by_others_is_an_error() {
 #[test]
 fn rewrite_rule_that_does_not_compile_is_an_error() {
     let env = Env::builder("cfg-regex").no_daemon().build();
-    let path = env.path("c.toml");
-    let mut lines = base_lines(&env);
-    lines[13] = "rewrite = ['^UID-([a-z]+)$ $1', '^UID-([a-z]+$ $1']".into(); // line 14
-    write_lines(&path, &lines);
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[14],
-            columns: &[],
-            words: &["does not compile"],
-        },
-    );
-
+    let unbalanced = "rewrite = ['^UID-([a-z]+)$ $1', '^UID-([a-z]+$ $1']";
+    assert_edit_invalid(&env, 14, unbalanced, &[], &["does not compile"]);
     // a replacement naming a capture the regex lacks
-    let mut lines = base_lines(&env);
-    lines[13] = "rewrite = ['^UID-([a-z]+)$ $2']".into();
-    write_lines(&path, &lines);
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[14],
-            columns: &[],
-            words: &["$2"],
-        },
-    );
+    assert_edit_invalid(&env, 14, "rewrite = ['^UID-([a-z]+)$ $2']", &[], &["$2"]);
 }
 
 #[test]
 fn relative_path_and_broken_toml_are_errors() {
     let env = Env::builder("cfg-misc").no_daemon().build();
-    let path = env.path("c.toml");
-    let mut lines = base_lines(&env);
-    lines[12] = "accounts_file = \"accounts\"".into(); // line 13
-    write_lines(&path, &lines);
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[13],
-            columns: &[],
-            words: &["absolute"],
-        },
-    );
-
-    let mut lines = base_lines(&env);
-    lines[4] = "[access".into(); // line 5
-    write_lines(&path, &lines);
-    assert_invalid(
-        &path,
-        &Expect {
-            lines: &[5],
-            columns: &[],
-            words: &[],
-        },
-    );
+    assert_edit_invalid(&env, 13, "accounts_file = \"accounts\"", &[], &["absolute"]);
+    assert_edit_invalid(&env, 5, "[access", &[], &[]);
 }
 
 #[test]
@@ -412,8 +324,7 @@ fn reload(env: &mut Env, cfg: &Config, probe: &str, code: i32) {
 #[test]
 fn sighup_with_a_bad_config_keeps_serving_the_old_policy() {
     let mut env = Env::new("hup-bad");
-    let run = env.pam(SVC, "alice", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["authenticate"], &[AUTH_OK]);
 
     // A new config that would deny alice, with a typo that makes it invalid.
     let mut bad = env.config().clone();
@@ -437,45 +348,33 @@ fn sighup_with_a_bad_config_keeps_serving_the_old_policy() {
         env.daemon_log()
     );
     let run = env.pam(SVC, "alice", &["authenticate", "acct_mgmt"]);
-    assert_eq!(
-        run.verdicts(),
-        vec![AUTH_OK, ACCT_OK],
-        "old policy must stay\n{}",
-        run.out.all()
-    );
-    let run = env.pam(SVC, "bob", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_verdicts(&run, SIGNED_IN, "old policy must stay");
+    env.assert_pam(SVC, "bob", &["authenticate"], &[AUTH_ERR]);
 
     // Fixing the file and sending SIGHUP again applies it.
     bad.extra = String::new();
     reload(&mut env, &bad, "alice", 1);
-    let run = env.pam(SVC, "alice", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["authenticate"], &[AUTH_ERR]);
 }
 
 #[test]
 fn sighup_with_a_good_config_takes_effect() {
     let mut env = Env::new("hup-good");
-    let run = env.pam(SVC, "bob", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
-    let run = env.pam(SVC, "sysuser", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    env.assert_pam(SVC, "bob", &["acct_mgmt"], &[PERM_DENIED]);
+    env.assert_pam(SVC, "sysuser", &["acct_mgmt"], &[PERM_DENIED]);
 
     let mut cfg = env.config().clone();
     cfg.required_groups = vec!["staff".into()];
     cfg.minimum_uid = "400".into();
     reload(&mut env, &cfg, "bob", 0);
 
-    let run = env.pam(SVC, "bob", &["authenticate", "acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    env.assert_pam(SVC, "bob", &["authenticate", "acct_mgmt"], SIGNED_IN);
     // alice is not in staff: now refused
-    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["acct_mgmt"], &[PERM_DENIED]);
     // sysuser (uid 500 >= 400) is not in staff either; with the group dropped it would pass
     cfg.required_groups = vec![];
     reload(&mut env, &cfg, "sysuser", 0);
-    let run = env.pam(SVC, "sysuser", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![ACCT_OK], "{}", run.out.all());
+    env.assert_pam(SVC, "sysuser", &["acct_mgmt"], &[ACCT_OK]);
     assert!(env.daemon_alive());
 }
 
@@ -483,8 +382,7 @@ fn sighup_with_a_good_config_takes_effect() {
 fn edited_accounts_file_takes_effect_without_restart() {
     let env = Env::new("accounts-edit");
     let alias = "Alice.Smith@Lab.example";
-    let run = env.pam(SVC, alias, &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+    env.assert_pam(SVC, alias, &["authenticate"], &[USER_UNKNOWN]);
 
     // Appended in place, as `echo … >> accounts` does. No signal.
     let mut f = std::fs::OpenOptions::new()
@@ -498,9 +396,8 @@ fn edited_accounts_file_takes_effect_without_restart() {
         "edit not picked up:\n{}",
         env.daemon_log()
     );
-    let run = env.pam(SVC_ECHO, alias, &["authenticate", "acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    assert_eq!(run.pam_user_after("auth").as_deref(), Some("alice"));
+    let run = env.assert_pam(SVC_ECHO, alias, &["authenticate", "acct_mgmt"], SIGNED_IN);
+    run.assert_user_after("auth", "alice");
 
     // Replaced through a new file, as editors do: the alias is gone again, jdoe's changes.
     env.write_accounts("John.Doe@Company.com = jsmith\n");
@@ -509,13 +406,8 @@ fn edited_accounts_file_takes_effect_without_restart() {
         "removal not picked up:\n{}",
         env.daemon_log()
     );
-    let run = env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"]);
-    assert_eq!(
-        run.pam_user_after("auth").as_deref(),
-        Some("jsmith"),
-        "{}",
-        run.out.all()
-    );
+    env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"])
+        .assert_user_after("auth", "jsmith");
 }
 
 #[test]
@@ -524,13 +416,11 @@ fn sighup_applies_a_new_policy_to_cached_accounts() {
     let mut env = Env::builder("hup-cache")
         .config(|c| c.cache_ttl = 300)
         .build();
-    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![ACCT_OK], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["acct_mgmt"], &[ACCT_OK]);
     let mut cfg = env.config().clone();
     cfg.denied_users.push("alice".into());
     reload(&mut env, &cfg, "alice", 1);
-    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["acct_mgmt"], &[PERM_DENIED]);
 }
 
 #[test]
@@ -545,19 +435,9 @@ fn drop_ins_are_read_in_name_order_and_later_wins() {
     let mut env = env;
     env.start_daemon();
     let run = env.pam(SVC, "alice", &["acct_mgmt"]);
-    assert_eq!(
-        run.verdicts(),
-        vec![PERM_DENIED],
-        "10-deny.toml applies\n{}",
-        run.out.all()
-    );
+    env.assert_verdicts(&run, &[PERM_DENIED], "10-deny.toml applies");
     let run = env.pam(SVC, "mallory", &["acct_mgmt"]);
-    assert_eq!(
-        run.verdicts(),
-        vec![ACCT_OK],
-        "the drop-in replaced the list\n{}",
-        run.out.all()
-    );
+    env.assert_verdicts(&run, &[ACCT_OK], "the drop-in replaced the list");
 
     // a later file wins; applied on SIGHUP
     write_atomic(
@@ -570,8 +450,7 @@ fn drop_ins_are_read_in_name_order_and_later_wins() {
         "20-undo.toml not applied:\n{}",
         env.daemon_log()
     );
-    let run = env.pam(SVC, "mallory", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    env.assert_pam(SVC, "mallory", &["acct_mgmt"], &[PERM_DENIED]);
 
     // an error in a drop-in is reported against the drop-in
     let bad = conf_d.join("30-typo.toml");
@@ -595,32 +474,20 @@ fn minimum_uid_auto_reads_login_defs() {
     let env = Env::builder("uid-auto")
         .config(|c| c.minimum_uid = "\"auto\"".into())
         .build();
-    let run = env.pam(SVC, "sysuser", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
-    let run = env.pam(SVC, "alice", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![ACCT_OK], "{}", run.out.all());
+    env.assert_pam(SVC, "sysuser", &["acct_mgmt"], &[PERM_DENIED]);
+    env.assert_pam(SVC, "alice", &["acct_mgmt"], &[ACCT_OK]);
 }
 
 #[test]
 fn a_broken_accounts_file_keeps_the_last_good_one() {
     let env = Env::new("accounts-broken");
-    let run = env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"]);
-    assert_eq!(
-        run.pam_user_after("auth").as_deref(),
-        Some("jdoe"),
-        "{}",
-        run.out.all()
-    );
+    env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"])
+        .assert_user_after("auth", "jdoe");
     let from = env.log_len();
     env.write_accounts("John.Doe@Company.com = jsmith\nthis line has no equals sign\n");
     // The file is re-read when next needed: the sign-in still uses the last good version…
-    let run = env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"]);
-    assert_eq!(
-        run.pam_user_after("auth").as_deref(),
-        Some("jdoe"),
-        "{}",
-        run.out.all()
-    );
+    env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"])
+        .assert_user_after("auth", "jdoe");
     // …and the log says why the new one was refused (naming the file and line 2).
     let accounts = format!("{}:2", env.accounts_path.display());
     let line = env.wait_for_log(from, RELOAD_LIMIT, |l| l.contains(&accounts));

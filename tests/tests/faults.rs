@@ -6,9 +6,7 @@
 use accountmap_tests::*;
 use accountmap_wire::{Response, MAX_FRAME};
 use std::io::Write;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::Duration;
 
@@ -23,33 +21,11 @@ fn sigterm_stops_the_daemon_with_exit_0() {
 fn daemon_stopped_gives_authinfo_unavail_at_once() {
     let mut env = Env::new("stopped");
     let run = env.pam(SVC, "alice", &["authenticate"]);
-    assert_eq!(
-        run.verdicts(),
-        vec![AUTH_OK],
-        "sanity: up first\n{}",
-        run.out.all()
-    );
+    env.assert_verdicts(&run, &[AUTH_OK], "sanity: up first");
 
     // Clean stop (SIGTERM): the socket file may or may not be removed.
     env.stop_daemon();
-    for ops in [&["authenticate"][..], &["acct_mgmt"][..]] {
-        let run = env.pam(SVC, "alice", ops);
-        eprintln!(
-            "daemon stopped, {ops:?}: pamtester took {:?}",
-            run.elapsed()
-        );
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTHINFO_UNAVAIL],
-            "{ops:?}\n{}",
-            run.out.all()
-        );
-        assert!(
-            run.elapsed() < Duration::from_millis(500),
-            "{ops:?} took {:?} with the daemon stopped",
-            run.elapsed()
-        );
-    }
+    assert_unavailable_at_once(&env, "daemon stopped");
 }
 
 #[test]
@@ -57,71 +33,29 @@ fn daemon_killed_leaves_a_dead_socket_and_still_gives_authinfo_unavail() {
     let mut env = Env::new("killed");
     env.kill_daemon();
     // After SIGKILL the socket file is left behind: connect gets ECONNREFUSED.
+    assert_unavailable_at_once(&env, "daemon killed");
+}
+
+/// With no daemon to answer, auth and account each get PAM_AUTHINFO_UNAVAIL within 500 ms.
+#[track_caller]
+fn assert_unavailable_at_once(env: &Env, what: &str) {
     for ops in [&["authenticate"][..], &["acct_mgmt"][..]] {
-        let run = env.pam(SVC, "alice", ops);
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTHINFO_UNAVAIL],
-            "{ops:?}\n{}",
-            run.out.all()
-        );
-        assert!(
-            run.elapsed() < Duration::from_millis(500),
-            "took {:?}",
-            run.elapsed()
-        );
+        let run = env.assert_pam(SVC, "alice", ops, &[AUTHINFO_UNAVAIL]);
+        eprintln!("{what}, {ops:?}: pamtester took {:?}", run.elapsed());
+        run.assert_within(Duration::from_millis(500), &format!("{what}: {ops:?}"));
     }
 }
 
 #[test]
 fn socket_that_never_existed_gives_authinfo_unavail() {
     let env = Env::builder("no-socket").no_daemon().build();
-    let run = env.pam(SVC, "alice", &["authenticate", "acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
-    assert!(
-        run.elapsed() < Duration::from_millis(500),
-        "took {:?}",
-        run.elapsed()
+    let run = env.assert_pam(
+        SVC,
+        "alice",
+        &["authenticate", "acct_mgmt"],
+        &[AUTHINFO_UNAVAIL],
     );
-}
-
-/// A "daemon" that accepts every connection and never answers, until dropped.
-struct SilentListener {
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl SilentListener {
-    fn bind(path: &std::path::Path) -> SilentListener {
-        let listener = UnixListener::bind(path).expect("bind the silent listener");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = thread::spawn(move || {
-            let mut held = Vec::new();
-            // bounded: the test drops us within seconds; 60 s is a backstop
-            let start = std::time::Instant::now();
-            while !flag.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
-                match listener.accept() {
-                    Ok((s, _)) => held.push(s),
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        SilentListener {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for SilentListener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    run.assert_within(Duration::from_millis(500), "the sign-in");
 }
 
 #[test]
@@ -130,13 +64,7 @@ fn silent_daemon_module_gives_up_at_timeout() {
     let _listener = SilentListener::bind(&env.socket);
     env.add_service("timeout1", "timeout=1", false);
     for ops in [&["authenticate"][..], &["acct_mgmt"][..]] {
-        let run = env.pam("timeout1", "alice", ops);
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTHINFO_UNAVAIL],
-            "{ops:?}\n{}",
-            run.out.all()
-        );
+        let run = env.assert_pam("timeout1", "alice", ops, &[AUTHINFO_UNAVAIL]);
         let took = run.elapsed();
         eprintln!("silent daemon, timeout=1, {ops:?}: gave up after {took:?}");
         assert!(
@@ -222,17 +150,14 @@ fn malformed_oversized_and_wrong_version_frames_are_refused_while_others_sign_in
 
     let out = signin.join().expect("sign-in thread");
     let run = PamRun { out };
-    assert_eq!(
-        run.verdicts(),
-        vec![AUTH_OK, ACCT_OK],
-        "a legitimate sign-in failed while junk was being sent\n{}\n--- daemon.log ---\n{}",
-        run.out.all(),
-        env.daemon_log()
+    env.assert_verdicts(
+        &run,
+        SIGNED_IN,
+        "a legitimate sign-in failed while junk was being sent",
     );
 
     // and another one after, with the stalled clients still connected
-    let run = env.pam(SVC, "alice", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["authenticate"], &[AUTH_OK]);
     drop(stalled);
     assert!(env.daemon_alive(), "the daemon died:\n{}", env.daemon_log());
     assert!(env.daemon_answers());
@@ -287,22 +212,10 @@ fn unprivileged_peer_may_ask_only_about_itself() {
     let pamtester = std::path::Path::new("/usr/bin/pamtester");
     let other = env.run_unprivileged(pamtester, &[SVC, "alice", "authenticate"], true);
     let run = PamRun { out: other };
-    assert_eq!(
-        run.verdicts(),
-        vec![AUTH_ERR],
-        "{}\n{}",
-        run.out.all(),
-        env.daemon_log()
-    );
+    env.assert_verdicts(&run, &[AUTH_ERR], "uid 65534 asks about alice");
     let own = env.run_unprivileged(pamtester, &[SVC, "nobody", "authenticate"], true);
     let run = PamRun { out: own };
-    assert_eq!(
-        run.verdicts(),
-        vec![AUTH_OK],
-        "{}\n{}",
-        run.out.all(),
-        env.daemon_log()
-    );
+    env.assert_verdicts(&run, &[AUTH_OK], "uid 65534 asks about itself");
 }
 
 #[test]
@@ -336,8 +249,7 @@ fn restart_after_a_crash_and_refusal_of_a_second_daemon() {
         "the first daemon lost its socket:\n{}",
         env.daemon_log()
     );
-    let run = env.pam(SVC, "alice", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["authenticate"], &[AUTH_OK]);
 
     // SIGKILL leaves the socket file behind; a restart must still come up and serve.
     env.kill_daemon();
@@ -346,8 +258,7 @@ fn restart_after_a_crash_and_refusal_of_a_second_daemon() {
         "expected a stale socket file after SIGKILL"
     );
     env.start_daemon();
-    let run = env.pam(SVC, "alice", &["authenticate", "acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["authenticate", "acct_mgmt"], SIGNED_IN);
     // and a clean stop removes the socket
     assert_eq!(env.stop_daemon().code(), Some(0));
     assert!(

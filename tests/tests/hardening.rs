@@ -378,10 +378,9 @@ fn unreadable_config_at_reload_keeps_the_old_config_and_says_why() {
     }
     let from = env.log_len();
     env.sighup();
-    assert!(env
-        .wait_for_log(from, Duration::from_secs(5), |l| l
-            .contains("configuration reloaded"))
-        .is_some());
+    env.expect_log(from, Duration::from_secs(5), |l| {
+        l.contains("configuration reloaded")
+    });
     assert_eq!(
         alice(&env),
         vec![AUTH_ERR],
@@ -395,13 +394,12 @@ fn unreadable_config_at_reload_keeps_the_old_config_and_says_why() {
 // answers garbage on command. It injects faults; the directory itself is real.
 
 mod fault_proxy {
-    use accountmap_tests::reset_on_close as reset;
+    use accountmap_tests::{forward_both_ways, reset_on_close as reset, AcceptLoop, Held};
     use std::io::{Read, Write};
-    use std::net::{Shutdown, TcpListener, TcpStream};
-    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+    use std::sync::Arc;
     use std::thread;
-    use std::time::Duration;
 
     #[derive(Clone, Copy, Debug, PartialEq)]
     pub enum Fault {
@@ -421,112 +419,75 @@ mod fault_proxy {
         pub addr: String,
         mode: Arc<AtomicU8>,
         pub accepted: Arc<AtomicUsize>,
-        stop: Arc<AtomicBool>,
-        live: Arc<Mutex<Vec<TcpStream>>>,
+        live: Held,
+        _accept: AcceptLoop,
     }
 
     impl FaultProxy {
         pub fn start(upstream: String) -> FaultProxy {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            let p = FaultProxy {
-                addr: listener.local_addr().unwrap().to_string(),
-                mode: Arc::new(AtomicU8::new(Fault::Forward as u8)),
-                accepted: Arc::new(AtomicUsize::new(0)),
-                stop: Arc::new(AtomicBool::new(false)),
-                live: Arc::new(Mutex::new(Vec::new())),
-            };
-            let (mode, accepted, stop, live) = (
-                p.mode.clone(),
-                p.accepted.clone(),
-                p.stop.clone(),
-                p.live.clone(),
-            );
-            thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    let Ok((client, _)) = listener.accept() else {
-                        thread::sleep(Duration::from_millis(2));
-                        continue;
-                    };
-                    client.set_nonblocking(false).unwrap();
-                    accepted.fetch_add(1, Ordering::SeqCst);
-                    live.lock().unwrap().push(client.try_clone().unwrap());
-                    match mode.load(Ordering::SeqCst) {
-                        0 => {
-                            let Ok(server) = TcpStream::connect(&upstream) else {
-                                continue;
-                            };
-                            live.lock().unwrap().push(server.try_clone().unwrap());
-                            for (mut from, mut to) in [
-                                (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                                (server, client),
-                            ] {
-                                thread::spawn(move || {
-                                    let _ = std::io::copy(&mut from, &mut to);
-                                    let _ = to.shutdown(Shutdown::Both);
-                                });
-                            }
-                        }
-                        1 => {} // held in `live` until dropped
-                        2 => reset(&client),
-                        3 => {
-                            thread::spawn(move || {
-                                let mut c = client;
-                                let mut buf = [0u8; 4096];
-                                while let Ok(n) = c.read(&mut buf) {
-                                    if n == 0
-                                        || c.write_all(b"\xff\xfeHTTP/1.1 400 garbage\r\n").is_err()
-                                    {
-                                        break;
-                                    }
-                                }
-                            });
-                        }
-                        _ => {
-                            // A SEQUENCE of 0x7f bytes, message id 1, then nothing more.
+            let mode = Arc::new(AtomicU8::new(Fault::Forward as u8));
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let live = Held::default();
+            let (current, count, held) = (mode.clone(), accepted.clone(), live.clone());
+            let accept = AcceptLoop::start(move |client| {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.keep(&client);
+                match current.load(Ordering::SeqCst) {
+                    0 => {
+                        let Ok(server) = TcpStream::connect(&upstream) else {
+                            return;
+                        };
+                        held.keep(&server);
+                        forward_both_ways(client, server);
+                    }
+                    1 => {} // held in `live` until dropped
+                    2 => reset(&client),
+                    3 => {
+                        thread::spawn(move || {
                             let mut c = client;
-                            let _ = c.write_all(&[0x30, 0x7f, 0x02, 0x01, 0x01]);
-                        }
+                            let mut buf = [0u8; 4096];
+                            while let Ok(n) = c.read(&mut buf) {
+                                if n == 0
+                                    || c.write_all(b"\xff\xfeHTTP/1.1 400 garbage\r\n").is_err()
+                                {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                    _ => {
+                        // A SEQUENCE of 0x7f bytes, message id 1, then nothing more.
+                        let mut c = client;
+                        let _ = c.write_all(&[0x30, 0x7f, 0x02, 0x01, 0x01]);
                     }
                 }
             });
-            p
+            FaultProxy {
+                addr: accept.addr.to_string(),
+                mode,
+                accepted,
+                live,
+                _accept: accept,
+            }
         }
 
         /// Switches the behaviour for new connections and breaks the ones open, as a server
         /// that restarts into a bad state does.
         pub fn set(&self, fault: Fault) {
             self.mode.store(fault as u8, Ordering::SeqCst);
-            for s in self.live.lock().unwrap().drain(..) {
-                if fault == Fault::Reset {
-                    reset(&s);
-                }
-                let _ = s.shutdown(Shutdown::Both);
-            }
+            self.live.close_all(fault == Fault::Reset);
         }
     }
 
     impl Drop for FaultProxy {
         fn drop(&mut self) {
-            self.stop.store(true, Ordering::SeqCst);
-            for s in self.live.lock().unwrap().drain(..) {
-                let _ = s.shutdown(Shutdown::Both);
-            }
+            self.live.close_all(false);
         }
     }
 }
 
 use accountmap_tests::slapd::*;
 use fault_proxy::{Fault, FaultProxy};
-
-fn ldap_sign_in(env: &Env, user: &str, password: &str) -> PamRun {
-    env.pam_with_stdin(
-        SVC_LDAP,
-        user,
-        &["authenticate", "acct_mgmt"],
-        Some(format!("{password}\n").as_bytes()),
-    )
-}
 
 fn proxied_ldap_env(name: &str, slapd: &Slapd, proxy: &FaultProxy, timeout: u32) -> Env {
     let section = Section {
@@ -545,44 +506,26 @@ fn ldap_server_that_stalls_resets_or_answers_garbage_gives_authinfo_unavail() {
     let slapd = Slapd::start("ldap-faults");
     let proxy = FaultProxy::start(slapd.address());
     let mut env = proxied_ldap_env("ldap-faults", &slapd, &proxy, 1);
-    let run = ldap_sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
     for fault in [Fault::Stall, Fault::Reset, Fault::Garbage, Fault::Truncated] {
         proxy.set(fault);
-        let run = ldap_sign_in(&env, "alice", "alice-pw");
+        let run = env.sign_in(SVC_LDAP, "alice", "alice-pw");
         eprintln!(
             "LDAP {fault:?}: {:?} in {:?}",
             run.verdicts(),
             run.elapsed()
         );
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTHINFO_UNAVAIL],
-            "{fault:?}\n{}\n{}",
-            run.out.all(),
-            env.daemon_log()
-        );
-        assert!(
-            run.elapsed() < Duration::from_secs(4),
-            "{fault:?} took {:?}",
-            run.elapsed()
-        );
+        env.assert_verdicts(&run, &[AUTHINFO_UNAVAIL], &format!("{fault:?}"));
+        run.assert_within(Duration::from_secs(4), &format!("{fault:?}"));
         assert!(
             env.daemon_alive(),
             "{fault:?}: daemon died\n{}",
             env.daemon_log()
         );
         proxy.set(Fault::Forward);
-        let run = ldap_sign_in(&env, "alice", "alice-pw");
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTH_OK, ACCT_OK],
-            "after {fault:?}, recovered\n{}\n{}",
-            run.out.all(),
-            env.daemon_log()
-        );
-        let run = ldap_sign_in(&env, "alice", "wrong");
-        assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+        let run = env.sign_in(SVC_LDAP, "alice", "alice-pw");
+        env.assert_verdicts(&run, SIGNED_IN, &format!("after {fault:?}, recovered"));
+        env.assert_sign_in(SVC_LDAP, "alice", "wrong", &[AUTH_ERR]);
     }
 }
 
@@ -594,8 +537,7 @@ fn daemon_killed_mid_request_gives_authinfo_unavail_and_a_restart_serves_at_once
     let slapd = Slapd::start("kill-mid");
     let proxy = FaultProxy::start(slapd.address());
     let mut env = proxied_ldap_env("kill-mid", &slapd, &proxy, 5);
-    let run = ldap_sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
 
     proxy.set(Fault::Stall);
     let before = proxy.accepted.load(std::sync::atomic::Ordering::SeqCst);
@@ -625,7 +567,7 @@ fn daemon_killed_mid_request_gives_authinfo_unavail_and_a_restart_serves_at_once
     proxy.set(Fault::Forward);
     env.start_daemon();
     let restarted = Instant::now();
-    let run = ldap_sign_in(&env, "alice", "alice-pw");
+    let run = env.sign_in(SVC_LDAP, "alice", "alice-pw");
     eprintln!(
         "after the restart: {:?} in {:?}",
         run.verdicts(),
@@ -647,17 +589,13 @@ fn brute_force_brake_delays_failures_but_not_the_right_password() {
         assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
         took.push(run.elapsed());
     }
-    let run = ldap_sign_in(&env, "alice", "alice-pw");
+    let run = env.sign_in(SVC_LDAP, "alice", "alice-pw");
     eprintln!(
         "wrong passwords answered after {took:?}; the right one after {:?}",
         run.elapsed()
     );
     assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    assert!(
-        run.elapsed() < Duration::from_millis(450),
-        "{:?}",
-        run.elapsed()
-    );
+    run.assert_within(Duration::from_millis(450), "the right password");
     for (i, t) in took.iter().enumerate().take(5) {
         assert!(*t < Duration::from_millis(450), "failure {}: {t:?}", i + 1);
     }

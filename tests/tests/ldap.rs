@@ -13,15 +13,6 @@ use accountmap_tests::slapd::*;
 use accountmap_tests::*;
 use std::time::{Duration, Instant};
 
-fn sign_in(env: &Env, user: &str, password: &str) -> PamRun {
-    env.pam_with_stdin(
-        SVC_LDAP,
-        user,
-        &["authenticate", "acct_mgmt"],
-        Some(format!("{password}\n").as_bytes()),
-    )
-}
-
 fn resolve(env: &Env, name: &str) -> (i32, serde_json::Value) {
     let (code, v, _) = env.ctl_json(&["resolve", name]);
     (code, v)
@@ -33,6 +24,27 @@ fn status(env: &Env) -> serde_json::Value {
     v
 }
 
+/// Asserts that `accountmapctl status` says the `corp` section's server at `address` is
+/// reachable.
+#[track_caller]
+fn assert_reachable(env: &Env, address: &str) {
+    let s = status(env);
+    assert_eq!(s[&format!("ldap corp {address}")], "reachable", "{s}");
+}
+
+/// Asserts that what `accountmapctl status` says of the `corp` section's server at `address`
+/// starts with `prefix`; what it says.
+#[track_caller]
+fn assert_state_starts_with(env: &Env, address: &str, prefix: &str) -> String {
+    let s = status(env);
+    let state = s[&format!("ldap corp {address}")]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(state.starts_with(prefix), "{s}");
+    state
+}
+
 #[test]
 fn password_sign_ins_over_starttls() {
     let slapd = Slapd::start("signin");
@@ -40,14 +52,12 @@ fn password_sign_ins_over_starttls() {
 
     // correct password ({SSHA} in the directory), identity from LDAP, LDAP group satisfies
     // access.required_groups
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    assert_eq!(run.pam_user_after("auth").as_deref(), Some("alice"));
+    let run = env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
+    run.assert_user_after("auth", "alice");
     println!("alice signed in over StartTLS in {:?}", run.elapsed());
 
     // wrong password
-    let run = sign_in(&env, "alice", "not-her-password");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "alice", "not-her-password", &[AUTH_ERR]);
 
     // an email identity signs in as its uid (mail is stored mixed-case; LDAP compares it
     // case-insensitively, the pipeline lower-cases the name first)
@@ -61,13 +71,7 @@ fn password_sign_ins_over_starttls() {
         } else {
             "alice-pw"
         };
-        let run = sign_in(&env, email, password);
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTH_OK, ACCT_OK],
-            "{email}: {}",
-            run.out.all()
-        );
+        let run = env.assert_sign_in(SVC_LDAP, email, password, SIGNED_IN);
         let want = if email.starts_with('j') {
             "jdoe"
         } else {
@@ -77,16 +81,12 @@ fn password_sign_ins_over_starttls() {
     }
 
     // outside the whitelisted group: refused even with the right password
-    let run = sign_in(&env, "bob", "bob-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
-    let run = env.pam(SVC_LDAP, "bob", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "bob", "bob-pw", &[AUTH_ERR]);
+    env.assert_pam(SVC_LDAP, "bob", &["acct_mgmt"], &[PERM_DENIED]);
     // whitelisted, but not in the required (LDAP) group
-    let run = sign_in(&env, "dave", "dave-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "dave", "dave-pw", &[AUTH_ERR]);
     // in LDAP, not a local account (step 7)
-    let run = sign_in(&env, "ann", "ann-pw");
-    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "ann", "ann-pw", &[USER_UNKNOWN]);
 
     // resolve names the directory that answered and shows the LDAP group
     let (code, v) = resolve(&env, "alice@example.org");
@@ -109,9 +109,7 @@ fn password_sign_ins_over_starttls() {
     }
 
     // status: the server is reachable
-    let s = status(&env);
-    let key = format!("ldap corp {}", slapd.address());
-    assert_eq!(s[&key], "reachable", "{s}");
+    assert_reachable(&env, &slapd.address());
 }
 
 #[test]
@@ -136,28 +134,19 @@ fn ldaps_and_starttls_check_the_certificate_authority() {
                     reason.contains("directory unavailable"),
                     "{transport:?}: {reason}"
                 );
-                let run = sign_in(&env, "alice", "alice-pw");
-                assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
-                let s = status(&env);
+                env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", &[AUTHINFO_UNAVAIL]);
                 let address = if transport == Transport::Ldaps {
                     slapd.tls_address()
                 } else {
                     slapd.address()
                 };
-                let value = s[&format!("ldap corp {address}")]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                assert!(
-                    value.starts_with("unreachable: ") && value.contains("certificate"),
-                    "{transport:?}: {value}"
-                );
+                let value = assert_state_starts_with(&env, &address, "unreachable: ");
+                assert!(value.contains("certificate"), "{transport:?}: {value}");
                 println!("{transport:?} with the wrong CA: {value}");
             } else {
                 assert_eq!(code, 0, "{transport:?} with the right CA: {v}");
                 assert_eq!(v["rule"], "ldap corp");
-                let run = sign_in(&env, "alice", "alice-pw");
-                assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+                env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
             }
         }
     }
@@ -189,13 +178,7 @@ fn injection_attempts_match_nobody() {
     }
     // and with alice's password through PAM
     for name in ["al*", "alice)(uid=*", "\\61lice"] {
-        let run = sign_in(&env, name, "alice-pw");
-        assert_eq!(
-            run.verdicts(),
-            vec![USER_UNKNOWN],
-            "{name:?}: {}",
-            run.out.all()
-        );
+        env.assert_sign_in(SVC_LDAP, name, "alice-pw", &[USER_UNKNOWN]);
     }
 }
 
@@ -210,20 +193,9 @@ fn failover_outage_stale_answers_and_recovery() {
     let env = ldap_env("ldap-faults", &slapd, &section, 1);
 
     // first address dead: the second answers
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    let s = status(&env);
-    assert_eq!(
-        s[&format!("ldap corp {}", slapd.address())],
-        "reachable",
-        "{s}"
-    );
-    assert!(
-        s[&format!("ldap corp {dead}")]
-            .as_str()
-            .is_some_and(|v| v.starts_with("unreachable: ")),
-        "{s}"
-    );
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
+    assert_reachable(&env, &slapd.address());
+    assert_state_starts_with(&env, &dead, "unreachable: ");
     // alice's identity is now cached (for 1 s)
     let (code, v) = resolve(&env, "alice");
     assert_eq!(
@@ -237,7 +209,7 @@ fn failover_outage_stale_answers_and_recovery() {
     std::thread::sleep(Duration::from_millis(1200)); // let the cached answer expire
     let from = env.log_len();
     let started = Instant::now();
-    let run = sign_in(&env, "alice", "alice-pw");
+    let run = env.sign_in(SVC_LDAP, "alice", "alice-pw");
     let took = started.elapsed();
     assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
     println!("sign-in with every LDAP server down: AUTHINFO_UNAVAIL in {took:?}");
@@ -246,32 +218,20 @@ fn failover_outage_stale_answers_and_recovery() {
     let (code, v) = resolve(&env, "alice");
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["account"], "alice");
-    assert!(
-        env.wait_for_log(from, Duration::from_secs(2), |l| l.contains("stale")
-            && l.contains("\"alice\""))
-            .is_some(),
-        "no stale line:\n{}",
-        env.daemon_log()
-    );
+    env.expect_log(from, Duration::from_secs(2), |l| {
+        l.contains("stale") && l.contains("\"alice\"")
+    });
     // a name never looked up cannot be answered
     let (code, v) = resolve(&env, "jdoe");
     assert_eq!(code, 3, "{v}");
     assert_eq!(v["verdict"], "unavailable", "{v}");
-    let s = status(&env);
-    assert!(
-        s[&format!("ldap corp {}", slapd.address())]
-            .as_str()
-            .is_some_and(|v| v.starts_with("unreachable: ")),
-        "{s}"
-    );
+    assert_state_starts_with(&env, &slapd.address(), "unreachable: ");
 
     // slapd back: service resumes without restarting the daemon (the pooled connection to the
     // old slapd is dead and replaced)
     slapd.resume();
-    let run = sign_in(&env, "jdoe", "jdoe-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "jdoe", "jdoe-pw", SIGNED_IN);
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
 }
 
 #[test]
@@ -283,8 +243,7 @@ fn insecure_mode_accepts_an_unknown_certificate_and_says_so() {
         ..Section::default()
     };
     let env = ldap_env("ldap-insecure", &slapd, &section, 0);
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
     let log = env.daemon_log();
     assert!(
         log.contains("server_tls_insecure = true") && log.contains("NOT checked"),
@@ -302,13 +261,11 @@ fn mutual_tls_presents_the_client_certificate() {
             ..Section::default()
         };
         let env = ldap_env("ldap-mtls", &slapd, &with, 0);
-        let run = sign_in(&env, "alice", "alice-pw");
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTH_OK, ACCT_OK],
-            "{transport:?} with a client certificate: {}\n{}",
-            run.out.all(),
-            env.daemon_log()
+        let run = env.sign_in(SVC_LDAP, "alice", "alice-pw");
+        env.assert_verdicts(
+            &run,
+            SIGNED_IN,
+            &format!("{transport:?} with a client certificate"),
         );
         drop(env);
         let without = Section {
@@ -316,12 +273,11 @@ fn mutual_tls_presents_the_client_certificate() {
             ..Section::default()
         };
         let env = ldap_env("ldap-mtls-none", &slapd, &without, 0);
-        let run = sign_in(&env, "alice", "alice-pw");
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTHINFO_UNAVAIL],
-            "{transport:?} without a client certificate: {}",
-            run.out.all()
+        let run = env.sign_in(SVC_LDAP, "alice", "alice-pw");
+        env.assert_verdicts(
+            &run,
+            &[AUTHINFO_UNAVAIL],
+            &format!("{transport:?} without a client certificate"),
         );
     }
 }
@@ -330,11 +286,7 @@ fn mutual_tls_presents_the_client_certificate() {
 fn sections_are_asked_in_order() {
     let slapd = Slapd::start("order");
     // The first section searches where no user lives; the second finds them.
-    let empty = Section {
-        name: "first",
-        user_base: Some(GROUPS_DN.to_string()),
-        ..Section::default()
-    };
+    let empty = Section::finding_nobody();
     let people = Section {
         name: "second",
         ..Section::default()
@@ -343,8 +295,7 @@ fn sections_are_asked_in_order() {
     let (code, v) = resolve(&env, "jdoe");
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["rule"], "ldap second", "{v}");
-    let run = sign_in(&env, "john.doe@example.org", "jdoe-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "john.doe@example.org", "jdoe-pw", SIGNED_IN);
     // a name no section knows falls through to step 6 (the name itself)
     let (code, v) = resolve(&env, "root");
     assert_eq!(v["rule"], "identity", "{v}");
@@ -362,7 +313,7 @@ fn a_server_that_never_answers_costs_the_backend_timeout_not_more() {
     };
     let env = ldap_env_sections("ldap-silent", &slapd, &[section], 0, 1);
     let started = Instant::now();
-    let run = sign_in(&env, "alice", "alice-pw");
+    let run = env.sign_in(SVC_LDAP, "alice", "alice-pw");
     let took = started.elapsed();
     assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
     println!("silent LDAP server, backend_timeout = 1 s: AUTHINFO_UNAVAIL in {took:?}");
@@ -374,18 +325,12 @@ fn a_server_that_never_answers_costs_the_backend_timeout_not_more() {
     );
     // status answers promptly all the same, and says the probe found no answer
     let started = Instant::now();
-    let s = status(&env);
+    let address = silent.local_addr().unwrap().to_string();
+    assert_state_starts_with(&env, &address, "no answer within 500 ms");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
-    );
-    let key = format!("ldap corp {}", silent.local_addr().unwrap());
-    assert!(
-        s[&key]
-            .as_str()
-            .is_some_and(|v| v.starts_with("no answer within 500 ms")),
-        "{s}"
     );
 }
 
@@ -441,14 +386,8 @@ fn password_binds_reuse_a_bounded_set_of_connections() {
             } else {
                 ("jdoe", "jdoe-pw")
             };
-            let run = sign_in(&env, user, pw);
-            assert_eq!(
-                run.verdicts(),
-                vec![AUTH_OK, ACCT_OK],
-                "{transport:?} #{i}: {}\n{}",
-                run.out.all(),
-                env.daemon_log()
-            );
+            let run = env.sign_in(SVC_LDAP, user, pw);
+            env.assert_verdicts(&run, SIGNED_IN, &format!("{transport:?} #{i}"));
         }
         let after_sequential = proxy.accepted() - at_start;
         // one password bind per sign-in
@@ -469,12 +408,9 @@ fn password_binds_reuse_a_bounded_set_of_connections() {
         );
 
         // wrong, then right, on the reused connection (no new connection is opened)
-        let run = sign_in(&env, "alice", "not-her-password");
-        assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
-        let run = sign_in(&env, "jdoe", "alice-pw");
-        assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
-        let run = sign_in(&env, "alice", "alice-pw");
-        assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+        env.assert_sign_in(SVC_LDAP, "alice", "not-her-password", &[AUTH_ERR]);
+        env.assert_sign_in(SVC_LDAP, "jdoe", "alice-pw", &[AUTH_ERR]);
+        env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
         assert_eq!(
             proxy.accepted(),
             probed,
@@ -486,8 +422,7 @@ fn password_binds_reuse_a_bounded_set_of_connections() {
             for _ in 0..4 {
                 scope.spawn(|| {
                     for _ in 0..5 {
-                        let run = sign_in(&env, "alice", "alice-pw");
-                        assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+                        env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
                     }
                 });
             }
@@ -501,13 +436,11 @@ fn password_binds_reuse_a_bounded_set_of_connections() {
 
         // the connections break (as at a server restart): replaced, the next sign-in succeeds
         proxy.break_all();
-        let run = sign_in(&env, "alice", "alice-pw");
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTH_OK, ACCT_OK],
-            "{transport:?} after the connections broke: {}\n{}",
-            run.out.all(),
-            env.daemon_log()
+        let run = env.sign_in(SVC_LDAP, "alice", "alice-pw");
+        env.assert_verdicts(
+            &run,
+            SIGNED_IN,
+            &format!("{transport:?} after the connections broke"),
         );
     }
 }
@@ -519,26 +452,12 @@ fn password_binds_reuse_a_bounded_set_of_connections() {
 fn a_bind_connection_lost_to_a_restart_is_replaced() {
     let mut slapd = Slapd::start("bind-restart");
     let env = ldap_env("ldap-bind-restart", &slapd, &Section::default(), 300);
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
     slapd.stop();
     slapd.resume();
-    let run = sign_in(&env, "alice", "wrong");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(
-        run.verdicts(),
-        vec![AUTH_OK, ACCT_OK],
-        "{}\n{}",
-        run.out.all(),
-        env.daemon_log()
-    );
-    let s = status(&env);
-    assert_eq!(
-        s[&format!("ldap corp {}", slapd.address())],
-        "reachable",
-        "{s}"
-    );
+    env.assert_sign_in(SVC_LDAP, "alice", "wrong", &[AUTH_ERR]);
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
+    assert_reachable(&env, &slapd.address());
 }
 
 /// `group_member_attribute` narrows the membership filter to one attribute. With `memberUid`
@@ -560,18 +479,10 @@ fn group_member_attribute_counts_only_that_attribute() {
         ("alice@example.org", "alice-pw"),
         ("john.doe@example.org", "jdoe-pw"),
     ] {
-        let run = sign_in(&env, user, password);
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTH_OK, ACCT_OK],
-            "{user}: {}",
-            run.out.all()
-        );
+        env.assert_sign_in(SVC_LDAP, user, password, SIGNED_IN);
     }
-    let run = sign_in(&env, "dave", "dave-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
-    let run = sign_in(&env, "alice", "wrong");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "dave", "dave-pw", &[AUTH_ERR]);
+    env.assert_sign_in(SVC_LDAP, "alice", "wrong", &[AUTH_ERR]);
     drop(env);
 
     // the whitelisted group scientists lists its members by DN (member): with memberUid
@@ -585,8 +496,7 @@ fn group_member_attribute_counts_only_that_attribute() {
         },
         0,
     );
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", &[AUTH_ERR]);
     assert!(
         env.daemon_log().contains("whitelisted_login_groups"),
         "the refusal names the whitelist:\n{}",
@@ -605,8 +515,7 @@ fn group_member_attribute_counts_only_that_attribute() {
         },
         0,
     );
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", &[AUTH_ERR]);
     let log = env.daemon_log();
     assert!(
         log.contains("ldap-rstudio") && !log.contains("whitelisted_login_groups"),

@@ -20,15 +20,6 @@ fn single() -> Section {
     }
 }
 
-fn sign_in(env: &Env, user: &str, password: &str) -> PamRun {
-    env.pam_with_stdin(
-        SVC_LDAP,
-        user,
-        &["authenticate", "acct_mgmt"],
-        Some(format!("{password}\n").as_bytes()),
-    )
-}
-
 fn auth_only(env: &Env, user: &str, password: &str) -> PamRun {
     env.pam_with_stdin(
         SVC_LDAP,
@@ -50,36 +41,28 @@ fn single_bind_signs_in_with_the_users_own_bind() {
     );
 
     // right password: bound as uid=alice,ou=People,…, whitelisted (scientists, read as alice)
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    assert_eq!(run.pam_user_after("auth").as_deref(), Some("alice"));
+    let run = env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
+    run.assert_user_after("auth", "alice");
     // the pipeline lower-cases the name before the DN is built
-    let run = sign_in(&env, "ALICE", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    assert_eq!(run.pam_user_after("auth").as_deref(), Some("alice"));
+    let run = env.assert_sign_in(SVC_LDAP, "ALICE", "alice-pw", SIGNED_IN);
+    run.assert_user_after("auth", "alice");
 
     // wrong password
-    let run = sign_in(&env, "alice", "not-her-password");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "alice", "not-her-password", &[AUTH_ERR]);
 
     // outside the whitelisted group: refused with the right password, and the reason says
     // the group was read with the user's own bind
     let from = env.log_len();
-    let run = sign_in(&env, "bob", "bob-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
-    assert!(
-        env.wait_for_log(from, Duration::from_secs(2), |l| l.contains("name=\"bob\"")
+    env.assert_sign_in(SVC_LDAP, "bob", "bob-pw", &[AUTH_ERR]);
+    env.expect_log(from, Duration::from_secs(2), |l| {
+        l.contains("name=\"bob\"")
             && l.contains("whitelisted_login_groups")
-            && l.contains("single bind"))
-            .is_some(),
-        "{}",
-        env.daemon_log()
-    );
+            && l.contains("single bind")
+    });
 
     // Documented limit: without a password the directory is not asked, so the account phase
     // alone cannot see the whitelist (auth, which is requisite, is where it is enforced).
-    let run = env.pam(SVC_LDAP, "bob", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![ACCT_OK], "{}", run.out.all());
+    env.assert_pam(SVC_LDAP, "bob", &["acct_mgmt"], &[ACCT_OK]);
 
     // resolve (no password) does not ask the directory: step 6, the name itself
     let (code, v, _) = env.ctl_json(&["resolve", "alice"]);
@@ -89,15 +72,13 @@ fn single_bind_signs_in_with_the_users_own_bind() {
     let (code, v, _) = env.ctl_json(&["resolve", "alice@example.org"]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["verdict"], "user-unknown", "{v}");
-    let run = sign_in(&env, "alice@example.org", "alice-pw");
-    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "alice@example.org", "alice-pw", &[USER_UNKNOWN]);
     // NSS neither
     let out = env.getent_passwd("alice@example.org");
     assert_eq!(out.code, 2, "{}", out.all());
 
     // in LDAP, not a local account: refused before any bind (step 7)
-    let run = sign_in(&env, "ann", "ann-pw");
-    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "ann", "ann-pw", &[USER_UNKNOWN]);
 
     // DN syntax in a name never reaches a bind: it is no valid account name
     for name in [
@@ -106,13 +87,7 @@ fn single_bind_signs_in_with_the_users_own_bind() {
         "uid=alice",
         "alice\\2c",
     ] {
-        let run = sign_in(&env, name, "alice-pw");
-        assert_eq!(
-            run.verdicts(),
-            vec![USER_UNKNOWN],
-            "{name:?}: {}",
-            run.out.all()
-        );
+        env.assert_sign_in(SVC_LDAP, name, "alice-pw", &[USER_UNKNOWN]);
     }
 
     // status names the mode, and probes the server (connect only: nothing to bind as)
@@ -156,8 +131,7 @@ fn single_bind_groups_count_at_sign_in_only() {
     assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
     // Documented limit: the account phase has no password, reads no LDAP group, and so
     // refuses a user whose required group exists only in the directory.
-    let run = env.pam(SVC_LDAP, "alice", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    env.assert_pam(SVC_LDAP, "alice", &["acct_mgmt"], &[PERM_DENIED]);
 }
 
 #[test]
@@ -166,32 +140,21 @@ fn single_bind_refuses_when_the_user_cannot_read_the_whitelist() {
     let slapd = Slapd::start_opts("single-hidden", false, true);
     let env = ldap_env_with("ldap-single-hid", &slapd, &[single()], 0, 2, &[]);
     let from = env.log_len();
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
-    assert!(
-        env.wait_for_log(from, Duration::from_secs(2), |l| l
-            .contains("may not read it")
-            && l.contains(SCIENTISTS_DN))
-            .is_some(),
-        "the refusal says why:\n{}",
-        env.daemon_log()
-    );
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", &[AUTH_ERR]);
+    env.expect_log(from, Duration::from_secs(2), |l| {
+        l.contains("may not read it") && l.contains(SCIENTISTS_DN)
+    });
     // the same directory with a service bind (double bind) reads the groups and admits alice
     drop(env);
     let env = ldap_env_with("ldap-double-hid", &slapd, &[Section::default()], 0, 2, &[]);
-    let run = sign_in(&env, "alice", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
 }
 
 #[test]
 fn searchable_sections_answer_first_then_single_bind() {
     let slapd = Slapd::start("single-mixed");
     // The first section searches where no user lives (double bind); the second is single bind.
-    let empty = Section {
-        name: "first",
-        user_base: Some(GROUPS_DN.to_string()),
-        ..Section::default()
-    };
+    let empty = Section::finding_nobody();
     let second = Section {
         name: "second",
         single: true,
@@ -199,17 +162,11 @@ fn searchable_sections_answer_first_then_single_bind() {
     };
     let env = ldap_env_with("ldap-single-mix", &slapd, &[empty, second], 0, 2, &[]);
     let from = env.log_len();
-    let run = sign_in(&env, "jdoe", "jdoe-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    let run = sign_in(&env, "jdoe", "alice-pw");
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
-    assert!(
-        env.wait_for_log(from, Duration::from_secs(2), |l| l
-            .contains("ldap second: bind as \\\"uid=jdoe,ou=People"))
-            .is_some(),
-        "{}",
-        env.daemon_log()
-    );
+    env.assert_sign_in(SVC_LDAP, "jdoe", "jdoe-pw", SIGNED_IN);
+    env.assert_sign_in(SVC_LDAP, "jdoe", "alice-pw", &[AUTH_ERR]);
+    env.expect_log(from, Duration::from_secs(2), |l| {
+        l.contains("ldap second: bind as \\\"uid=jdoe,ou=People")
+    });
 }
 
 /// The backend itself, where PAM cannot go: a uid that needs escaping in a DN (no valid local

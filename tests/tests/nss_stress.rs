@@ -17,20 +17,13 @@ const CASES: &[&str] = &[
     "ghost@company.com=-",
 ];
 
-fn hammer(env: &Env, threads: &str, rounds: &str, forks: &str) -> Outcome {
+/// `nss_hammer THREADS ROUNDS FORKS CASES…` through nss_wrapper and our module; it must exit 0.
+#[track_caller]
+fn hammer(env: &Env, threads: &str, rounds: &str, forks: &str, cases: &[&str]) -> Outcome {
     let mut cmd = Command::new(artifact("nss_hammer"));
-    cmd.args([threads, rounds, forks]).args(CASES);
+    cmd.args([threads, rounds, forks]).args(cases);
     env.nss_module_wrapped(&mut cmd);
-    run_bounded(&mut cmd, None, COMMAND_LIMIT)
-}
-
-#[test]
-fn many_threads_and_forks_get_the_right_answers_and_leak_nothing() {
-    // 8 threads x 5 rounds x 6 names, plus 20 children x 6 names: about 300 requests reach the
-    // daemon, under its per-peer burst of 400, so no answer is a rate-limit refusal (which the
-    // module would turn into "not found").
-    let env = Env::new("nss-hammer");
-    let out = hammer(&env, "8", "5", "20");
+    let out = run_bounded(&mut cmd, None, COMMAND_LIMIT);
     eprintln!("{}", out.stdout.trim());
     assert_eq!(
         out.code,
@@ -39,11 +32,28 @@ fn many_threads_and_forks_get_the_right_answers_and_leak_nothing() {
         out.all(),
         env.daemon_log()
     );
+    out
+}
+
+/// Asserts nss_hammer's summary: `lookups` lookups, none wrong, and every child fine.
+#[track_caller]
+fn assert_all_right(out: &Outcome, lookups: u32) {
     assert!(
-        out.stdout.contains("lookups=240 wrong=0") && out.stdout.contains("children_ok=20"),
+        out.stdout.contains(&format!("lookups={lookups} wrong=0"))
+            && out.stdout.contains("children_ok=20"),
         "{}",
         out.all()
     );
+}
+
+#[test]
+fn many_threads_and_forks_get_the_right_answers_and_leak_nothing() {
+    // 8 threads x 5 rounds x 6 names, plus 20 children x 6 names: about 300 requests reach the
+    // daemon, under its per-peer burst of 400, so no answer is a rate-limit refusal (which the
+    // module would turn into "not found").
+    let env = Env::new("nss-hammer");
+    let out = hammer(&env, "8", "5", "20", CASES);
+    assert_all_right(&out, 240);
 }
 
 #[test]
@@ -51,13 +61,8 @@ fn with_the_daemon_stopped_threads_and_forks_find_nothing_quickly() {
     // Every alias is "not found" (UNAVAIL), local names still resolve, nothing hangs.
     let mut env = Env::new("nss-hammer-down");
     env.stop_daemon();
-    let mut cmd = Command::new(artifact("nss_hammer"));
-    cmd.args(["8", "3", "5"])
-        .args(["John.Doe@Company.com=-", "UID-jsmith=-", "alice=alice"]);
-    env.nss_module_wrapped(&mut cmd);
-    let out = run_bounded(&mut cmd, None, COMMAND_LIMIT);
-    eprintln!("{}", out.stdout.trim());
-    assert_eq!(out.code, 0, "{}", out.all());
+    let cases = ["John.Doe@Company.com=-", "UID-jsmith=-", "alice=alice"];
+    hammer(&env, "8", "3", "5", &cases);
 }
 
 #[test]
@@ -79,23 +84,8 @@ fn with_the_cache_threads_and_forks_get_the_right_answers_from_shared_memory() {
         let out = env.getent_passwd(alias);
         assert_eq!(out.code, 0, "{}", out.all());
     }
-    let mut cmd = Command::new(artifact("nss_hammer"));
-    cmd.args(["8", "250", "20"]).args(cases);
-    env.nss_module_wrapped(&mut cmd);
-    let out = run_bounded(&mut cmd, None, COMMAND_LIMIT);
-    eprintln!("{}", out.stdout.trim());
-    assert_eq!(
-        out.code,
-        0,
-        "{}\n--- daemon.log ---\n{}",
-        out.all(),
-        env.daemon_log()
-    );
-    assert!(
-        out.stdout.contains("lookups=8000 wrong=0") && out.stdout.contains("children_ok=20"),
-        "{}",
-        out.all()
-    );
+    let out = hammer(&env, "8", "250", "20", &cases);
+    assert_all_right(&out, 8000);
     // The daemon answered each alias once (the warm-up); everything else was a cache hit.
     let answered = env
         .daemon_log()

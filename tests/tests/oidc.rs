@@ -16,8 +16,6 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const SVC_OIDC: &str = "oidc";
-
 /// A daemon whose `[oidc]` points at `provider`, with the `oidc` service (`verify=oidc`,
 /// PAM_USER echoed after each phase).
 fn oidc_env(name: &str, provider: &OidcProvider, start: bool) -> Env {
@@ -30,13 +28,10 @@ fn oidc_env_at(name: &str, discovery: &str, start: bool) -> Env {
             "{STANDARD_ACCOUNTS}partner@elsewhere.org = jsmith\n"
         ))
         .config(|c| {
-            c.backend_timeout = 2;
-            c.extra = format!(
-                "\n[oidc]\n\
-                 discovery_endpoint = \"{discovery}\"\n\
-                 client_id = \"{CLIENT_ID}\"\n\
-                 allowed_domains = [\"company.com\"]\n\
-                 allowed_emails = [\"partner@elsewhere.org\"]\n"
+            oidc_config(
+                c,
+                discovery,
+                "allowed_emails = [\"partner@elsewhere.org\"]\n",
             );
         });
     if !start {
@@ -50,12 +45,7 @@ fn oidc_env_at(name: &str, discovery: &str, start: bool) -> Env {
 /// One sign-in with `token` as the password; returns the run and the daemon log lines it added.
 fn sign_in(env: &Env, user: &str, token: &str) -> (PamRun, String) {
     let from = env.log_len();
-    let run = env.pam_with_stdin(
-        SVC_OIDC,
-        user,
-        &["authenticate", "acct_mgmt"],
-        Some(format!("{token}\n").as_bytes()),
-    );
+    let run = env.sign_in(SVC_OIDC, user, token);
     // The decision line is written before the answer is sent; wait for it anyway.
     let line = env.wait_for_log(from, Duration::from_secs(5), |l| l.contains("verdict="));
     assert!(line.is_some(), "no decision logged\n{}", run.out.all());
@@ -77,6 +67,20 @@ fn refused(env: &Env, user: &str, token: &str, verdict: &str, reason: &str) {
         "expected reason {reason:?} in:\n{log}"
     );
     println!("refused as expected: {reason}");
+}
+
+/// The provider cannot be reached: PAM_AUTHINFO_UNAVAIL. The run and the daemon log lines it
+/// added.
+#[track_caller]
+fn unavailable(env: &Env, user: &str, token: &str) -> (PamRun, String) {
+    let (run, log) = sign_in(env, user, token);
+    assert_eq!(
+        run.verdicts(),
+        vec![AUTHINFO_UNAVAIL],
+        "{}\n{log}",
+        run.out.all()
+    );
+    (run, log)
 }
 
 fn allowed(env: &Env, user: &str, token: &str, account: &str) {
@@ -269,22 +273,10 @@ fn an_unreachable_provider_is_authinfo_unavail() {
     provider.stop();
     env.start_daemon();
     // no key set yet, and the provider cannot be asked for one
-    let (run, log) = sign_in(&env, "alice", &tokens.id_token);
-    assert_eq!(
-        run.verdicts(),
-        vec![AUTHINFO_UNAVAIL],
-        "{}\n{log}",
-        run.out.all()
-    );
+    let (_, log) = unavailable(&env, "alice", &tokens.id_token);
     assert!(log.contains("OIDC provider unavailable"), "{log}");
     // an access token needs the userinfo endpoint
-    let (run, log) = sign_in(&env, "alice", &tokens.access_token);
-    assert_eq!(
-        run.verdicts(),
-        vec![AUTHINFO_UNAVAIL],
-        "{}\n{log}",
-        run.out.all()
-    );
+    unavailable(&env, "alice", &tokens.access_token);
     // a token that needs no key is still refused for what it is
     let parts: Vec<&str> = tokens.id_token.split('.').collect();
     let none = format!("{}.{}.", b64url(br#"{"alg":"none"}"#), parts[1]);
@@ -310,20 +302,10 @@ fn a_provider_that_never_answers_costs_at_most_backend_timeout() {
         b64url(br#"{"alg":"RS256","kid":"k"}"#),
         b64url(br#"{"sub":"x"}"#)
     );
-    let (run, log) = sign_in(&env, "alice", &token);
-    assert_eq!(
-        run.verdicts(),
-        vec![AUTHINFO_UNAVAIL],
-        "{}\n{log}",
-        run.out.all()
-    );
+    let (run, log) = unavailable(&env, "alice", &token);
     assert!(log.contains("OIDC provider unavailable"), "{log}");
     // backend_timeout = 2 s, the PAM module's timeout 10 s
-    assert!(
-        run.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        run.elapsed()
-    );
+    run.assert_within(Duration::from_secs(5), "the sign-in");
     println!(
         "silent provider: PAM_AUTHINFO_UNAVAIL after {:?}",
         run.elapsed()

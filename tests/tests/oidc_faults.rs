@@ -13,13 +13,11 @@ use accountmap_tests::*;
 use std::thread;
 use std::time::Duration;
 
-const SVC_OIDC: &str = "oidc";
-
 mod http_fault_proxy {
-    use accountmap_tests::reset_on_close as reset;
+    use accountmap_tests::{reset_on_close as reset, AcceptLoop, Held};
     use std::io::{Read, Write};
-    use std::net::{Shutdown, TcpListener, TcpStream};
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::net::{Shutdown, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::thread;
     use std::time::Duration;
@@ -59,8 +57,8 @@ mod http_fault_proxy {
         rules: Rules,
         /// Requests that met a fault.
         hits: Arc<AtomicUsize>,
-        stop: Arc<AtomicBool>,
-        held: Arc<Mutex<Vec<TcpStream>>>,
+        held: Held,
+        _accept: AcceptLoop,
     }
 
     /// The request head (up to the blank line), or None.
@@ -102,7 +100,7 @@ mod http_fault_proxy {
         upstream: u16,
         rules: Rules,
         hits: Arc<AtomicUsize>,
-        held: Arc<Mutex<Vec<TcpStream>>>,
+        held: Held,
     ) {
         let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
         let Some(head) = read_head(&mut client) else {
@@ -140,7 +138,7 @@ mod http_fault_proxy {
                 let _ = client.shutdown(Shutdown::Both);
                 let _ = server.shutdown(Shutdown::Both);
             }
-            Fault::Stall => held.lock().unwrap().push(client),
+            Fault::Stall => held.keep(&client),
             Fault::Reset => reset(&client),
             Fault::Garbage => {
                 let _ = client.write_all(b"\xff\xfe\x00\x01 no HTTP at all\r\n\r\n\x7f");
@@ -155,7 +153,7 @@ mod http_fault_proxy {
             }
             Fault::Truncated => {
                 let _ = client.write_all(&ok_json(r#"{"issuer": "http://127.0"#, 4096));
-                held.lock().unwrap().push(client);
+                held.keep(&client);
             }
         }
     }
@@ -163,33 +161,21 @@ mod http_fault_proxy {
     impl HttpFaultProxy {
         /// Listens on a free loopback port; forwards to `127.0.0.1:upstream`.
         pub fn start(upstream: u16) -> HttpFaultProxy {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            let p = HttpFaultProxy {
-                port: listener.local_addr().unwrap().port(),
-                rules: Arc::new(Mutex::new(Vec::new())),
-                hits: Arc::new(AtomicUsize::new(0)),
-                stop: Arc::new(AtomicBool::new(false)),
-                held: Arc::new(Mutex::new(Vec::new())),
-            };
-            let (rules, hits, stop, held) = (
-                p.rules.clone(),
-                p.hits.clone(),
-                p.stop.clone(),
-                p.held.clone(),
-            );
-            thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    let Ok((client, _)) = listener.accept() else {
-                        thread::sleep(Duration::from_millis(2));
-                        continue;
-                    };
-                    client.set_nonblocking(false).unwrap();
-                    let (rules, hits, held) = (rules.clone(), hits.clone(), held.clone());
-                    thread::spawn(move || serve(client, upstream, rules, hits, held));
-                }
+            let rules = Rules::default();
+            let hits = Arc::new(AtomicUsize::new(0));
+            let held = Held::default();
+            let (r, h, k) = (rules.clone(), hits.clone(), held.clone());
+            let accept = AcceptLoop::start(move |client| {
+                let (rules, hits, held) = (r.clone(), h.clone(), k.clone());
+                thread::spawn(move || serve(client, upstream, rules, hits, held));
             });
-            p
+            HttpFaultProxy {
+                port: accept.addr.port(),
+                rules,
+                hits,
+                held,
+                _accept: accept,
+            }
         }
 
         pub fn hits(&self) -> usize {
@@ -204,18 +190,13 @@ mod http_fault_proxy {
             if fault != Fault::Forward {
                 rules.push((prefix.to_string(), fault));
             }
-            for s in self.held.lock().unwrap().drain(..) {
-                let _ = s.shutdown(Shutdown::Both);
-            }
+            self.held.close_all(false);
         }
     }
 
     impl Drop for HttpFaultProxy {
         fn drop(&mut self) {
-            self.stop.store(true, Ordering::SeqCst);
-            for s in self.held.lock().unwrap().drain(..) {
-                let _ = s.shutdown(Shutdown::Both);
-            }
+            self.held.close_all(false);
         }
     }
 }
@@ -225,28 +206,10 @@ use http_fault_proxy::{Fault, HttpFaultProxy, FAULTS};
 fn oidc_env(name: &str, provider: &OidcProvider) -> Env {
     let env = Env::builder(name)
         .accounts(STANDARD_ACCOUNTS)
-        .config(|c| {
-            c.backend_timeout = 2;
-            c.extra = format!(
-                "\n[oidc]\n\
-                 discovery_endpoint = \"{}\"\n\
-                 client_id = \"{CLIENT_ID}\"\n\
-                 allowed_domains = [\"company.com\"]\n",
-                provider.discovery_endpoint()
-            );
-        })
+        .config(|c| oidc_config(c, &provider.discovery_endpoint(), ""))
         .build();
     env.add_service(SVC_OIDC, "verify=oidc", true);
     env
-}
-
-fn sign_in(env: &Env, token: &str) -> PamRun {
-    env.pam_with_stdin(
-        SVC_OIDC,
-        "alice",
-        &["authenticate", "acct_mgmt"],
-        Some(format!("{token}\n").as_bytes()),
-    )
 }
 
 #[test]
@@ -257,14 +220,7 @@ fn oidc_provider_that_stalls_resets_or_answers_garbage_gives_authinfo_unavail() 
     let tokens = provider.login(CLIENT_ID, "alice-sub");
     let mut env = oidc_env("oidc-faults", &provider);
     for token in [&tokens.id_token, &tokens.access_token] {
-        let run = sign_in(&env, token);
-        assert_eq!(
-            run.verdicts(),
-            vec![AUTH_OK, ACCT_OK],
-            "{}\n{}",
-            run.out.all(),
-            env.daemon_log()
-        );
+        env.assert_sign_in(SVC_OIDC, "alice", token, SIGNED_IN);
     }
     // oidc-provider's paths (the discovery document names them; checked below by the fact
     // that each fault takes effect)
@@ -292,7 +248,7 @@ fn oidc_provider_that_stalls_resets_or_answers_garbage_gives_authinfo_unavail() 
             let hits = proxy.hits();
             let from = env.log_len();
             let (run, other) = thread::scope(|s| {
-                let oidc = s.spawn(|| sign_in(&env, token));
+                let oidc = s.spawn(|| env.sign_in(SVC_OIDC, "alice", token));
                 // meanwhile, a sign-in that needs no provider
                 thread::sleep(Duration::from_millis(200));
                 let other = env.pam(SVC, "alice", &["authenticate", "acct_mgmt"]);
@@ -316,11 +272,7 @@ fn oidc_provider_that_stalls_resets_or_answers_garbage_gives_authinfo_unavail() 
                 log.contains("OIDC provider unavailable"),
                 "{what} {fault:?}\n{log}"
             );
-            assert!(
-                run.elapsed() < Duration::from_secs(4),
-                "{what} {fault:?} took {:?}",
-                run.elapsed()
-            );
+            run.assert_within(Duration::from_secs(4), &format!("{what} {fault:?}"));
             // the fault hit the endpoint it was meant for
             assert!(
                 proxy.hits() > hits,
@@ -344,13 +296,11 @@ fn oidc_provider_that_stalls_resets_or_answers_garbage_gives_authinfo_unavail() 
                 env.daemon_log()
             );
             proxy.set(path, Fault::Forward);
-            let run = sign_in(&env, token);
-            assert_eq!(
-                run.verdicts(),
-                vec![AUTH_OK, ACCT_OK],
-                "after {what} {fault:?}, recovered\n{}\n{}",
-                run.out.all(),
-                env.daemon_log()
+            let run = env.sign_in(SVC_OIDC, "alice", token);
+            env.assert_verdicts(
+                &run,
+                SIGNED_IN,
+                &format!("after {what} {fault:?}, recovered"),
             );
             cases += 1;
         }

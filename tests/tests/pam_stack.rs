@@ -26,53 +26,94 @@ struct Case {
     account: Option<&'static str>,
 }
 
-#[rustfmt::skip]
+impl Case {
+    /// Allowed: both phases pass, and PAM_USER becomes `account`.
+    const fn allowed(name: &'static str, account: &'static str) -> Case {
+        Case {
+            name,
+            auth: AUTH_OK,
+            acct: ACCT_OK,
+            account: Some(account),
+        }
+    }
+
+    /// Refused by policy.
+    const fn denied(name: &'static str) -> Case {
+        Case {
+            name,
+            auth: AUTH_ERR,
+            acct: PERM_DENIED,
+            account: None,
+        }
+    }
+
+    /// No such account after resolution.
+    const fn unknown(name: &'static str) -> Case {
+        Case {
+            name,
+            auth: USER_UNKNOWN,
+            acct: USER_UNKNOWN,
+            account: None,
+        }
+    }
+
+    /// Unusable input.
+    const fn unusable(name: &'static str) -> Case {
+        Case {
+            name,
+            auth: AUTH_ERR,
+            acct: USER_UNKNOWN,
+            account: None,
+        }
+    }
+}
+
 const CASES: &[Case] = &[
     // uid above the minimum, in rstudio-users as a supplementary group
-    Case { name: "alice", auth: AUTH_OK, acct: ACCT_OK, account: Some("alice") },
+    Case::allowed("alice", "alice"),
     // rstudio-users is carol's PRIMARY group only (not listed as a member): it counts
-    Case { name: "carol", auth: AUTH_OK, acct: ACCT_OK, account: Some("carol") },
+    Case::allowed("carol", "carol"),
     // not in the required group (only in staff)
-    Case { name: "bob", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    Case::denied("bob"),
     // in the group, but uid 500 < minimum_uid 1000
-    Case { name: "sysuser", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    Case::denied("sysuser"),
     // uid 0 asked for by name: below the minimum
-    Case { name: "root", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    Case::denied("root"),
     // listed in denied_users although in the group
-    Case { name: "mallory", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    Case::denied("mallory"),
     // no such account anywhere
-    Case { name: "ghost", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    Case::unknown("ghost"),
     // names are lower-cased
-    Case { name: "ALICE", auth: AUTH_OK, acct: ACCT_OK, account: Some("alice") },
+    Case::allowed("ALICE", "alice"),
     // accounts file: `John.Doe@Company.com = jdoe` (compared lower-cased)
-    Case { name: "John.Doe@Company.com", auth: AUTH_OK, acct: ACCT_OK, account: Some("jdoe") },
-    Case { name: "john.doe@company.com", auth: AUTH_OK, acct: ACCT_OK, account: Some("jdoe") },
+    Case::allowed("John.Doe@Company.com", "jdoe"),
+    Case::allowed("john.doe@company.com", "jdoe"),
     // rewrite rule 2: ^([a-z0-9._-]+)@company\.com$ -> $1
-    Case { name: "jsmith@company.com", auth: AUTH_OK, acct: ACCT_OK, account: Some("jsmith") },
-    Case { name: "bob@company.com", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    Case::allowed("jsmith@company.com", "jsmith"),
+    Case::denied("bob@company.com"),
     // rewrite to an account that does not exist
-    Case { name: "nobody-here@company.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    Case::unknown("nobody-here@company.com"),
     // a domain no rule matches: the name itself, which is no account
-    Case { name: "jsmith@evil.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    Case::unknown("jsmith@evil.com"),
     // system/display: the account is the part before the separator
-    Case { name: "rsuser24/jsmith", auth: AUTH_OK, acct: ACCT_OK, account: Some("rsuser24") },
-    Case { name: "bob/Bob Builder", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    Case::allowed("rsuser24/jsmith", "rsuser24"),
+    Case::denied("bob/Bob Builder"),
     // an alias never maps to uid 0 (accounts file: ops@company.com=root)…
-    Case { name: "ops@company.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    Case::unknown("ops@company.com"),
     // …nor below the minimum uid (accounts file: legacy-sys = sysuser, uid 500)
-    Case { name: "legacy-sys", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    Case::unknown("legacy-sys"),
     // the same through a rewrite rule: sysuser@company.com -> sysuser (500), root@… -> root (0)
-    Case { name: "sysuser@company.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
-    Case { name: "root@company.com", auth: USER_UNKNOWN, acct: USER_UNKNOWN, account: None },
+    Case::unknown("sysuser@company.com"),
+    Case::unknown("root@company.com"),
     // denied_users applies to the account an alias resolves to, and after lower-casing
-    Case { name: "mallory@company.com", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
-    Case { name: "MALLORY", auth: AUTH_ERR, acct: PERM_DENIED, account: None },
+    Case::denied("mallory@company.com"),
+    Case::denied("MALLORY"),
     // the email's domain is lower-cased too before the rule sees it
-    Case { name: "jdoe@COMPANY.COM", auth: AUTH_OK, acct: ACCT_OK, account: Some("jdoe") },
+    Case::allowed("jdoe@COMPANY.COM", "jdoe"),
     // unusable input: empty name, empty account part, control characters
-    Case { name: "", auth: AUTH_ERR, acct: USER_UNKNOWN, account: None },
-    Case { name: "/jsmith", auth: AUTH_ERR, acct: USER_UNKNOWN, account: None },
-    Case { name: "ali\tce", auth: AUTH_ERR, acct: USER_UNKNOWN, account: None },
+    Case::unusable(""),
+    Case::unusable("/jsmith"),
+    Case::unusable("ali\tce"),
 ];
 
 fn check_case(env: &Env, c: &Case) {
@@ -118,15 +159,7 @@ fn rstudio_doc_rewrite_rule_uid_prefix() {
     // SPEC's example config: lowercase = true and the rule '^UID-([a-z]+)$ $1', as in RStudio's
     // documentation. An administrator copying it expects UID-jsmith to sign in as jsmith.
     let env = Env::new("uid-rule");
-    check_case(
-        &env,
-        &Case {
-            name: "UID-jsmith",
-            auth: AUTH_OK,
-            acct: ACCT_OK,
-            account: Some("jsmith"),
-        },
-    );
+    check_case(&env, &Case::allowed("UID-jsmith", "jsmith"));
 }
 
 #[test]
@@ -134,39 +167,23 @@ fn lowercase_rewrite_rule_applies_to_lowercased_name() {
     let env = Env::builder("uid-rule-lc")
         .config(|c| c.rewrite = vec!["^uid-([a-z]+)$ $1".into()])
         .build();
-    check_case(
-        &env,
-        &Case {
-            name: "UID-jsmith",
-            auth: AUTH_OK,
-            acct: ACCT_OK,
-            account: Some("jsmith"),
-        },
-    );
+    check_case(&env, &Case::allowed("UID-jsmith", "jsmith"));
     // the first matching rule wins and rules are tried in order; an unmatched name is itself
-    check_case(
-        &env,
-        &Case {
-            name: "uid-",
-            auth: USER_UNKNOWN,
-            acct: USER_UNKNOWN,
-            account: None,
-        },
-    );
+    check_case(&env, &Case::unknown("uid-"));
 }
 
 #[test]
 fn auth_then_account_in_one_transaction_as_rstudio_does() {
     let env = Env::new("auth-acct");
-    let run = env.pam(
+    let run = env.assert_pam(
         SVC_ECHO,
         "John.Doe@Company.com",
         &["authenticate", "acct_mgmt"],
+        SIGNED_IN,
     );
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    assert_eq!(run.pam_user_after("auth").as_deref(), Some("jdoe"));
+    run.assert_user_after("auth", "jdoe");
     // the account phase sees the rewritten user
-    assert_eq!(run.pam_user_after("account").as_deref(), Some("jdoe"));
+    run.assert_user_after("account", "jdoe");
 
     let run = env.pam(SVC, "bob", &["authenticate", "acct_mgmt"]);
     // auth is requisite: the transaction stops at the first failure
@@ -176,33 +193,21 @@ fn auth_then_account_in_one_transaction_as_rstudio_does() {
 #[test]
 fn keep_user_leaves_pam_user_alone() {
     let env = Env::new("keep-user");
-    let run = env.pam(
+    let run = env.assert_pam(
         SVC_KEEP,
         "John.Doe@Company.com",
         &["authenticate", "acct_mgmt"],
+        SIGNED_IN,
     );
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    assert_eq!(
-        run.pam_user_after("auth").as_deref(),
-        Some("John.Doe@Company.com")
-    );
-    assert_eq!(
-        run.pam_user_after("account").as_deref(),
-        Some("John.Doe@Company.com")
-    );
+    run.assert_user_after("auth", "John.Doe@Company.com");
+    run.assert_user_after("account", "John.Doe@Company.com");
 
     // without keep_user the same sign-in is rewritten
-    let run = env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"]);
-    assert_eq!(
-        run.pam_user_after("auth").as_deref(),
-        Some("jdoe"),
-        "{}",
-        run.out.all()
-    );
+    env.pam(SVC_ECHO, "John.Doe@Company.com", &["authenticate"])
+        .assert_user_after("auth", "jdoe");
 
     // keep_user changes nothing about the decision
-    let run = env.pam(SVC_KEEP, "bob", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_pam(SVC_KEEP, "bob", &["authenticate"], &[AUTH_ERR]);
 }
 
 #[test]
@@ -220,8 +225,12 @@ fn rewritten_user_is_what_the_next_module_checks() {
         "chain-keep",
         &format!("{keep}auth required pam_succeed_if.so user = jdoe\n"),
     );
-    let run = env.pam("chain", "John.Doe@Company.com", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+    env.assert_pam(
+        "chain",
+        "John.Doe@Company.com",
+        &["authenticate"],
+        &[AUTH_OK],
+    );
     let run = env.pam("chain-keep", "John.Doe@Company.com", &["authenticate"]);
     assert_ne!(
         run.verdicts(),
@@ -237,13 +246,11 @@ fn any_one_of_several_required_groups_is_enough() {
         .config(|c| c.required_groups = vec!["rstudio-users".into(), "rstudio-admins".into()])
         .build();
     for (name, auth) in [("erin", AUTH_OK), ("alice", AUTH_OK), ("bob", AUTH_ERR)] {
-        let run = env.pam(SVC, name, &["authenticate"]);
-        assert_eq!(run.verdicts(), vec![auth], "{name}\n{}", run.out.all());
+        env.assert_pam(SVC, name, &["authenticate"], &[auth]);
     }
     // and erin is refused where only rstudio-users is required
     let env = Env::new("one-group");
-    let run = env.pam(SVC, "erin", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_pam(SVC, "erin", &["authenticate"], &[AUTH_ERR]);
 }
 
 #[test]
@@ -251,10 +258,8 @@ fn no_required_groups_means_uid_policy_only() {
     let env = Env::builder("no-groups")
         .config(|c| c.required_groups = vec![])
         .build();
-    let run = env.pam(SVC, "bob", &["authenticate", "acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    let run = env.pam(SVC, "sysuser", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    env.assert_pam(SVC, "bob", &["authenticate", "acct_mgmt"], SIGNED_IN);
+    env.assert_pam(SVC, "sysuser", &["acct_mgmt"], &[PERM_DENIED]);
 }
 
 #[test]
@@ -268,61 +273,52 @@ fn minimum_uid_boundary() {
         ("jdoe", ACCT_OK),
         ("jsmith", ACCT_OK),
     ] {
-        let run = env.pam(SVC, name, &["acct_mgmt"]);
-        assert_eq!(run.verdicts(), vec![acct], "{name}\n{}", run.out.all());
+        env.assert_pam(SVC, name, &["acct_mgmt"], &[acct]);
     }
     // an alias to an account below this minimum is "user unknown", not "denied"
     let env = Env::builder("min-uid-alias")
         .config(|c| c.minimum_uid = "1004".into())
         .build();
-    let run = env.pam(SVC, "John.Doe@Company.com", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+    env.assert_pam(
+        SVC,
+        "John.Doe@Company.com",
+        &["authenticate"],
+        &[USER_UNKNOWN],
+    );
 }
 
 #[test]
 fn lowercase_false_keeps_case() {
     let env = Env::builder("case").config(|c| c.lowercase = false).build();
-    let run = env.pam(SVC, "ALICE", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
-    let run = env.pam(SVC, "alice", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
+    env.assert_pam(SVC, "ALICE", &["authenticate"], &[USER_UNKNOWN]);
+    env.assert_pam(SVC, "alice", &["authenticate"], &[AUTH_OK]);
 }
 
 #[test]
 fn unusable_input_is_refused() {
     let env = Env::new("bad-input");
     let long = "a".repeat(300);
-    let run = env.pam(SVC, &long, &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
-    let run = env.pam(SVC, &long, &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+    env.assert_pam(SVC, &long, &["authenticate"], &[AUTH_ERR]);
+    env.assert_pam(SVC, &long, &["acct_mgmt"], &[USER_UNKNOWN]);
 }
 
 #[test]
 fn setcred_and_session_succeed_for_an_allowed_user() {
     let env = Env::new("session");
-    let run = env.pam(
+    env.assert_pam(
         SVC,
         "alice",
         &["authenticate", "setcred", "open_session", "close_session"],
-    );
-    assert_eq!(
-        run.verdicts(),
-        vec![AUTH_OK, SETCRED_OK, OPEN_SESSION_OK, CLOSE_SESSION_OK],
-        "{}",
-        run.out.all()
+        &[AUTH_OK, SETCRED_OK, OPEN_SESSION_OK, CLOSE_SESSION_OK],
     );
 }
 
 #[test]
 fn every_decision_is_logged_with_its_reason() {
     let env = Env::new("log");
-    let run = env.pam(SVC, "John.Doe@Company.com", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK], "{}", run.out.all());
-    let run = env.pam(SVC, "bob", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
-    let run = env.pam(SVC, "ghost", &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+    env.assert_pam(SVC, "John.Doe@Company.com", &["authenticate"], &[AUTH_OK]);
+    env.assert_pam(SVC, "bob", &["acct_mgmt"], &[PERM_DENIED]);
+    env.assert_pam(SVC, "ghost", &["acct_mgmt"], &[USER_UNKNOWN]);
 
     let log = env.daemon_log();
     let jdoe = env.decision_lines("John.Doe@Company.com");
@@ -342,8 +338,7 @@ fn every_decision_is_logged_with_its_reason() {
     );
     // a name carrying a newline cannot forge a second log line
     let forged = "ghost\nverdict=allowed name=\"alice\"";
-    let run = env.pam(SVC, forged, &["acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![USER_UNKNOWN], "{}", run.out.all());
+    env.assert_pam(SVC, forged, &["acct_mgmt"], &[USER_UNKNOWN]);
     let log = env.daemon_log();
     assert!(
         !log.lines().any(|l| l.starts_with("verdict=allowed")),
@@ -424,8 +419,6 @@ fn members_of_a_group_with_hundreds_of_members_sign_in() {
         groups.len() > 8 * 1024,
         "the group entry must exceed the first buffers"
     );
-    let run = env.pam(SVC, "alice", &["authenticate", "acct_mgmt"]);
-    assert_eq!(run.verdicts(), vec![AUTH_OK, ACCT_OK], "{}", run.out.all());
-    let run = env.pam(SVC, "bob", &["authenticate"]);
-    assert_eq!(run.verdicts(), vec![AUTH_ERR], "{}", run.out.all());
+    env.assert_pam(SVC, "alice", &["authenticate", "acct_mgmt"], SIGNED_IN);
+    env.assert_pam(SVC, "bob", &["authenticate"], &[AUTH_ERR]);
 }

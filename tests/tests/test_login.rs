@@ -34,42 +34,42 @@ fn write_passdb(env: &Env) -> std::path::PathBuf {
 /// The `rstudio` service of the tests: accountmap for identity and policy, pam_matrix for the
 /// password, accountmap again in the account phase — the shape of `etc/pam.d/rstudio.debian`.
 fn add_rstudio_services(env: &Env) {
-    let m = |kind: &str, control: &str, opts: &str| env.module_line(kind, control, opts);
-    env.add_service_text(
-        "rstudio",
-        &format!(
-            "{}auth required {PAM_MATRIX}\n{}",
-            m("auth", "requisite", ""),
-            m("account", "[success=ok default=die]", "")
+    let ours = |kind: &str, control: &str| env.module_line(kind, control, "");
+    let (auth, permit) = (
+        ours("auth", "requisite"),
+        "account required pam_permit.so\n",
+    );
+    let services = [
+        (
+            "rstudio",
+            format!(
+                "{auth}auth required {PAM_MATRIX}\n{}",
+                ours("account", "[success=ok default=die]")
+            ),
         ),
-    );
-    // Passwords only: shows that test-login checks minimum uid and groups itself.
-    env.add_service_text(
-        "password-only",
-        &format!("auth required {PAM_MATRIX}\naccount required pam_permit.so\n"),
-    );
-    // pam_matrix's `echo` option asks for the password with PAM_PROMPT_ECHO_ON.
-    env.add_service_text(
-        "echo-on",
-        &format!(
-            "{}auth required {PAM_MATRIX} echo\n{}",
-            m("auth", "requisite", ""),
-            m("account", "required", "")
+        // Passwords only: shows that test-login checks minimum uid and groups itself.
+        ("password-only", format!("auth required {PAM_MATRIX}\n{permit}")),
+        // pam_matrix's `echo` option asks for the password with PAM_PROMPT_ECHO_ON.
+        (
+            "echo-on",
+            format!(
+                "{auth}auth required {PAM_MATRIX} echo\n{}",
+                ours("account", "required")
+            ),
         ),
-    );
-    // pam_chatty sends PAM_ERROR_MSG lines with `error`, PAM_TEXT_INFO lines with `info`.
-    env.add_service_text(
-        "error-msg",
-        &format!(
-            "auth required {PAM_CHATTY} num_lines=1 error\nauth required {PAM_MATRIX}\naccount required pam_permit.so\n"
+        // pam_chatty sends PAM_ERROR_MSG lines with `error`, PAM_TEXT_INFO lines with `info`.
+        (
+            "error-msg",
+            format!("auth required {PAM_CHATTY} num_lines=1 error\nauth required {PAM_MATRIX}\n{permit}"),
         ),
-    );
-    env.add_service_text(
-        "info-text",
-        &format!(
-            "auth required {PAM_CHATTY} num_lines=2 info\nauth required {PAM_MATRIX}\naccount required pam_permit.so\n"
+        (
+            "info-text",
+            format!("auth required {PAM_CHATTY} num_lines=2 info\nauth required {PAM_MATRIX}\n{permit}"),
         ),
-    );
+    ];
+    for (name, text) in services {
+        env.add_service_text(name, &text);
+    }
 }
 
 /// `accountmapctl test-login NAME --service SERVICE` under pam_wrapper and nss_wrapper with our
@@ -88,11 +88,8 @@ fn test_login_with(env: &Env, global: &[&str], args: &[&str], password: &[u8]) -
         .arg("test-login")
         .args(args);
     env.pam_wrapped(&mut cmd);
-    cmd.env("NSS_WRAPPER_MODULE_SO_PATH", nss_module())
-        .env("NSS_WRAPPER_MODULE_FN_PREFIX", "accountmap")
-        .env("ACCOUNTMAP_SOCKET", &env.socket)
-        .env("PAM_MATRIX_PASSWD", &passdb)
-        .env_remove(accountmap_wire::DAEMON_ENV);
+    env.nss_module_vars(&mut cmd);
+    cmd.env("PAM_MATRIX_PASSWD", &passdb);
     run_bounded_pam(&mut cmd, Some(password), COMMAND_LIMIT)
 }
 
@@ -111,11 +108,17 @@ fn steps(out: &Outcome) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Asserts each step's result, e.g. `[("nss", "PASS"), ("uid", "PASS"), …]`.
-fn assert_steps(out: &Outcome, want: &[(&str, &str)]) {
+/// The steps test-login runs, in order.
+const STEPS: [&str; 5] = ["nss", "uid", "pam", "minimum-uid", "groups"];
+
+/// Asserts the steps and each one's result, in the order of [`STEPS`], e.g.
+/// `["PASS", "PASS", "FAIL", "PASS", "PASS"]`.
+#[track_caller]
+fn assert_steps(out: &Outcome, results: [&str; 5]) {
     let got: Vec<(String, String)> = steps(out).into_iter().map(|(r, s, _)| (s, r)).collect();
-    let want: Vec<(String, String)> = want
+    let want: Vec<(String, String)> = STEPS
         .iter()
+        .zip(results)
         .map(|(s, r)| (s.to_string(), r.to_string()))
         .collect();
     assert_eq!(got, want, "{}", out.all());
@@ -129,13 +132,13 @@ fn detail(out: &Outcome, step: &str) -> String {
         .unwrap_or_else(|| panic!("no step {step}:\n{}", out.all()))
 }
 
-const ALL_PASS: &[(&str, &str)] = &[
-    ("nss", "PASS"),
-    ("uid", "PASS"),
-    ("pam", "PASS"),
-    ("minimum-uid", "PASS"),
-    ("groups", "PASS"),
-];
+/// Asserts that the detail of `step` contains `text`.
+#[track_caller]
+fn assert_detail(out: &Outcome, step: &str, text: &str) {
+    assert!(detail(out, step).contains(text), "{}", out.all());
+}
+
+const ALL_PASS: [&str; 5] = ["PASS"; 5];
 
 #[test]
 fn an_email_alias_and_a_proxy_alias_sign_in_as_the_local_account() {
@@ -195,21 +198,8 @@ fn a_wrong_password_fails_at_pam_and_only_there() {
     add_rstudio_services(&env);
     let out = test_login(&env, &["John.Doe@Company.com"], b"not-the-password\n");
     assert_eq!(out.code, 1, "{}", out.all());
-    assert_steps(
-        &out,
-        &[
-            ("nss", "PASS"),
-            ("uid", "PASS"),
-            ("pam", "FAIL"),
-            ("minimum-uid", "PASS"),
-            ("groups", "PASS"),
-        ],
-    );
-    assert!(
-        detail(&out, "pam").contains("PAM_AUTH_ERR"),
-        "{}",
-        out.all()
-    );
+    assert_steps(&out, ["PASS", "PASS", "FAIL", "PASS", "PASS"]);
+    assert_detail(&out, "pam", "PAM_AUTH_ERR");
     // The hint says the refusal is not accountmap's.
     assert!(
         out.stdout.contains("accountmapd allows \"jdoe\""),
@@ -219,11 +209,7 @@ fn a_wrong_password_fails_at_pam_and_only_there() {
     // An over-long password is refused as rserver-pam refuses it (more than 200 bytes).
     let out = test_login(&env, &["jdoe"], "x".repeat(201).as_bytes());
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        detail(&out, "pam").contains("longer than 200 bytes"),
-        "{}",
-        out.all()
-    );
+    assert_detail(&out, "pam", "longer than 200 bytes");
 }
 
 #[test]
@@ -234,20 +220,11 @@ fn refused_identities_fail_at_the_step_that_explains_them() {
     // bob is in staff only. accountmap's PAM line refuses him, and the group step says why.
     let out = test_login(&env, &["bob@company.com"], b"pw-bob");
     assert_eq!(out.code, 1, "{}", out.all());
-    assert_steps(
+    assert_steps(&out, ["PASS", "PASS", "FAIL", "PASS", "FAIL"]);
+    assert_detail(
         &out,
-        &[
-            ("nss", "PASS"),
-            ("uid", "PASS"),
-            ("pam", "FAIL"),
-            ("minimum-uid", "PASS"),
-            ("groups", "FAIL"),
-        ],
-    );
-    assert!(
-        detail(&out, "groups").contains("bob is in none of the required groups rstudio-users"),
-        "{}",
-        out.all()
+        "groups",
+        "bob is in none of the required groups rstudio-users",
     );
     assert!(out.stdout.contains("accountmapd: denied"), "{}", out.all());
 
@@ -255,16 +232,7 @@ fn refused_identities_fail_at_the_step_that_explains_them() {
     // auth-required-user-group would.
     let out = test_login(&env, &["bob", "--service", "password-only"], b"pw-bob");
     assert_eq!(out.code, 1, "{}", out.all());
-    assert_steps(
-        &out,
-        &[
-            ("nss", "PASS"),
-            ("uid", "PASS"),
-            ("pam", "PASS"),
-            ("minimum-uid", "PASS"),
-            ("groups", "FAIL"),
-        ],
-    );
+    assert_steps(&out, ["PASS", "PASS", "PASS", "PASS", "FAIL"]);
 
     // sysuser (uid 500) is in the group but below the minimum uid.
     let out = test_login(
@@ -273,46 +241,15 @@ fn refused_identities_fail_at_the_step_that_explains_them() {
         b"pw-sysuser",
     );
     assert_eq!(out.code, 1, "{}", out.all());
-    assert_eq!(
-        steps(&out)
-            .iter()
-            .map(|(r, s, _)| format!("{s}={r}"))
-            .collect::<Vec<_>>(),
-        vec![
-            "nss=PASS",
-            "uid=PASS",
-            "pam=PASS",
-            "minimum-uid=FAIL",
-            "groups=PASS"
-        ],
-        "{}",
-        out.all()
-    );
-    assert!(
-        detail(&out, "minimum-uid").contains("uid 500 < 1000"),
-        "{}",
-        out.all()
-    );
+    assert_steps(&out, ["PASS", "PASS", "PASS", "FAIL", "PASS"]);
+    assert_detail(&out, "minimum-uid", "uid 500 < 1000");
 
     // An alias of root, and an alias of no account: NSS gives nothing, nothing else runs.
     for name in ["ops@company.com", "ghost@company.com"] {
         let out = test_login(&env, &[name], b"whatever");
         assert_eq!(out.code, 1, "{}", out.all());
-        assert_steps(
-            &out,
-            &[
-                ("nss", "FAIL"),
-                ("uid", "SKIP"),
-                ("pam", "SKIP"),
-                ("minimum-uid", "SKIP"),
-                ("groups", "SKIP"),
-            ],
-        );
-        assert!(
-            detail(&out, "nss").contains("Incorrect or invalid username/password"),
-            "{}",
-            out.all()
-        );
+        assert_steps(&out, ["FAIL", "SKIP", "SKIP", "SKIP", "SKIP"]);
+        assert_detail(&out, "nss", "Incorrect or invalid username/password");
     }
 }
 
@@ -437,18 +374,10 @@ fn the_shipped_profiles_pass_with_the_strict_conversation() {
     // account phase still applies accountmap's policy.
     let out = test_login(&env, &["jdoe", "--service", "rstudio-session"], b"");
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(
-        detail(&out, "pam").contains("0 password prompt(s)"),
-        "{}",
-        out.all()
-    );
+    assert_detail(&out, "pam", "0 password prompt(s)");
     assert!(!out.stdout.contains("conversation:"), "{}", out.all());
     let out = test_login(&env, &["bob", "--service", "rstudio-session"], b"");
-    assert!(
-        detail(&out, "pam").contains("pam_acct_mgmt: PAM_PERM_DENIED"),
-        "{}",
-        out.all()
-    );
+    assert_detail(&out, "pam", "pam_acct_mgmt: PAM_PERM_DENIED");
 }
 
 #[test]
@@ -459,19 +388,11 @@ fn a_stopped_daemon_is_exit_3() {
     // A local name still resolves through files, but accountmapd's settings cannot be read.
     let out = test_login(&env, &["jdoe", "--service", "password-only"], b"pw-jdoe");
     assert_eq!(out.code, 3, "{}", out.all());
-    assert!(
-        detail(&out, "groups").contains("cannot ask accountmapd"),
-        "{}",
-        out.all()
-    );
+    assert_detail(&out, "groups", "cannot ask accountmapd");
     // An alias cannot resolve at all: the NSS module answers UNAVAIL.
     let out = test_login(&env, &["John.Doe@Company.com"], b"pw-jdoe");
     assert_eq!(out.code, 3, "{}", out.all());
-    assert!(
-        detail(&out, "nss").contains("finds nothing"),
-        "{}",
-        out.all()
-    );
+    assert_detail(&out, "nss", "finds nothing");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -560,11 +481,7 @@ fn verify_proxy_accepts_a_fresh_signature_once() {
         password.as_bytes(),
     );
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        detail(&out, "pam").contains("PAM_AUTH_ERR"),
-        "{}",
-        out.all()
-    );
+    assert_detail(&out, "pam", "PAM_AUTH_ERR");
     assert!(env
         .daemon_log()
         .contains("was already used (replay refused)"));
@@ -572,15 +489,7 @@ fn verify_proxy_accepts_a_fresh_signature_once() {
     // Unix seconds work as the date too, signed with accountmapctl proxy-sign.
     let key_file = env.path("proxy-hmac-key");
     let date = now().to_string();
-    let sign = env.ctl(&[
-        "proxy-sign",
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--user",
-        "jsmith",
-        "--date",
-        &date,
-    ]);
+    let sign = env.proxy_sign(&key_file, "jsmith", &date, None);
     assert_eq!(sign.code, 0, "{}", sign.all());
     let password = format!("{date}\n{}\n", sign.stdout.trim());
     let out = test_login(
@@ -626,11 +535,7 @@ fn verify_proxy_accepts_a_fresh_signature_once() {
             password.as_bytes(),
         );
         assert_eq!(out.code, 1, "{reason}: {}", out.all());
-        assert!(
-            detail(&out, "pam").contains("PAM_AUTH_ERR"),
-            "{}",
-            out.all()
-        );
+        assert_detail(&out, "pam", "PAM_AUTH_ERR");
         let line = env.wait_for_log(from, std::time::Duration::from_secs(2), |l| {
             l.contains("verdict=auth-failed")
         });
@@ -660,11 +565,7 @@ fn verify_proxy_without_a_proxy_section_is_unavailable() {
     );
     let out = test_login(&env, &["jsmith", "--service", "proxy"], password.as_bytes());
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(
-        detail(&out, "pam").contains("PAM_AUTHINFO_UNAVAIL"),
-        "{}",
-        out.all()
-    );
+    assert_detail(&out, "pam", "PAM_AUTHINFO_UNAVAIL");
     assert!(
         env.daemon_log()
             .contains("verify=proxy needs a [proxy] section"),

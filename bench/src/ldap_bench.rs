@@ -16,8 +16,12 @@
 //! module sends (service, user, password) over the Unix socket, and its verdict, which must be
 //! "allowed" every time. The PAM library and pamtester's process start are not in the figures.
 //!
-//! Ignored by `cargo test`; `make bench-ldap` runs it on release binaries. No timing is
-//! asserted.
+//! `make bench-ldap` runs it on release binaries: `ACCOUNTMAP_ARTIFACT_DIR` names the directory
+//! of the `accountmapd` under test (default: the debug build directory). It uses the end-to-end
+//! tests' harness (`accountmap-tests`: the slapd fixture, the daemon's environment). No timing
+//! is asserted; a sign-in that is not allowed ends the run.
+
+// A benchmark tool: a failure is reported and ends the process.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use accountmap_tests::slapd::*;
@@ -244,9 +248,7 @@ fn raw_ldap(slapd: &Slapd, start_tls: bool) -> Vec<Figures> {
     })
 }
 
-#[test]
-#[ignore = "benchmark: run with make bench-ldap"]
-fn ldap_password_sign_ins() {
+fn main() {
     let slapd = Slapd::start("bench");
     let mut rows = Vec::new();
     for (transport, tag) in [

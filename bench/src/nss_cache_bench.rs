@@ -1,8 +1,10 @@
 //! The cost of a warm `getpwnam(alias)` through the NSS module: from the daemon's shared-memory
 //! cache (`passwd.cache`) and over the socket (cache off), N calls in one process
-//! (`nss-bench`, in bench/). Ignored by default; `make bench-nss` runs it on release builds.
-//! `ACCOUNTMAP_BENCH_DIR` names the directory of `libnss_accountmap.so` and `nss-bench` when
-//! they are not with the other artifacts (a release module against a debug daemon).
+//! (`nss-bench`, `src/nss_bench.rs`). `make bench-nss` runs it on release builds:
+//! `ACCOUNTMAP_ARTIFACT_DIR` names the directory of the daemon, the module and `nss-bench`
+//! (default: the debug build directory). `ACCOUNTMAP_BENCH_DIR` names the directory of
+//! `libnss_accountmap.so` and `nss-bench` when they are not with the other artifacts (a release
+//! module against a debug daemon). It uses the end-to-end tests' harness (`accountmap-tests`).
 //!
 //! Two ways into the C library:
 //! - glibc's own NSS, as a host has it: `passwd: files accountmap` in nsswitch.conf and the
@@ -10,6 +12,8 @@
 //!   only inside a private mount namespace of the benchmark process (`unshare --mount` and a
 //!   bind mount; root only); the host's /etc is never touched.
 //! - nss_wrapper with the module (any user), which adds nss_wrapper's own costs.
+
+// A benchmark tool: a failure is reported and ends the process.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use accountmap_tests::*;
@@ -88,9 +92,7 @@ fn through_nss_wrapper(env: &Env, calls: &str) -> u64 {
     ns_per_call(&run_bounded(&mut cmd, None, COMMAND_LIMIT))
 }
 
-#[test]
-#[ignore = "benchmark: make bench-nss"]
-fn getpwnam_of_a_cached_alias_against_the_socket() {
+fn main() {
     let cached = Env::builder("bench-nss-cached")
         .config(|c| c.cache_ttl = 300)
         .build();
