@@ -3,6 +3,7 @@
 
 use crate::backends::system::{Account, StaticDirectory};
 use crate::engine::Engine;
+use crate::server::guards::Guards;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
@@ -23,7 +24,8 @@ pub fn account(name: &str, uid: u32, gid: u32, groups: &[&str]) -> Account {
 }
 
 /// Writes `files` (name, content, mode) into a new temporary directory, then `config` with
-/// every `{dir}` replaced by that directory, and builds an engine over `directory`.
+/// every `{dir}` replaced by that directory, and builds an engine over `directory` with guards
+/// of its own (no two tests share a brake or a rate limit).
 pub fn engine(
     files: &[(&str, &[u8], u32)],
     config: &str,
@@ -41,6 +43,11 @@ pub fn engine(
         config.replace("{dir}", &dir.path().display().to_string()),
     )
     .unwrap();
-    let engine = Engine::new(crate::config::load(&path).unwrap(), Arc::new(directory)).unwrap();
+    let engine = Engine::new(
+        crate::config::load(&path).unwrap(),
+        Arc::new(directory),
+        Arc::new(Guards::new()),
+    )
+    .unwrap();
     (engine, dir)
 }

@@ -11,7 +11,7 @@
 //! afterwards, under the local name.
 //!
 //! Any local process may ask (passwd data is public, and the NSS module runs inside every
-//! program on the host), so each peer uid is rate-limited instead ([`RateLimiter`]).
+//! program on the host), so each peer uid is rate-limited instead ([`crate::server::nss_limit`]).
 //!
 //! Logging, chosen for a path that sshd drives with every invalid user name of a brute-force
 //! run: an alias answered is logged at info (under RStudio it is the only record of the name the
@@ -24,23 +24,17 @@ use crate::engine::{Engine, Peer};
 use crate::identity::policy;
 use crate::identity::resolve::MapError;
 use crate::log;
+use crate::server::nss_limit::{Admission, RATE_PER_SECOND};
 use accountmap_wire::{PasswdEntry, Response};
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Sustained NSS lookups per second one peer uid may make. RStudio makes one per sign-in (and
-/// caches the answer for the life of rserver); a busy login node makes a few per second.
-pub const RATE_PER_SECOND: u32 = 200;
-/// Lookups a peer uid may make at once before the rate applies (a burst of parallel sign-ins).
-pub const BURST: u32 = 400;
 /// The reply to a peer over its rate. The module turns any error into NSS_STATUS_UNAVAIL.
 pub const RATE_LIMITED: &str = "rate limited";
 
 impl Engine {
     /// Answers the NSS module's `getpwnam(name)` for `peer`: rate limit, then [`Engine::passwd_for`].
     pub fn nss_getpwnam(&self, peer: &Peer, name: &str) -> Response {
-        if let Admission::Refused { warn } = limiter().admit(peer.uid, Instant::now()) {
+        if let Admission::Refused { warn } = self.guards.nss.admit(peer.uid, Instant::now()) {
             if warn {
                 log::warning(&format!(
                     "nss: uid {} (pid {}) exceeds {RATE_PER_SECOND} lookups per second; refusing the excess (logged once a second)",
@@ -124,89 +118,6 @@ impl Engine {
             shell: account.shell,
         }))
     }
-}
-
-/// The daemon's one limiter. It lives outside the [`Engine`] so that a SIGHUP, which builds a
-/// new engine, does not hand every peer a fresh burst.
-fn limiter() -> &'static RateLimiter {
-    static LIMITER: OnceLock<RateLimiter> = OnceLock::new();
-    LIMITER.get_or_init(|| RateLimiter::new(RATE_PER_SECOND, BURST))
-}
-
-/// Whether a request may go ahead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
-    Admitted,
-    /// Over the rate; `warn` is true at most once a second per uid.
-    Refused {
-        warn: bool,
-    },
-}
-
-/// A token bucket per peer uid: `burst` tokens to start with, `rate` more per second.
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<u32, Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
-    warned: Option<Instant>,
-}
-
-/// Buckets kept before full (idle) ones are dropped. Peer uids come from SO_PEERCRED, so only
-/// uids that run processes on this host can add one; the bound is for hygiene, not defence.
-const MAX_BUCKETS: usize = 4096;
-
-impl RateLimiter {
-    pub fn new(rate_per_second: u32, burst: u32) -> RateLimiter {
-        RateLimiter {
-            rate: f64::from(rate_per_second),
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one token from `uid`'s bucket at time `now`, if it has one.
-    pub fn admit(&self, uid: u32, now: Instant) -> Admission {
-        // A poisoned lock only means another thread panicked mid-update of plain numbers;
-        // the map is still usable.
-        let mut buckets = match self.buckets.lock() {
-            Ok(b) => b,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&uid) {
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| refilled(b, now, rate, burst) < burst);
-        }
-        let bucket = buckets.entry(uid).or_insert(Bucket {
-            tokens: self.burst,
-            refilled: now,
-            warned: None,
-        });
-        bucket.tokens = refilled(bucket, now, self.rate, self.burst);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            return Admission::Admitted;
-        }
-        let warn = match bucket.warned {
-            None => true,
-            Some(t) => now.saturating_duration_since(t) >= Duration::from_secs(1),
-        };
-        if warn {
-            bucket.warned = Some(now);
-        }
-        Admission::Refused { warn }
-    }
-}
-
-/// The tokens `b` holds at `now`.
-fn refilled(b: &Bucket, now: Instant, rate: f64, burst: f64) -> f64 {
-    let elapsed = now.saturating_duration_since(b.refilled).as_secs_f64();
-    (b.tokens + elapsed * rate).min(burst)
 }
 
 #[cfg(test)]

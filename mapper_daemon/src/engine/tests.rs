@@ -2,6 +2,7 @@ use super::*;
 use crate::backends::system::{LookupError, StaticDirectory};
 use crate::test_support::{self, account, EXAMPLE_CONFIG};
 use accountmap_wire::Credential;
+use accountmap_wire::{PamRequest, Phase};
 use rstest::rstest;
 
 /// An engine over made-up users, with the config of the README's example.

@@ -26,7 +26,7 @@
 //! at most [`MAX_DELAY`] at a time.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a failure is remembered (pam_faillock's default `fail_interval`).
@@ -69,19 +69,12 @@ struct Count {
     until: Instant,
 }
 
-/// The failure counts; one per daemon (a reload keeps them: see [`brake`]).
+/// The failure counts; one per daemon, in [`crate::server::guards::Guards`] (a reload keeps them).
 #[derive(Debug)]
 pub struct Brake {
     counts: Mutex<HashMap<Key, Count>>,
     max_keys: usize,
     sleeping: std::sync::atomic::AtomicUsize,
-}
-
-/// The daemon's brake. Global so that a configuration reload, which builds a new engine, does
-/// not give a guesser a clean slate.
-pub fn brake() -> &'static Brake {
-    static BRAKE: OnceLock<Brake> = OnceLock::new();
-    BRAKE.get_or_init(|| Brake::new(MAX_KEYS))
 }
 
 /// The delay for the `n`th failure of a key within the window.

@@ -22,12 +22,15 @@
 //! take no slot and no lock: the fast path is unchanged.
 
 pub mod brake;
+pub mod guards;
 pub mod memcache;
+pub mod nss_limit;
 
 use crate::backends::system::Directory;
 use crate::config::{self, Config};
 use crate::engine::{Engine, Peer};
 use crate::log;
+use crate::server::guards::Guards;
 use crate::server::memcache::SharedCache;
 use accountmap_wire::{
     decode_request, encode_response, peer_credentials, DecodeError, FrameError, FrameReader,
@@ -175,6 +178,8 @@ pub struct State {
     directory: Arc<dyn Directory>,
     engine: RwLock<Arc<Engine>>,
     slots: PeerSlots,
+    /// The brake, the NSS rate limit and the replay memory: kept across reloads.
+    guards: Arc<Guards>,
     /// The shared-memory passwd cache the NSS module reads ([`crate::server::memcache`]).
     memcache: SharedCache,
 }
@@ -184,6 +189,7 @@ impl State {
         State {
             config_path,
             directory,
+            guards: engine.guards().clone(),
             engine: RwLock::new(Arc::new(engine)),
             slots: PeerSlots::new(PER_UID_CONNECTIONS, NON_ROOT_CONNECTIONS),
             memcache: SharedCache::disabled(),
@@ -275,7 +281,7 @@ impl State {
         for w in &config.warnings {
             log::warning(w);
         }
-        match Engine::new(config, self.directory.clone()) {
+        match Engine::new(config, self.directory.clone(), self.guards.clone()) {
             Ok(engine) => {
                 let mut slot = match self.engine.write() {
                     Ok(g) => g,
@@ -533,7 +539,7 @@ pub fn run(config_path: PathBuf, directory: Arc<dyn Directory>) -> Result<(), St
         log::warning(w);
     }
     let socket = config.daemon.socket.clone();
-    let engine = Engine::new(config, directory.clone())?;
+    let engine = Engine::new(config, directory.clone(), Arc::new(Guards::new()))?;
     // Signals, reloads and the asynchronous backends; requests are served by the connection
     // threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -565,6 +571,42 @@ pub fn run(config_path: PathBuf, directory: Arc<dyn Directory>) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backends::system::StaticDirectory;
+    use crate::server::brake::Key;
+    use crate::test_support::{self, account, EXAMPLE_CONFIG};
+
+    #[test]
+    fn a_reload_builds_a_new_engine_but_keeps_the_guards() {
+        let (engine, dir) = test_support::engine(
+            &[("accounts", b"", 0o644)],
+            EXAMPLE_CONFIG,
+            StaticDirectory::new(vec![]),
+        );
+        let directory = Arc::new(StaticDirectory::new(vec![account(
+            "alice",
+            1001,
+            1001,
+            &[],
+        )]));
+        let state = State::new(dir.path().join("accountmap.toml"), engine, directory);
+        let before = state.engine();
+        let key = [Key::Account("alice".into())];
+        let now = Instant::now();
+        for _ in 0..8 {
+            state.guards.brake.failed(&key, now);
+        }
+        state.reload();
+        let after = state.engine();
+        assert!(
+            !Arc::ptr_eq(&before, &after),
+            "the reload built no new engine"
+        );
+        assert!(Arc::ptr_eq(before.guards(), after.guards()));
+        assert!(
+            after.guards().brake.held(&key, now).is_some(),
+            "the failures were forgotten by the reload"
+        );
+    }
 
     #[test]
     fn root_takes_no_slot_and_is_never_refused() {

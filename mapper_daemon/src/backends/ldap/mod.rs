@@ -1545,5 +1545,7 @@ impl LdapBackend {
     }
 }
 
+mod verify;
+
 #[cfg(test)]
 mod tests;

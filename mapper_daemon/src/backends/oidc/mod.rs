@@ -1424,5 +1424,7 @@ fn shorten_long(s: &str) -> String {
         .collect()
 }
 
+mod verify;
+
 #[cfg(test)]
 mod tests;

@@ -19,17 +19,17 @@
 //!   [`REPLAY_CAPACITY`] signatures are remembered (32-byte digests, a few MB at most); when
 //!   that many unexpired ones are held, further proxy sign-ins are refused as Unavailable
 //!   rather than forgetting one (which would re-open its replay).
-//! - The comparison is constant-time ([`crate::backends::proxy::verify`]); the signature never appears in
+//! - The comparison is constant-time ([`crate::backends::proxy::verify()`]); the signature never appears in
 //!   a reason or a log line, the date and the user do.
 
 use crate::backends::proxy;
-use crate::config::ProxyConfig;
-use crate::engine::Engine;
-use accountmap_wire::{Decision, PamRequest, Verdict};
+use crate::backends::{Backend, Claim, CredentialVerifier, Failure, Verified};
+use crate::config::{Config, ProxyConfig};
+use accountmap_wire::{Verdict, Verify};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Signatures remembered at most (see the module documentation).
@@ -148,13 +148,6 @@ impl ReplayMemory {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// The daemon's one replay memory. Outside the [`Engine`] on purpose: a SIGHUP builds a new
-/// engine, and must not make used signatures usable again.
-fn replay_memory() -> &'static ReplayMemory {
-    static MEMORY: OnceLock<ReplayMemory> = OnceLock::new();
-    MEMORY.get_or_init(|| ReplayMemory::new(REPLAY_CAPACITY))
 }
 
 /// Checks a `verify=proxy` credential for `user` at Unix time `now`.
@@ -303,29 +296,56 @@ fn unix_now() -> i64 {
     }
 }
 
-impl Engine {
-    /// The auth phase of `verify=proxy`, after identity and policy gave `decision`: an allowed
-    /// decision stays allowed only with a fresh, unused, matching signature over PAM_USER as
-    /// the service handed it over (`req.user`). Refusals keep the account for the log line.
-    pub(crate) fn verify_proxy(&self, req: &PamRequest, mut decision: Decision) -> Decision {
-        if decision.verdict != Verdict::Allowed {
-            return decision;
-        }
-        let outcome = match (&self.config().proxy, &req.credential) {
-            (None, _) => Err(ProxyRefusal::NotConfigured),
-            (Some(_), None) => Err(ProxyRefusal::Malformed("no credential")),
-            (Some(p), Some(c)) => check(p, &req.user, c.expose(), unix_now(), replay_memory()),
+/// The `verify=proxy` [`CredentialVerifier`]: a fresh, unused, matching signature over
+/// PAM_USER as the service handed it over.
+pub struct ProxyVerifier {
+    /// The config in force; built only when it has a `[proxy]` section.
+    config: Arc<Config>,
+    /// The daemon's replay memory, which outlives this verifier: a SIGHUP builds a new engine,
+    /// and must not make used signatures usable again.
+    memory: Arc<ReplayMemory>,
+}
+
+impl ProxyVerifier {
+    /// `None` when `config` has no `[proxy]` section.
+    pub fn new(config: Arc<Config>, memory: Arc<ReplayMemory>) -> Option<ProxyVerifier> {
+        config.proxy.as_ref()?;
+        Some(ProxyVerifier { config, memory })
+    }
+}
+
+impl Backend for ProxyVerifier {
+    fn status(&self) -> Vec<(String, String)> {
+        vec![(
+            "backend proxy".to_string(),
+            format!("{} signatures remembered", self.memory.len()),
+        )]
+    }
+}
+
+impl CredentialVerifier for ProxyVerifier {
+    fn method(&self) -> Verify {
+        Verify::Proxy
+    }
+
+    fn verify(&self, claim: &Claim<'_>) -> Result<Verified, Failure> {
+        let Some(proxy) = &self.config.proxy else {
+            let refused = ProxyRefusal::NotConfigured;
+            return Err(Failure::new(refused.verdict(), refused.to_string()));
         };
-        match outcome {
-            Ok(()) => {
-                decision.reason = format!("{} with a valid proxy signature", decision.reason);
-            }
-            Err(refused) => {
-                decision.verdict = refused.verdict();
-                decision.reason = refused.to_string();
-            }
+        match check(
+            proxy,
+            claim.typed,
+            claim.credential.expose(),
+            unix_now(),
+            &self.memory,
+        ) {
+            Ok(()) => Ok(Verified {
+                note: Some("with a valid proxy signature".into()),
+                entry: None,
+            }),
+            Err(refused) => Err(Failure::new(refused.verdict(), refused.to_string())),
         }
-        decision
     }
 }
 

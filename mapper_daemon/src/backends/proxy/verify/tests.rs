@@ -1,5 +1,7 @@
 use super::*;
 use crate::config::Secret;
+use crate::engine::Engine;
+use accountmap_wire::{Decision, PamRequest};
 use rstest::rstest;
 use std::time::Duration;
 
