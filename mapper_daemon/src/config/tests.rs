@@ -1,6 +1,8 @@
+use super::validate::check_host_port;
 use super::*;
 use rstest::rstest;
-use std::os::unix::fs::symlink;
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
 
 struct Fixture {
     dir: tempfile::TempDir,
