@@ -1,9 +1,11 @@
 use super::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use proptest::prelude::*;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use rstest::rstest;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const ISS: &str = "https://idp.example.org";
 const NOW: i64 = 1_800_000_000;
