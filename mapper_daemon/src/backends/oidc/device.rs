@@ -3,9 +3,10 @@
 //! provider hands out at the end is verified like any other.
 
 use super::http::lock;
+use super::jwt::{from_object, or_absent};
 use super::{OidcBackend, Refusal};
 use crate::log;
-use serde_json::Value;
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,60 @@ pub enum DevicePoll {
     IdToken(String),
 }
 
+/// The device authorization endpoint's answer (RFC 8628 §3.2), or an error answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct DeviceAuthorization {
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) device_code: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) user_code: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) verification_uri: Option<String>,
+    /// Google's name for `verification_uri`.
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) verification_url: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) expires_in: Option<u64>,
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) interval: Option<u64>,
+    #[serde(flatten)]
+    pub(super) oauth: OAuthError,
+}
+
+/// The token endpoint's answer to a device code: the tokens, or an error answer (RFC 8628
+/// §3.5: `authorization_pending`, `slow_down`, `access_denied`, `expired_token`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct TokenAnswer {
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) id_token: Option<String>,
+    #[serde(flatten)]
+    pub(super) oauth: OAuthError,
+}
+
+/// An OAuth error answer (RFC 6749 §5.2).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct OAuthError {
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) error: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) error_description: Option<String>,
+}
+
+impl OAuthError {
+    /// `error` and `error_description`, for the log.
+    pub(super) fn describe(&self) -> String {
+        let s = |v: &Option<String>| v.as_deref().map(|s| printable(s, 200));
+        match (s(&self.error), s(&self.error_description)) {
+            (Some(e), Some(d)) => format!("{e} ({d})"),
+            (Some(e), None) => e,
+            _ => "no OAuth error in the answer".into(),
+        }
+    }
+}
+
 fn printable(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
@@ -67,20 +122,19 @@ impl OidcBackend {
                 .post_form(&url, &[("scope", "openid email")])
                 .await
                 .map_err(|e| Refusal::Unavailable(e.describe(&url)))?;
+            let answer: DeviceAuthorization = from_object(&answer).unwrap_or_default();
             if status != 200 {
                 return Err(Refusal::Unavailable(format!(
                     "{url} answered HTTP {status}: {}",
-                    oauth_error(&answer)
+                    answer.oauth.describe()
                 )));
             }
             Ok(answer)
         })?;
-        let field = |name: &str| answer.get(name).and_then(Value::as_str);
         let (Some(device_code), Some(user_code), Some(uri)) = (
-            field("device_code"),
-            field("user_code"),
-            // Google calls it verification_url.
-            field("verification_uri").or_else(|| field("verification_url")),
+            answer.device_code,
+            answer.user_code,
+            answer.verification_uri.or(answer.verification_url),
         ) else {
             return Err(Refusal::Unavailable(
                 "the device authorization answer lacks device_code, user_code or verification_uri"
@@ -88,13 +142,11 @@ impl OidcBackend {
             ));
         };
         let expires_in = answer
-            .get("expires_in")
-            .and_then(Value::as_u64)
+            .expires_in
             .unwrap_or(600)
             .min(MAX_DEVICE_LIFETIME.as_secs());
         let interval = answer
-            .get("interval")
-            .and_then(Value::as_u64)
+            .interval
             .unwrap_or(DEFAULT_INTERVAL)
             .clamp(1, MAX_INTERVAL);
         let mut id = [0u8; 16];
@@ -112,7 +164,7 @@ impl OidcBackend {
         devices.insert(
             session.clone(),
             DeviceSession {
-                device_code: device_code.to_string(),
+                device_code,
                 user: user.to_string(),
                 peer_uid,
                 expires: now + Duration::from_secs(expires_in),
@@ -122,8 +174,8 @@ impl OidcBackend {
         );
         Ok(DeviceStart {
             session,
-            verification_uri: printable(uri, 512),
-            user_code: printable(user_code, 64),
+            verification_uri: printable(&uri, 512),
+            user_code: printable(&user_code, 64),
             expires_in: u32::try_from(expires_in).unwrap_or(u32::MAX),
             interval: u32::try_from(interval).unwrap_or(u32::MAX),
         })
@@ -178,20 +230,21 @@ impl OidcBackend {
             .await
             .map_err(|e| Refusal::Unavailable(e.describe(&url)))
         })?;
+        let answer: TokenAnswer = from_object(&answer).unwrap_or_default();
         let mut devices = lock(&self.0.devices);
         let finish = |devices: &mut HashMap<String, DeviceSession>| {
             devices.remove(session);
         };
         if status == 200 {
             finish(&mut devices);
-            return match answer.get("id_token").and_then(Value::as_str) {
-                Some(t) => Ok(DevicePoll::IdToken(t.to_string())),
+            return match answer.id_token {
+                Some(t) => Ok(DevicePoll::IdToken(t)),
                 None => Err(Refusal::Device(
                     "approved, but the provider sent no ID token (the client needs the openid scope)".into(),
                 )),
             };
         }
-        let error = answer.get("error").and_then(Value::as_str).unwrap_or("");
+        let error = answer.oauth.error.as_deref().unwrap_or("");
         let Some(d) = devices.get_mut(session) else {
             return Err(Refusal::Device(
                 "the device authorization ended meanwhile".into(),
@@ -228,19 +281,9 @@ impl OidcBackend {
                 finish(&mut devices);
                 Err(Refusal::Unavailable(format!(
                     "the token endpoint answered HTTP {status}: {}",
-                    oauth_error(&answer)
+                    answer.oauth.describe()
                 )))
             }
         }
-    }
-}
-
-/// `error` and `error_description` of an OAuth error answer, for the log.
-fn oauth_error(v: &Value) -> String {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(|s| printable(s, 200));
-    match (s("error"), s("error_description")) {
-        (Some(e), Some(d)) => format!("{e} ({d})"),
-        (Some(e), None) => e,
-        _ => "no OAuth error in the answer".into(),
     }
 }

@@ -4,14 +4,32 @@
 //! [`UNKNOWN_KID_INTERVAL`]), and the userinfo endpoint for access tokens.
 
 use super::http::{lock, HttpError};
+use super::jwt::{from_object, or_absent};
 use super::{
-    identity, now_unix, parse_jwks, verify_id_token, Expected, Identity, Jwk, Jws, OidcBackend,
-    Refusal, DISCOVERY_SUFFIX, KEYS_MAX_AGE, KEYS_STALE_LIMIT, MAX_TOKEN, UNKNOWN_KID_INTERVAL,
+    identity, now_unix, parse_jwks, verify_id_token, Claims, Expected, Identity, Jwk, Jws,
+    OidcBackend, Refusal, DISCOVERY_SUFFIX, KEYS_MAX_AGE, KEYS_STALE_LIMIT, MAX_TOKEN,
+    UNKNOWN_KID_INTERVAL,
 };
 use crate::log;
-use serde_json::Value;
+use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The provider's discovery document (OpenID Connect Discovery 1.0 §3): the members read here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct DiscoveryDocument {
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) issuer: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) jwks_uri: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) userinfo_endpoint: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) token_endpoint: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub(super) device_authorization_endpoint: Option<String>,
+}
 
 /// What the daemon knows about the provider.
 #[derive(Clone, Debug)]
@@ -139,8 +157,8 @@ impl OidcBackend {
             .get_json(&cfg.discovery_endpoint, None)
             .await
             .map_err(|e| unavailable(e.describe(&cfg.discovery_endpoint)))?;
-        let field = |name: &str| doc.get(name).and_then(Value::as_str).map(str::to_string);
-        let issuer = field("issuer").ok_or_else(|| {
+        let doc: DiscoveryDocument = from_object(&doc).unwrap_or_default();
+        let issuer = doc.issuer.ok_or_else(|| {
             unavailable(format!(
                 "{}: no issuer in the discovery document",
                 cfg.discovery_endpoint
@@ -156,8 +174,8 @@ impl OidcBackend {
                 )));
             }
         }
-        let endpoint = |name: &str| -> Result<Option<String>, Refusal> {
-            match field(name) {
+        let endpoint = |name: &str, url: Option<String>| -> Result<Option<String>, Refusal> {
+            match url {
                 Some(url) if crate::config::is_acceptable_endpoint(&url) => Ok(Some(url)),
                 Some(url) => Err(unavailable(format!(
                     "{}: {name} {url:?} is not https:// (http:// only on loopback)",
@@ -166,15 +184,18 @@ impl OidcBackend {
                 None => Ok(None),
             }
         };
-        let jwks_uri = endpoint("jwks_uri")?.ok_or_else(|| {
+        let jwks_uri = endpoint("jwks_uri", doc.jwks_uri)?.ok_or_else(|| {
             unavailable(format!(
                 "{}: no jwks_uri in the discovery document",
                 cfg.discovery_endpoint
             ))
         })?;
-        let userinfo_endpoint = endpoint("userinfo_endpoint")?;
-        let token_endpoint = endpoint("token_endpoint")?;
-        let device_authorization_endpoint = endpoint("device_authorization_endpoint")?;
+        let userinfo_endpoint = endpoint("userinfo_endpoint", doc.userinfo_endpoint)?;
+        let token_endpoint = endpoint("token_endpoint", doc.token_endpoint)?;
+        let device_authorization_endpoint = endpoint(
+            "device_authorization_endpoint",
+            doc.device_authorization_endpoint,
+        )?;
         let jwks = self
             .get_json(&jwks_uri, None)
             .await
@@ -215,10 +236,12 @@ impl OidcBackend {
             ));
         }
         match self.get_json(url, Some(token)).await {
-            Ok(Value::Object(claims)) => identity(&claims, "access token"),
-            Ok(_) => Err(Refusal::Unavailable(format!(
-                "{url}: the answer is not a JSON object"
-            ))),
+            Ok(answer) => match from_object::<Claims>(&answer) {
+                Some(claims) => identity(&claims, "access token"),
+                None => Err(Refusal::Unavailable(format!(
+                    "{url}: the answer is not a JSON object"
+                ))),
+            },
             Err(HttpError::Status(s @ (400 | 401 | 403))) => Err(Refusal::UserinfoRefused(s)),
             Err(e) => Err(Refusal::Unavailable(e.describe(url))),
         }

@@ -8,7 +8,9 @@ use super::{Refusal, CLOCK_SKEW, GOOGLE_ISSUER, MAX_KEYS, MAX_TOKEN};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
-use serde_json::{Map, Value};
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny};
+use serde::Deserialize;
+use serde_json::Value;
 
 /// The signature algorithms accepted for ID tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,32 +141,72 @@ impl Jwk {
     }
 }
 
+/// A JWKS document (RFC 7517 §5) as published.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct JwkSet {
+    /// The first [`MAX_KEYS`] entries of `keys` (none when it is not a list); an entry that is
+    /// not a JSON object is `None`.
+    #[serde(deserialize_with = "first_entries")]
+    keys: Vec<Option<JwkEntry>>,
+}
+
+/// One key of a JWKS as published (RFC 7517 §4, RFC 7518 §6): the members read here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct JwkEntry {
+    #[serde(deserialize_with = "or_absent")]
+    kty: Option<String>,
+    #[serde(rename = "use", deserialize_with = "or_absent")]
+    use_: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    kid: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    alg: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    crv: Option<String>,
+    /// RSA modulus and exponent, base64url.
+    #[serde(deserialize_with = "or_absent")]
+    n: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    e: Option<String>,
+    /// EC coordinates, or the Ed25519 public key (`x`), base64url.
+    #[serde(deserialize_with = "or_absent")]
+    x: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    y: Option<String>,
+}
+
+fn first_entries<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Option<JwkEntry>>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(list) => list.iter().take(MAX_KEYS).map(from_object).collect(),
+        _ => Vec::new(),
+    })
+}
+
 /// The signing keys of a JWKS document. Keys that cannot verify signatures (`use: enc`,
 /// unknown types, broken fields) are left out, not errors: providers publish such keys too.
 pub fn parse_jwks(doc: &Value) -> Vec<Jwk> {
-    let Some(keys) = doc.get("keys").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    keys.iter().take(MAX_KEYS).filter_map(parse_jwk).collect()
+    let set: JwkSet = from_object(doc).unwrap_or_default();
+    set.keys.iter().flatten().filter_map(parse_jwk).collect()
 }
 
-fn parse_jwk(k: &Value) -> Option<Jwk> {
-    let s = |name: &str| k.get(name).and_then(Value::as_str);
-    let b = |name: &str| s(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
-    if s("use").is_some_and(|u| u != "sig") {
+fn parse_jwk(k: &JwkEntry) -> Option<Jwk> {
+    let b = |v: &Option<String>| v.as_deref().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
+    if k.use_.as_deref().is_some_and(|u| u != "sig") {
         return None;
     }
-    let key = match (s("kty")?, s("crv")) {
+    let key = match (k.kty.as_deref()?, k.crv.as_deref()) {
         ("RSA", _) => {
-            let n = b("n")?;
-            let e = b("e")?;
+            let n = b(&k.n)?;
+            let e = b(&k.e)?;
             if n.is_empty() || e.is_empty() {
                 return None;
             }
             PublicKey::Rsa { n, e }
         }
         ("EC", Some(crv @ ("P-256" | "P-384"))) => {
-            let (x, y) = (b("x")?, b("y")?);
+            let (x, y) = (b(&k.x)?, b(&k.y)?);
             let len = if crv == "P-256" { 32 } else { 48 };
             if x.len() != len || y.len() != len {
                 return None;
@@ -179,7 +221,7 @@ fn parse_jwk(k: &Value) -> Option<Jwk> {
             }
         }
         ("OKP", Some("Ed25519")) => {
-            let x = b("x")?;
+            let x = b(&k.x)?;
             if x.len() != 32 {
                 return None;
             }
@@ -188,30 +230,104 @@ fn parse_jwk(k: &Value) -> Option<Jwk> {
         _ => return None,
     };
     Some(Jwk {
-        kid: s("kid").map(str::to_string),
-        alg: s("alg").map(str::to_string),
+        kid: k.kid.clone(),
+        alg: k.alg.clone(),
         key,
     })
+}
+
+/// The JOSE header (RFC 7515 §4): the members read here.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Header {
+    #[serde(deserialize_with = "or_absent")]
+    pub alg: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub kid: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub typ: Option<String>,
+    /// Whether the header has a `crit` member at all, whatever its value (`null` included).
+    #[serde(deserialize_with = "present")]
+    pub crit: bool,
+}
+
+/// The claims of an ID token (RFC 7519 §4.1, OpenID Connect Core §2 and §5.1) or a userinfo
+/// answer: the members read here.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Claims {
+    #[serde(deserialize_with = "or_absent")]
+    pub iss: Option<String>,
+    /// The strings of `aud`, one or a list (other members of a list are left out); `None`
+    /// when `aud` is absent or neither a string nor a list.
+    #[serde(deserialize_with = "audiences")]
+    pub aud: Option<Vec<String>>,
+    #[serde(deserialize_with = "or_absent")]
+    pub azp: Option<String>,
+    pub exp: NumericDate,
+    pub nbf: NumericDate,
+    pub iat: NumericDate,
+    #[serde(deserialize_with = "or_absent")]
+    pub sub: Option<String>,
+    #[serde(deserialize_with = "or_absent")]
+    pub email: Option<String>,
+    /// `true`, or the string `"true"` (Cognito and older Okta send the boolean as a string);
+    /// anything else, absent included, is `false`.
+    #[serde(deserialize_with = "verified_flag")]
+    pub email_verified: bool,
+    /// Google's hosted domain.
+    #[serde(deserialize_with = "or_absent")]
+    pub hd: Option<String>,
+}
+
+/// A time claim (RFC 7519 §2 NumericDate) as found in the token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NumericDate {
+    #[default]
+    Absent,
+    /// Unix seconds: a fraction is cut off, a number beyond `i64` saturates.
+    Seconds(i64),
+    /// Present, but not a JSON number (`null` included).
+    NotANumber,
+}
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+                .map_or(NumericDate::NotANumber, NumericDate::Seconds),
+            _ => NumericDate::NotANumber,
+        })
+    }
+}
+
+impl NumericDate {
+    /// The seconds, `None` when absent, or the refusal for a claim `name` that is no number.
+    fn seconds(self, name: &str) -> Result<Option<i64>, Refusal> {
+        match self {
+            NumericDate::Absent => Ok(None),
+            NumericDate::Seconds(s) => Ok(Some(s)),
+            NumericDate::NotANumber => Err(Refusal::Malformed(format!("{name} is not a number"))),
+        }
+    }
 }
 
 /// A JWS in compact serialisation, split and decoded, not yet verified.
 #[derive(Debug)]
 pub struct Jws<'a> {
-    pub header: Map<String, Value>,
-    pub claims: Map<String, Value>,
+    pub header: Header,
+    pub claims: Claims,
     /// `BASE64URL(header) . BASE64URL(payload)`: what the signature covers.
     pub signing_input: &'a str,
     pub signature: Vec<u8>,
 }
 
 impl Jws<'_> {
-    fn header_str(&self, name: &str) -> Option<&str> {
-        self.header.get(name).and_then(Value::as_str)
-    }
-
     /// `typ: at+jwt` (RFC 9068): an access token in JWT form, to be checked at userinfo.
     pub fn is_access_token(&self) -> bool {
-        self.header_str("typ").is_some_and(|t| {
+        self.header.typ.as_deref().is_some_and(|t| {
             let t = t.to_ascii_lowercase();
             t == "at+jwt" || t == "application/at+jwt"
         })
@@ -232,17 +348,8 @@ pub fn parse_jws(token: &str) -> Result<Jws<'_>, Refusal> {
     else {
         return Err(Refusal::Malformed("not three dot-separated parts".into()));
     };
-    let object = |part: &str, what: &str| -> Result<Map<String, Value>, Refusal> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|_| Refusal::Malformed(format!("{what} is not base64url")))?;
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(m)) => Ok(m),
-            _ => Err(Refusal::Malformed(format!("{what} is not a JSON object"))),
-        }
-    };
-    let header = object(h, "header")?;
-    let claims = object(p, "payload")?;
+    let header: Header = json_part(h, "header")?;
+    let claims: Claims = json_part(p, "payload")?;
     let signature = URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| Refusal::Malformed("signature is not base64url".into()))?;
@@ -252,6 +359,17 @@ pub fn parse_jws(token: &str) -> Result<Jws<'_>, Refusal> {
         signing_input: &token[..h.len() + 1 + p.len()],
         signature,
     })
+}
+
+/// The header or the payload of a compact JWS: base64url of a JSON object.
+fn json_part<T: DeserializeOwned>(part: &str, what: &str) -> Result<T, Refusal> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| Refusal::Malformed(format!("{what} is not base64url")))?;
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| from_object(&v))
+        .ok_or_else(|| Refusal::Malformed(format!("{what} is not a JSON object")))
 }
 
 /// What an ID token must say.
@@ -279,7 +397,7 @@ pub struct Identity {
 /// tells the caller that a fresher key set might know the key.
 pub fn verify_id_token(jws: &Jws<'_>, keys: &[Jwk], expect: &Expected<'_>) -> Result<(), Refusal> {
     let alg = precheck_header(jws)?;
-    let kid = jws.header_str("kid");
+    let kid = jws.header.kid.as_deref();
     let candidates: Vec<&Jwk> = keys
         .iter()
         .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
@@ -299,18 +417,15 @@ pub fn verify_id_token(jws: &Jws<'_>, keys: &[Jwk], expect: &Expected<'_>) -> Re
 
 /// The header checks that need no key: no `crit`, an allowed `alg`.
 pub fn precheck_header(jws: &Jws<'_>) -> Result<Alg, Refusal> {
-    if jws.header.contains_key("crit") {
+    if jws.header.crit {
         return Err(Refusal::CriticalHeader);
     }
-    Alg::parse(jws.header_str("alg").unwrap_or("none"))
+    Alg::parse(jws.header.alg.as_deref().unwrap_or("none"))
 }
 
 /// `iss`, `aud`/`azp`, `exp`, `nbf`, `iat` of a token whose signature has been checked.
-pub fn check_claims(c: &Map<String, Value>, expect: &Expected<'_>) -> Result<(), Refusal> {
-    let iss = c
-        .get("iss")
-        .and_then(Value::as_str)
-        .ok_or(Refusal::MissingClaim("iss"))?;
+pub fn check_claims(c: &Claims, expect: &Expected<'_>) -> Result<(), Refusal> {
+    let iss = c.iss.as_deref().ok_or(Refusal::MissingClaim("iss"))?;
     // Google's ID tokens carry either form (its documentation says so).
     let google_bare = expect.issuer == GOOGLE_ISSUER && iss == "accounts.google.com";
     if iss != expect.issuer && !google_bare {
@@ -319,48 +434,34 @@ pub fn check_claims(c: &Map<String, Value>, expect: &Expected<'_>) -> Result<(),
             expected: expect.issuer.to_string(),
         });
     }
-    let audiences: Vec<&str> = match c.get("aud") {
-        Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-        _ => return Err(Refusal::MissingClaim("aud")),
-    };
-    if !audiences.contains(&expect.client_id) {
+    let audiences = c.aud.as_deref().ok_or(Refusal::MissingClaim("aud"))?;
+    if !audiences.iter().any(|a| a == expect.client_id) {
         return Err(Refusal::WrongAudience {
             found: shorten(&format!("{audiences:?}")),
             expected: expect.client_id.to_string(),
         });
     }
-    let azp = c.get("azp").and_then(Value::as_str);
+    let azp = c.azp.as_deref();
     if (audiences.len() > 1 || azp.is_some()) && azp != Some(expect.client_id) {
         return Err(Refusal::WrongAuthorizedParty {
             found: shorten(&format!("{azp:?}")),
             expected: expect.client_id.to_string(),
         });
     }
-    let time = |name: &'static str| -> Result<Option<i64>, Refusal> {
-        match c.get(name) {
-            None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-                .map(Some)
-                .ok_or(Refusal::Malformed(format!("{name} is not a number"))),
-        }
-    };
-    let exp = time("exp")?.ok_or(Refusal::MissingClaim("exp"))?;
+    let exp = c.exp.seconds("exp")?.ok_or(Refusal::MissingClaim("exp"))?;
     if expect.now > exp.saturating_add(CLOCK_SKEW) {
         return Err(Refusal::Expired {
             seconds_ago: expect.now.saturating_sub(exp),
         });
     }
-    if let Some(nbf) = time("nbf")? {
+    if let Some(nbf) = c.nbf.seconds("nbf")? {
         if nbf > expect.now.saturating_add(CLOCK_SKEW) {
             return Err(Refusal::NotYetValid {
                 seconds_ahead: nbf.saturating_sub(expect.now),
             });
         }
     }
-    let iat = time("iat")?.ok_or(Refusal::MissingClaim("iat"))?;
+    let iat = c.iat.seconds("iat")?.ok_or(Refusal::MissingClaim("iat"))?;
     if iat > expect.now.saturating_add(CLOCK_SKEW) {
         return Err(Refusal::IssuedInFuture {
             seconds_ahead: iat.saturating_sub(expect.now),
@@ -370,34 +471,25 @@ pub fn check_claims(c: &Map<String, Value>, expect: &Expected<'_>) -> Result<(),
 }
 
 /// `sub`, a verified `email` and `hd` from ID-token claims or a userinfo answer.
-pub fn identity(c: &Map<String, Value>, via: &'static str) -> Result<Identity, Refusal> {
+pub fn identity(c: &Claims, via: &'static str) -> Result<Identity, Refusal> {
     let sub = c
-        .get("sub")
-        .and_then(Value::as_str)
+        .sub
+        .as_deref()
         .filter(|s| !s.is_empty())
         .ok_or(Refusal::MissingClaim("sub"))?;
     let email = c
-        .get("email")
-        .and_then(Value::as_str)
+        .email
+        .as_deref()
         .map(|e| e.trim().to_lowercase())
         .filter(|e| !e.is_empty())
         .ok_or(Refusal::NoEmail)?;
-    // Some providers (Cognito, older Okta) send the boolean as a string.
-    let verified = match c.get("email_verified") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => s == "true",
-        _ => false,
-    };
-    if !verified {
+    if !c.email_verified {
         return Err(Refusal::UnverifiedEmail(shorten(&email)));
     }
     Ok(Identity {
         sub: shorten(sub),
         email,
-        hd: c
-            .get("hd")
-            .and_then(Value::as_str)
-            .map(|h| h.trim().to_lowercase()),
+        hd: c.hd.as_deref().map(|h| h.trim().to_lowercase()),
         via,
     })
 }
@@ -444,4 +536,51 @@ pub fn email_allowed(
             " and the address is not in allowed_emails".to_string()
         }
     )))
+}
+
+// ---------------------------------------------------------------------------------------------
+// How the documents above, and those of `discovery` and `device`, are read from JSON: unknown
+// members are ignored, and a member of an unexpected JSON type reads as absent (a time claim
+// as `NumericDate::NotANumber`), so that each check refuses it with its own reason.
+
+/// `T` from a JSON object; `None` for any other JSON value (serde would read an array's
+/// elements as the fields in order). A repeated member has its last value: `v` was parsed
+/// into a `Value` first.
+pub(super) fn from_object<T: DeserializeOwned>(v: &Value) -> Option<T> {
+    match v {
+        Value::Object(_) => T::deserialize(v).ok(),
+        _ => None,
+    }
+}
+
+/// A member used only when it has `T`'s JSON type (a string, an unsigned number): another
+/// type, `null` included, reads as absent.
+pub(super) fn or_absent<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(T::deserialize(Value::deserialize(d)?).ok())
+}
+
+/// Whether the member is there at all, whatever its value.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+fn audiences<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let string = |v: Value| match v {
+        Value::String(s) => Some(s),
+        _ => None,
+    };
+    Ok(match Value::deserialize(d)? {
+        Value::Array(list) => Some(list.into_iter().filter_map(string).collect()),
+        one => string(one).map(|a| vec![a]),
+    })
+}
+
+fn verified_flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Bool(b) => b,
+        Value::String(s) => s == "true",
+        _ => false,
+    })
 }

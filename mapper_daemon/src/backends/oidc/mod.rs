@@ -36,7 +36,7 @@ mod jwt;
 pub use device::{DevicePoll, DeviceStart, MAX_DEVICE_LIFETIME, MAX_DEVICE_SESSIONS};
 pub use jwt::{
     check_claims, email_allowed, identity, parse_jwks, parse_jws, precheck_header, verify_id_token,
-    Alg, Expected, Identity, Jwk, Jws, PublicKey,
+    Alg, Claims, Expected, Header, Identity, Jwk, Jws, NumericDate, PublicKey,
 };
 
 use crate::config::OidcConfig;

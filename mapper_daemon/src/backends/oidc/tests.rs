@@ -1,3 +1,6 @@
+use super::device::{DeviceAuthorization, OAuthError, TokenAnswer};
+use super::discovery::DiscoveryDocument;
+use super::jwt::from_object;
 use super::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -248,7 +251,7 @@ fn allowed_domains_and_emails_as_rstudio_connect() {
 
 #[test]
 fn identity_needs_a_verified_email() {
-    let c = |v: Value| v.as_object().cloned().unwrap();
+    let c = |v: Value| from_object::<Claims>(&v).unwrap();
     assert_eq!(
         identity(
             &c(json!({"sub": "1", "email": "A@B.C", "email_verified": true})),
@@ -562,6 +565,104 @@ fn only_the_first_keys_of_a_set_are_read() {
     );
 }
 
+#[test]
+fn provider_documents_read_strings_and_numbers_of_the_right_type_only() {
+    let doc: DiscoveryDocument = from_object(&json!({
+        "issuer": 5, "jwks_uri": "https://idp/keys", "token_endpoint": null,
+        "userinfo_endpoint": ["https://idp/userinfo"], "device_authorization_endpoint": "https://idp/device",
+        "scopes_supported": ["openid"],
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            doc.issuer,
+            doc.jwks_uri.as_deref(),
+            doc.token_endpoint,
+            doc.userinfo_endpoint,
+            doc.device_authorization_endpoint.as_deref()
+        ),
+        (
+            None,
+            Some("https://idp/keys"),
+            None,
+            None,
+            Some("https://idp/device")
+        )
+    );
+    // Not an object: nothing (serde alone would read a list's items as the fields in order).
+    assert!(
+        from_object::<DiscoveryDocument>(&json!(["https://idp", "https://idp/keys"])).is_none()
+    );
+    assert!(from_object::<Claims>(&json!(["1", "a@b.c"])).is_none());
+    assert!(from_object::<Claims>(&json!("claims")).is_none());
+}
+
+/// device_code, user_code, verification_uri (or _url), expires_in, interval.
+type DeviceFields = (
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<u64>,
+    Option<u64>,
+);
+
+#[rstest]
+#[case::all(json!({"device_code": "d", "user_code": "U", "verification_uri": "https://v", "expires_in": 900, "interval": 7}),
+            (Some("d"), Some("U"), Some("https://v"), Some(900), Some(7)))]
+#[case::google_url(json!({"device_code": "d", "user_code": "U", "verification_url": "https://g", "expires_in": 1800}),
+                   (Some("d"), Some("U"), Some("https://g"), Some(1800), None))]
+#[case::uri_of_another_type_falls_back_to_url(json!({"verification_uri": 1, "verification_url": "https://g"}),
+                                              (None, None, Some("https://g"), None, None))]
+#[case::numbers_not_unsigned_integers(json!({"device_code": 1, "user_code": null, "expires_in": 600.5, "interval": -5}),
+                                      (None, None, None, None, None))]
+#[case::numbers_as_strings(json!({"expires_in": "600", "interval": "5"}), (None, None, None, None, None))]
+fn device_authorization_answers(#[case] answer: Value, #[case] want: DeviceFields) {
+    let a: DeviceAuthorization = from_object(&answer).unwrap();
+    let uri = a.verification_uri.or(a.verification_url);
+    assert_eq!(
+        (
+            a.device_code.as_deref(),
+            a.user_code.as_deref(),
+            uri.as_deref(),
+            a.expires_in,
+            a.interval
+        ),
+        want
+    );
+}
+
+#[rstest]
+#[case::error_and_description(json!({"error": "access_denied", "error_description": "no\nthanks"}), "access_denied (nothanks)")]
+#[case::error_only(json!({"error": "slow_down", "error_uri": "https://x"}), "slow_down")]
+#[case::error_of_another_type(json!({"error": 400, "error_description": "bad"}), "no OAuth error in the answer")]
+#[case::nothing(json!({}), "no OAuth error in the answer")]
+fn oauth_error_answers(#[case] answer: Value, #[case] described: &str) {
+    let error: OAuthError = from_object(&answer).unwrap();
+    assert_eq!(error.describe(), described);
+    // The same members read through the answers that embed them.
+    let token: TokenAnswer = from_object(&answer).unwrap();
+    assert_eq!(token.oauth.describe(), described);
+    let device: DeviceAuthorization = from_object(&answer).unwrap();
+    assert_eq!(device.oauth.describe(), described);
+}
+
+#[test]
+fn token_answers() {
+    let t: TokenAnswer =
+        from_object(&json!({"id_token": "a.b.c", "access_token": "x", "expires_in": 3600}))
+            .unwrap();
+    assert_eq!(
+        (t.id_token.as_deref(), t.oauth.error),
+        (Some("a.b.c"), None)
+    );
+    let t: TokenAnswer =
+        from_object(&json!({"id_token": 5, "error": "authorization_pending"})).unwrap();
+    assert_eq!(
+        (t.id_token, t.oauth.error.as_deref()),
+        (None, Some("authorization_pending"))
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -597,7 +698,7 @@ proptest! {
         c["iat"] = json!(i64::MIN);
         let token = sign(&s, &json!({"alg": "ES256", "kid": "k1"}), &c);
         let _ = check(&token, &[s.jwk]);
-        let _ = c.as_object().map(|m| identity(m, "x"));
+        let _ = from_object::<Claims>(&c).map(|m| identity(&m, "x"));
     }
 
     /// Arbitrary JWKS documents.
