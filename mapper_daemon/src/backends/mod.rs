@@ -11,4 +11,6 @@ pub mod cache;
 pub mod ldap;
 pub mod oidc;
 pub mod proxy;
+pub mod runtime;
 pub mod system;
+pub mod tls;
