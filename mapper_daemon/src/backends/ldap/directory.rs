@@ -658,7 +658,7 @@ impl Directory {
     }
 }
 
-/// The rustls configuration of a section: its CA (or the system bundle), or no
+/// The rustls configuration of a section: its CA (or the platform's trust store), or no
 /// verification at all with `server_tls_insecure`, and a client certificate for mutual TLS.
 fn tls_settings(cfg: &LdapConfig) -> Result<Arc<ClientConfig>, String> {
     let trust = if cfg.server_tls_insecure {
@@ -672,7 +672,9 @@ fn tls_settings(cfg: &LdapConfig) -> Result<Arc<ClientConfig>, String> {
     } else if let Some(ca) = &cfg.tls_ca_certificate {
         Trust::CaFile(ca)
     } else {
-        Trust::SystemBundle
+        Trust::Platform {
+            setting: "tls_ca_certificate",
+        }
     };
     let client = match (&cfg.tls_client_certificate, &cfg.tls_client_key) {
         (Some(certificate), Some(key)) => Some(ClientAuth { certificate, key }),

@@ -1,6 +1,7 @@
 use super::*;
+use rustls_native_certs::load_certs_from_paths;
 
-/// ISRG Root X2, a public root CA.
+/// ISRG Root X2, a public root CA (as quoted in rustls-native-certs' documentation).
 const ROOT_CA: &str = "-----BEGIN CERTIFICATE-----
 MIICGzCCAaGgAwIBAgIQQdKd0XLq7qeAwSxs6S+HUjAKBggqhkjOPQQDAzBPMQsw
 CQYDVQQGEwJVUzEpMCcGA1UEChMgSW50ZXJuZXQgU2VjdXJpdHkgUmVzZWFyY2gg
@@ -78,4 +79,39 @@ fn a_client_key_that_cannot_be_read_is_an_error_naming_it() {
 #[test]
 fn the_insecure_mode_builds_without_any_ca() {
     assert!(client_config(Trust::Insecure, None).is_ok());
+}
+
+#[test]
+fn an_empty_platform_store_is_an_error_naming_the_fix() {
+    let err = platform_store(CertificateResult::default(), "tls_ca_certificate")
+        .err()
+        .unwrap_or_default();
+    assert!(
+        err.starts_with("no usable CA certificate in the platform trust store (")
+            && err.contains("SSL_CERT_FILE")
+            && err.ends_with(
+                "set tls_ca_certificate to the CA file that signed the server's certificate"
+            ),
+        "{err}"
+    );
+    // what the store could not read is part of the message
+    let dir = tempfile::tempdir().unwrap();
+    let found = load_certs_from_paths(Some(&dir.path().join("bundle.crt")), None);
+    let err = platform_store(found, "ca_file").err().unwrap_or_default();
+    assert!(
+        err.contains("bundle.crt") && err.contains("set ca_file to"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_platform_store_is_what_rustls_native_certs_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = file(&dir, "bundle.crt", &format!("{ROOT_CA}{ROOT_CA}"));
+    let roots = platform_store(load_certs_from_paths(Some(&bundle), None), "ca_file").unwrap();
+    assert_eq!(roots.len(), 1, "duplicates are read once");
+    // a directory that cannot be read costs only its own certificates (and a warning)
+    let found = load_certs_from_paths(Some(&bundle), Some(&dir.path().join("no-such-dir")));
+    assert!(!found.errors.is_empty());
+    assert_eq!(platform_store(found, "ca_file").unwrap().len(), 1);
 }
