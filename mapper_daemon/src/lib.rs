@@ -11,7 +11,7 @@
 //! 4. Account data and credential checks come from [`backends`]: the system's NSS, LDAP,
 //!    OpenID Connect, proxy signatures — each an identity source or a credential verifier.
 //! 5. [`config`] reads, validates and locates errors in `accountmap.toml`; [`log`] writes the
-//!    lines administrators grep.
+//!    lines administrators grep; [`util`] holds the small helpers every part uses.
 
 pub mod backends;
 pub mod config;
@@ -21,3 +21,4 @@ pub mod log;
 pub mod server;
 #[cfg(test)]
 mod test_support;
+pub mod util;

@@ -17,7 +17,9 @@ pub mod cache;
 pub mod ldap;
 pub mod oidc;
 pub mod proxy;
+pub mod runtime;
 pub mod system;
+pub mod tls;
 
 use crate::backends::system::Account;
 use crate::identity::resolve::{MapError, Mapped};

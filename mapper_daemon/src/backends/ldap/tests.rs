@@ -1,4 +1,8 @@
+use super::directory::{rdn_value, Directory};
+use super::pool::BindPool;
 use super::*;
+use crate::config::MemberAttribute;
+use ldap3::{ldap_escape, Ldap, LdapConnAsync};
 use rstest::rstest;
 use std::time::Instant;
 
@@ -32,22 +36,6 @@ fn the_rdn_value_is_read_only_when_plain() {
     assert_eq!(rdn_value("uid=a\\2cb,dc=x", "uid"), None);
     assert_eq!(rdn_value("uid=a+cn=b,dc=x", "uid"), None);
     assert_eq!(rdn_value("", "uid"), None);
-}
-
-#[test]
-fn server_text_becomes_one_bounded_line() {
-    assert_eq!(one_line("a\nb\r\n"), "a b");
-    assert_eq!(one_line(&"x".repeat(1000)).len(), 300);
-}
-
-#[test]
-fn without_a_runtime_the_backend_answers_an_error() {
-    assert!(block_on(async { 1 }).is_err());
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn a_current_thread_runtime_is_refused_not_a_panic() {
-    assert!(block_on(async { 1 }).is_err());
 }
 
 fn section(name: &str) -> LdapConfig {

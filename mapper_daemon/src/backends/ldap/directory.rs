@@ -1,0 +1,722 @@
+//! One `[[ldap]]` section: the user search of step 5, the group and whitelist searches and
+//! their filters, password and single-bind binds, and what LDAP result codes and server texts
+//! mean for the caller.
+
+use super::pool::{BindPool, ServerState, POOL_SIZE};
+use super::{single_bind_dn, LdapIdentity, PasswordCheck, SingleBind};
+use crate::backends::tls::{self, ClientAuth, Trust};
+use crate::config::{LdapConfig, MemberAttribute};
+use crate::log;
+use crate::util::one_line;
+use ldap3::{ldap_escape, Ldap, LdapError, Scope, SearchEntry};
+use rustls::ClientConfig;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Group entries read per user; a directory answering more is cut off (and logged).
+const MAX_GROUPS: usize = 1024;
+
+/// LDAP result codes the backend tells apart (RFC 4511, appendix A).
+pub(super) const RC_SUCCESS: u32 = 0;
+const RC_SIZE_LIMIT_EXCEEDED: u32 = 4;
+const RC_NO_SUCH_OBJECT: u32 = 32;
+const RC_INVALID_CREDENTIALS: u32 = 49;
+const RC_BUSY: u32 = 51;
+const RC_UNAVAILABLE: u32 = 52;
+
+/// Where a search runs: on the pooled service connections, or on a connection bound as the
+/// user (single bind).
+enum Via<'a> {
+    Pool,
+    User(&'a mut Ldap),
+}
+
+impl Via<'_> {
+    fn is_user(&self) -> bool {
+        matches!(self, Via::User(_))
+    }
+}
+
+/// Why a user bind did not succeed.
+enum BindFailure {
+    /// A server answered no.
+    Refused(String),
+    /// No server answered.
+    Unavailable(String),
+}
+
+/// What one bind on one connection came to.
+enum BindAnswer {
+    /// The server answered with this result code (success, or a refusal).
+    Answered { rc: u32, text: String },
+    /// The connection failed, or the server said it is busy or unavailable.
+    Broken(String),
+    /// No answer within the operation timeout.
+    Timeout(String),
+}
+
+/// Why an operation did not complete: the server answered with a result code, or it could
+/// not be asked at all (connection, TLS, timeout).
+#[derive(Clone, Debug)]
+pub(super) enum OpError {
+    Result { rc: u32, text: String },
+    Transport(String),
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Result { rc, text } if text.is_empty() => write!(f, "result code {rc}"),
+            OpError::Result { rc, text } => write!(f, "result code {rc} ({text})"),
+            OpError::Transport(e) => f.write_str(e),
+        }
+    }
+}
+
+pub(super) fn op_error(e: LdapError) -> OpError {
+    match e {
+        LdapError::LdapResult { result } => OpError::Result {
+            rc: result.rc,
+            text: one_line(&result.text),
+        },
+        other => OpError::Transport(one_line(&other.to_string())),
+    }
+}
+
+/// One `[[ldap]]` section.
+pub(super) struct Directory {
+    pub(super) cfg: LdapConfig,
+    pub(super) timeout: Duration,
+    pub(super) lowercase: bool,
+    /// `None` for plain LDAP.
+    pub(super) tls: Option<Arc<ClientConfig>>,
+    /// Idle service connections, already bound.
+    pub(super) idle: Mutex<Vec<Ldap>>,
+    /// At most [`POOL_SIZE`] service operations (and so connections) at once.
+    pub(super) slots: Semaphore,
+    pub(super) servers: Mutex<Vec<ServerState>>,
+    /// Bind-only connections for password checks, per address.
+    pub(super) binds: Arc<BindPool>,
+    /// Password checks made (each one bind the server answered or not), for `status`.
+    pub(super) password_checks: AtomicU64,
+}
+
+impl Directory {
+    pub(super) fn new(
+        cfg: &LdapConfig,
+        timeout: Duration,
+        lowercase: bool,
+    ) -> Result<Directory, String> {
+        let tls = if cfg.tls || cfg.start_tls {
+            Some(tls_settings(cfg).map_err(|e| format!("ldap {:?}: {e}", cfg.name))?)
+        } else {
+            None
+        };
+        Ok(Directory {
+            cfg: cfg.clone(),
+            timeout,
+            lowercase,
+            tls,
+            idle: Mutex::new(Vec::new()),
+            slots: Semaphore::new(POOL_SIZE),
+            servers: Mutex::new(vec![ServerState::default(); cfg.server_address.len()]),
+            binds: Arc::new(BindPool::new(cfg.server_address.len())),
+            password_checks: AtomicU64::new(0),
+        })
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    async fn search_via(
+        &self,
+        via: &mut Via<'_>,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, OpError> {
+        match via {
+            Via::Pool => self.search(base, scope, filter, attrs).await,
+            Via::User(ldap) => self.search_on(ldap, base, scope, filter, attrs).await,
+        }
+    }
+
+    pub(super) async fn search_on(
+        &self,
+        ldap: &mut Ldap,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, OpError> {
+        let result = tokio::time::timeout(self.timeout, ldap.search(base, scope, filter, attrs))
+            .await
+            .map_err(|_| {
+                OpError::Transport(format!(
+                    "search not answered within {}s",
+                    self.timeout.as_secs()
+                ))
+            })?
+            .map_err(op_error)?;
+        let (entries, res) = (result.0, result.1);
+        if res.rc != RC_SUCCESS {
+            return Err(OpError::Result {
+                rc: res.rc,
+                text: one_line(&res.text),
+            });
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries.into_iter().take(MAX_GROUPS + 1) {
+            // SearchEntry::construct panics on BER it cannot parse: a broken or hostile server
+            // must cost this answer, not the daemon's request thread.
+            let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                SearchEntry::construct(entry)
+            }));
+            match parsed {
+                Ok(e) => out.push(e),
+                Err(_) => {
+                    return Err(OpError::Transport(
+                        "the server sent an entry that cannot be parsed".into(),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Step 5 in this directory: the entry for `identity` (by email attribute when it contains
+    /// `@`), `Ok(None)` when there is none.
+    pub(super) async fn find(&self, identity: &str) -> Result<Option<LdapIdentity>, String> {
+        let cfg = &self.cfg;
+        if cfg.single_bind() {
+            // Nothing to search with: only a sign-in with a password reads this directory.
+            return Ok(None);
+        }
+        let attribute = if identity.contains('@') {
+            &cfg.user_email_attribute
+        } else {
+            &cfg.username_attribute
+        };
+        // Attribute and class names were checked at config load (letters, digits, '-', ';');
+        // the identity is the only outside text in the filter, so it is escaped.
+        let filter = format!(
+            "(&(objectClass={})({}={}))",
+            cfg.user_object_class,
+            attribute,
+            ldap_escape(identity)
+        );
+        let user_search = async {
+            self.search(
+                &cfg.user_search_base_dn,
+                Scope::Subtree,
+                &filter,
+                &[cfg.username_attribute.as_str()],
+            )
+            .await
+            .or_else(|e| match e {
+                OpError::Result {
+                    rc: RC_NO_SUCH_OBJECT,
+                    ..
+                } => Ok(Vec::new()),
+                e => Err(e),
+            })
+            .map_err(|e| format!("user search {filter:?}: {e}"))
+        };
+        // Members listed by name (group_member_attribute = "memberUid"): the groups of a
+        // username do not depend on its entry, so the group and whitelist searches go out with
+        // the user search and a cold look-up costs one round trip instead of two. Their answer
+        // is used only when the entry's name is the name searched for (memberUid matches
+        // exactly); otherwise they are sent again with the entry's name, as without the key.
+        let early = (cfg.group_member_attribute == Some(MemberAttribute::MemberUid)
+            && !identity.contains('@'))
+        .then_some(identity);
+        let (entries, early) = match early {
+            Some(name) => {
+                let (entries, memberships) =
+                    tokio::join!(Box::pin(user_search), Box::pin(self.memberships("", name)));
+                (entries?, Some((name, memberships)))
+            }
+            None => (user_search.await?, None),
+        };
+        let entry = match entries.as_slice() {
+            [] => return Ok(None),
+            [one] => one,
+            _ => {
+                log::warning(&format!(
+                    "ldap {:?}: {} entries match {filter:?} under {:?}; an identity must match exactly one, so none is used",
+                    self.name(),
+                    entries.len(),
+                    cfg.user_search_base_dn
+                ));
+                return Ok(None);
+            }
+        };
+        // A multi-valued username attribute (uid: jdoe, uid: john.doe) must not map by the
+        // server's arbitrary value order: the value searched for wins, then the one naming the
+        // entry in its DN (uid=jdoe,…), then the first.
+        let names = values(entry, &cfg.username_attribute);
+        let searched = (!identity.contains('@'))
+            .then(|| names.iter().find(|v| v.eq_ignore_ascii_case(identity)))
+            .flatten();
+        let in_dn = rdn_value(&entry.dn, &cfg.username_attribute)
+            .and_then(|r| names.iter().find(|v| v.eq_ignore_ascii_case(r)));
+        let Some(raw_name) = searched.or(in_dn).or_else(|| names.first()) else {
+            log::warning(&format!(
+                "ldap {:?}: entry {:?} has no {} attribute (or it is not readable); it is not used",
+                self.name(),
+                entry.dn,
+                cfg.username_attribute
+            ));
+            return Ok(None);
+        };
+        if entry.dn.is_empty() {
+            // An empty DN would make the password check an anonymous bind.
+            return Ok(None);
+        }
+        let account = if self.lowercase {
+            raw_name.to_lowercase()
+        } else {
+            raw_name.clone()
+        };
+        let (groups, whitelisted) = match early {
+            Some((name, memberships)) if name == raw_name.as_str() => memberships,
+            _ => self.memberships(&entry.dn, raw_name).await,
+        };
+        let (groups, whitelisted) = (groups?, whitelisted?);
+        Ok(Some(LdapIdentity {
+            directory: self.name().to_string(),
+            dn: entry.dn.clone(),
+            account,
+            groups,
+            whitelisted,
+            single_bind: false,
+        }))
+    }
+
+    /// A filter matching groups that list the user by DN (`member`, `uniqueMember`) or by
+    /// name (`memberUid`, posixGroup). Both values are escaped.
+    /// The groups of the entry `dn` named `uid`, and whether it is in a whitelisted login
+    /// group. They do not depend on each other: both searches are sent at once, each on a
+    /// service connection of its own. `dn` may be empty when members are listed by name only.
+    async fn memberships(
+        &self,
+        dn: &str,
+        uid: &str,
+    ) -> (Result<Vec<String>, String>, Result<bool, String>) {
+        let (mut for_groups, mut for_whitelist) = (Via::Pool, Via::Pool);
+        tokio::join!(
+            Box::pin(self.groups(&mut for_groups, dn, uid)),
+            Box::pin(self.whitelisted(&mut for_whitelist, dn, uid))
+        )
+    }
+
+    /// Matches a group listing the entry `dn` (named `uid`) as a member: by the section's
+    /// `group_member_attribute`, or else by any of the three member attributes.
+    pub(super) fn membership_filter(
+        attribute: Option<MemberAttribute>,
+        dn: &str,
+        uid: &str,
+    ) -> String {
+        let (dn, uid) = (ldap_escape(dn), ldap_escape(uid));
+        match attribute {
+            Some(MemberAttribute::MemberUid) => format!("(memberUid={uid})"),
+            Some(a) => format!("({}={dn})", a.as_str()),
+            None => format!("(|(member={dn})(uniqueMember={dn})(memberUid={uid}))"),
+        }
+    }
+
+    /// Names of the groups under `group_search_base_dn` the user is in. With the user's own
+    /// bind, groups the user may not read are not found; a search the server refuses is logged
+    /// and gives no groups (so they satisfy no `access.required_groups`).
+    async fn groups(&self, via: &mut Via<'_>, dn: &str, uid: &str) -> Result<Vec<String>, String> {
+        let cfg = &self.cfg;
+        let Some(base) = &cfg.group_search_base_dn else {
+            return Ok(Vec::new());
+        };
+        let filter = format!(
+            "(&(objectClass={}){})",
+            cfg.group_object_class,
+            Self::membership_filter(cfg.group_member_attribute, dn, uid)
+        );
+        let as_user = via.is_user();
+        let entries = match self
+            .search_via(
+                via,
+                base,
+                Scope::Subtree,
+                &filter,
+                &[cfg.group_name_attribute.as_str()],
+            )
+            .await
+        {
+            Ok(e) => e,
+            Err(OpError::Result {
+                rc: RC_NO_SUCH_OBJECT,
+                ..
+            }) => {
+                log::warning(&format!(
+                    "ldap {:?}: group_search_base_dn {base:?} does not exist{}",
+                    self.name(),
+                    if as_user {
+                        " or the user may not read it (single bind: groups are read with the user's own bind); no LDAP groups count"
+                    } else {
+                        ""
+                    }
+                ));
+                Vec::new()
+            }
+            Err(OpError::Result { rc, text }) if as_user => {
+                log::warning(&format!(
+                    "ldap {:?}: the group search as {dn:?} was refused (result code {rc}, {}): single bind reads groups with the user's own bind; no LDAP groups count",
+                    self.name(),
+                    one_line(&text)
+                ));
+                Vec::new()
+            }
+            Err(OpError::Result {
+                rc: RC_SIZE_LIMIT_EXCEEDED,
+                ..
+            }) => {
+                return Err(format!(
+                    "group search {filter:?}: the server's size limit cut the answer short"
+                ))
+            }
+            Err(e) => return Err(format!("group search {filter:?}: {e}")),
+        };
+        if entries.len() > MAX_GROUPS {
+            log::warning(&format!(
+                "ldap {:?}: {:?} is in more than {MAX_GROUPS} groups; only the first {MAX_GROUPS} count",
+                self.name(),
+                if dn.is_empty() { uid } else { dn }
+            ));
+        }
+        let mut names: Vec<String> = Vec::new();
+        for e in entries.iter().take(MAX_GROUPS) {
+            if let Some(n) = first_value(e, &cfg.group_name_attribute) {
+                // Group names are compared with access.required_groups and logged: only plain,
+                // printable names are kept.
+                if !n.is_empty() && !n.chars().any(char::is_control) && !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// Whether the user is in one of `whitelisted_login_groups`. Each group is read by its DN
+    /// with a membership filter, so the server's DN matching rules decide, not string equality.
+    /// With the user's own bind (single bind), a group the user may not read counts as one
+    /// the user is not in: the restriction is never skipped, the sign-in is refused.
+    async fn whitelisted(&self, via: &mut Via<'_>, dn: &str, uid: &str) -> Result<bool, String> {
+        if self.cfg.whitelisted_login_groups.is_empty() {
+            return Ok(true);
+        }
+        let as_user = via.is_user();
+        let filter = Self::membership_filter(self.cfg.group_member_attribute, dn, uid);
+        for group in &self.cfg.whitelisted_login_groups {
+            match self
+                .search_via(via, group, Scope::Base, &filter, &["1.1"])
+                .await
+            {
+                Ok(entries) if !entries.is_empty() => return Ok(true),
+                Ok(_) => {}
+                Err(OpError::Result {
+                    rc: RC_NO_SUCH_OBJECT,
+                    ..
+                }) if as_user => log::warning(&format!(
+                    "ldap {:?}: whitelisted login group {group:?} does not exist or {dn:?} may not read it (single bind reads it with the user's own bind); it counts as a group the user is not in",
+                    self.name()
+                )),
+                Err(OpError::Result {
+                    rc: RC_NO_SUCH_OBJECT,
+                    ..
+                }) => log::warning(&format!(
+                    "ldap {:?}: whitelisted login group {group:?} does not exist",
+                    self.name()
+                )),
+                Err(OpError::Result { rc, text }) if as_user => log::warning(&format!(
+                    "ldap {:?}: {dn:?} may not read whitelisted login group {group:?} (result code {rc}, {}); single bind reads it with the user's own bind, so it counts as a group the user is not in",
+                    self.name(),
+                    one_line(&text)
+                )),
+                Err(e) => return Err(format!("reading whitelisted group {group:?}: {e}")),
+            }
+        }
+        Ok(false)
+    }
+
+    /// One simple bind as `dn` on `ldap`, bounded by the operation timeout.
+    async fn bind_once(&self, ldap: &mut Ldap, dn: &str, password: &str) -> BindAnswer {
+        match tokio::time::timeout(self.timeout, ldap.simple_bind(dn, password)).await {
+            Err(_) => BindAnswer::Timeout(format!(
+                "bind not answered within {}s",
+                self.timeout.as_secs()
+            )),
+            Ok(Err(e)) => match op_error(e) {
+                OpError::Transport(e) => BindAnswer::Broken(e),
+                OpError::Result { rc, text } => BindAnswer::Answered { rc, text },
+            },
+            Ok(Ok(r)) if matches!(r.rc, RC_BUSY | RC_UNAVAILABLE) => BindAnswer::Broken(format!(
+                "server busy or unavailable ({})",
+                one_line(&r.text)
+            )),
+            Ok(Ok(r)) => BindAnswer::Answered {
+                rc: r.rc,
+                text: r.text,
+            },
+        }
+    }
+
+    /// Binds as `dn` with `password` on a bind-only connection ([`BindPool`]): an idle one to
+    /// the address if there is one, else a new one. Addresses are tried in order until one
+    /// answers. An idle connection that turns out to be broken (the server restarted or
+    /// closed it) is replaced by a new one to the same address, once; a timeout is not
+    /// retried on the same address (the server is slow or gone, and another try would only
+    /// double the wait).
+    pub(super) async fn check_password(&self, dn: &str, password: &str) -> PasswordCheck {
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
+        let mut errors = Vec::new();
+        'addresses: for (index, address) in self.cfg.server_address.iter().enumerate() {
+            let mut pooled = self.binds.take(index);
+            loop {
+                let reused = pooled.is_some();
+                let mut ldap = match pooled.take() {
+                    Some(l) => l,
+                    None => match Box::pin(self.open(index)).await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            self.record(index, Err(&e));
+                            errors.push(format!("{address}: {e}"));
+                            continue 'addresses;
+                        }
+                    },
+                };
+                match self.bind_once(&mut ldap, dn, password).await {
+                    BindAnswer::Answered { rc, text } => {
+                        self.record(index, Ok(()));
+                        // Success and invalidCredentials leave the connection usable (bound
+                        // as the user, or anonymous): it goes back for the next check. Any
+                        // other refusal closes it, to be on the safe side.
+                        if matches!(rc, RC_SUCCESS | RC_INVALID_CREDENTIALS) {
+                            self.binds.put(index, ldap);
+                        }
+                        return if rc == RC_SUCCESS {
+                            PasswordCheck::Accepted
+                        } else {
+                            PasswordCheck::Refused(refused(rc, &text))
+                        };
+                    }
+                    BindAnswer::Broken(_) if reused => {
+                        // The idle connection died while it waited: a new one, same address.
+                        continue;
+                    }
+                    BindAnswer::Broken(e) | BindAnswer::Timeout(e) => {
+                        self.record(index, Err(&e));
+                        errors.push(format!("{address}: {e}"));
+                        continue 'addresses;
+                    }
+                }
+            }
+        }
+        PasswordCheck::Unavailable(self.no_bind_answer(&errors))
+    }
+
+    /// Why a bind failed on every address (`errors`: one "address: why" each), for the log.
+    fn no_bind_answer(&self, errors: &[String]) -> String {
+        format!(
+            "ldap {:?}: no server answered the bind ({})",
+            self.name(),
+            errors.join("; ")
+        )
+    }
+
+    /// A fresh connection bound as `dn` with `password`: addresses in order until one answers.
+    /// For single bind, which then reads as the user on it (never on a pooled connection).
+    async fn user_bind(&self, dn: &str, password: &str) -> Result<Ldap, BindFailure> {
+        let mut errors = Vec::new();
+        for (index, address) in self.cfg.server_address.iter().enumerate() {
+            let mut ldap = match self.open(index).await {
+                Ok(l) => l,
+                Err(e) => {
+                    self.record(index, Err(&e));
+                    errors.push(format!("{address}: {e}"));
+                    continue;
+                }
+            };
+            let outcome = self.bind_once(&mut ldap, dn, password).await;
+            if matches!(&outcome, BindAnswer::Answered { rc, .. } if *rc == RC_SUCCESS) {
+                self.record(index, Ok(()));
+                return Ok(ldap);
+            }
+            // Best effort: the connection is closed either way when `ldap` is dropped.
+            let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
+            match outcome {
+                BindAnswer::Answered { rc, text } => {
+                    self.record(index, Ok(()));
+                    return Err(BindFailure::Refused(refused(rc, &text)));
+                }
+                BindAnswer::Broken(e) | BindAnswer::Timeout(e) => {
+                    self.record(index, Err(&e));
+                    errors.push(format!("{address}: {e}"));
+                }
+            }
+        }
+        Err(BindFailure::Unavailable(self.no_bind_answer(&errors)))
+    }
+
+    /// Single bind in this section: binds as [`single_bind_dn`] with `password`, then, on that
+    /// connection and as that user, reads the user's own entry (base scope, `user_object_class`)
+    /// for its username attribute, then the groups and the whitelisted groups.
+    pub(super) async fn single_bind(&self, account: &str, password: &str) -> SingleBind {
+        let dn = single_bind_dn(&self.cfg, account);
+        let mut ldap = match self.user_bind(&dn, password).await {
+            Ok(l) => l,
+            Err(BindFailure::Refused(why)) => {
+                return SingleBind::Refused(format!("bind as {dn:?}: {why}"))
+            }
+            Err(BindFailure::Unavailable(e)) => return SingleBind::Unavailable(e),
+        };
+        let outcome = self.own_identity(&mut ldap, &dn, account).await;
+        let _ = tokio::time::timeout(Duration::from_millis(200), ldap.unbind()).await;
+        outcome
+    }
+
+    async fn own_identity(&self, ldap: &mut Ldap, dn: &str, account: &str) -> SingleBind {
+        let cfg = &self.cfg;
+        let filter = format!("(objectClass={})", cfg.user_object_class);
+        let entries = match self
+            .search_on(
+                ldap,
+                dn,
+                Scope::Base,
+                &filter,
+                &[cfg.username_attribute.as_str()],
+            )
+            .await
+        {
+            Ok(e) => e,
+            Err(OpError::Transport(e)) => {
+                return SingleBind::Unavailable(format!(
+                    "ldap {:?}: reading {dn:?} as itself: {e}",
+                    self.name()
+                ))
+            }
+            Err(e) => {
+                return SingleBind::Denied(format!(
+                    "bound as {dn:?}, but it may not read its own entry ({e}); single bind needs users to read their own entry"
+                ))
+            }
+        };
+        let Some(entry) = entries.first() else {
+            return SingleBind::Denied(format!(
+                "bound as {dn:?}, but it is no {} entry (or may not read its own entry)",
+                cfg.user_object_class
+            ));
+        };
+        // The RDN value is one of the entry's values, but the server compares it
+        // case-insensitively: the local account must be the directory's name exactly (after
+        // lower-casing when mapping.lowercase is on), or `Alice` could sign in with alice's
+        // password.
+        let names = values(entry, &cfg.username_attribute);
+        let matching = names.iter().find(|v| {
+            if self.lowercase {
+                v.to_lowercase() == account
+            } else {
+                v.as_str() == account
+            }
+        });
+        let Some(raw_name) = matching else {
+            return SingleBind::Denied(format!(
+                "bound as {dn:?}, but no readable {} value of the entry is {account:?}",
+                cfg.username_attribute
+            ));
+        };
+        let raw_name = raw_name.clone();
+        let groups = match self.groups(&mut Via::User(&mut *ldap), dn, &raw_name).await {
+            Ok(g) => g,
+            Err(e) => return SingleBind::Unavailable(format!("ldap {:?}: {e}", self.name())),
+        };
+        let whitelisted = match self
+            .whitelisted(&mut Via::User(&mut *ldap), dn, &raw_name)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => return SingleBind::Unavailable(format!("ldap {:?}: {e}", self.name())),
+        };
+        SingleBind::Accepted(LdapIdentity {
+            directory: self.name().to_string(),
+            dn: dn.to_string(),
+            account: account.to_string(),
+            groups,
+            whitelisted,
+            single_bind: true,
+        })
+    }
+}
+
+/// The rustls configuration of a section: its CA (or the platform's trust store), or no
+/// verification at all with `server_tls_insecure`, and a client certificate for mutual TLS.
+fn tls_settings(cfg: &LdapConfig) -> Result<Arc<ClientConfig>, String> {
+    let trust = if cfg.server_tls_insecure {
+        // Config loading refuses this together with a CA and has already warned; say it again
+        // where the connection is made, since it turns every certificate check off.
+        log::warning(&format!(
+            "ldap {:?}: server_tls_insecure = true: the directory's certificate is NOT checked",
+            cfg.name
+        ));
+        Trust::Insecure
+    } else if let Some(ca) = &cfg.tls_ca_certificate {
+        Trust::CaFile(ca)
+    } else {
+        Trust::Platform {
+            setting: "tls_ca_certificate",
+        }
+    };
+    let client = match (&cfg.tls_client_certificate, &cfg.tls_client_key) {
+        (Some(certificate), Some(key)) => Some(ClientAuth { certificate, key }),
+        _ => None,
+    };
+    tls::client_config(trust, client).map(Arc::new)
+}
+
+fn refused(rc: u32, text: &str) -> String {
+    let what = if rc == RC_INVALID_CREDENTIALS {
+        "invalid credentials".to_string()
+    } else {
+        format!("bind refused with result code {rc}")
+    };
+    let text = one_line(text);
+    if text.is_empty() {
+        what
+    } else {
+        format!("{what} ({text})")
+    }
+}
+
+/// The values of `attribute` (its name compared case-insensitively, as LDAP attribute names
+/// are).
+fn values<'a>(entry: &'a SearchEntry, attribute: &str) -> &'a [String] {
+    entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attribute))
+        .map_or(&[], |(_, v)| v.as_slice())
+}
+
+/// The value of the first RDN of `dn` when its attribute is `attribute` and it has no escapes
+/// (`uid=jdoe,ou=People,…` → `jdoe`).
+pub(super) fn rdn_value<'a>(dn: &'a str, attribute: &str) -> Option<&'a str> {
+    let first = dn.split(',').next()?;
+    let (attr, value) = first.split_once('=')?;
+    (attr.trim().eq_ignore_ascii_case(attribute) && !value.contains(['\\', '+']))
+        .then(|| value.trim())
+}
+
+/// The first value of `attribute`.
+fn first_value<'a>(entry: &'a SearchEntry, attribute: &str) -> Option<&'a String> {
+    values(entry, attribute).first()
+}
