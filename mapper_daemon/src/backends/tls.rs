@@ -25,6 +25,9 @@ pub enum Trust<'a> {
     /// The platform's trust store ([`platform_roots`]). `setting` is the config key that names
     /// a CA file instead, for the error when the store has no certificate.
     Platform { setting: &'static str },
+    /// Roots already loaded (OIDC loads the platform store itself, so that an empty store is
+    /// a warning for a provider that may be plain http).
+    Roots(RootCertStore),
     /// No check at all (LDAP's `server_tls_insecure = true`): any certificate is accepted. The
     /// handshake signatures are still checked, which proves only that the server holds the key
     /// of the certificate it sent. The caller says so in the log.
@@ -62,6 +65,7 @@ pub fn client_config(
             builder.with_root_certificates(roots)
         }
         Trust::Platform { setting } => builder.with_root_certificates(platform_roots(setting)?),
+        Trust::Roots(roots) => builder.with_root_certificates(roots),
     };
     let config = match client {
         Some(ClientAuth { certificate, key }) => {

@@ -50,9 +50,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-// `pub(crate)`: the OIDC backend still imports `block_on` from here; once it imports
-// `crate::backends::runtime` itself, this becomes a plain `use`.
-pub(crate) use crate::backends::runtime::block_on;
+use crate::backends::runtime::block_on;
 pub use pool::{BIND_IDLE, BIND_POOL_SIZE, POOL_SIZE};
 
 /// How long `status` waits for its reachability probes (the CLI and the test harness ask with

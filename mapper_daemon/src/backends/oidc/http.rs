@@ -1,38 +1,21 @@
-//! The backend's HTTP client and the small helpers it shares with the LDAP backend's copies
-//! (`block_on`, `tls_config`, `lock`, `shorten`, `read_bounded`): kept together here so that
-//! they can move to shared modules in a few lines.
+//! The backend's HTTP client: rustls from [`crate::backends::tls`], async calls run through
+//! [`crate::backends::runtime`], answers read with a bound.
 
 use super::{OidcBackend, MAX_BODY};
+use crate::backends::tls::{self, Trust};
 use crate::config::OidcConfig;
 use crate::log;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use crate::util;
 use rustls::{ClientConfig, RootCertStore};
 use serde_json::Value;
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub(super) use crate::backends::ldap::block_on;
-
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update under these locks is a single assignment: a poisoned lock holds sound data.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// `s` on one line (control characters as spaces), at most `max` characters.
-fn one_line(s: &str, max: usize) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect()
-}
+pub(super) use crate::backends::runtime::block_on;
+pub(super) use crate::util::lock;
 
 /// A value from a token or a provider, fit for a refusal's text.
 pub(super) fn shorten(s: &str) -> String {
-    one_line(s, 120)
+    util::shorten(s, 120)
 }
 
 /// The client every call to the provider goes through: rustls with the ring provider,
@@ -50,34 +33,21 @@ pub(super) fn client(cfg: &OidcConfig, timeout: Duration) -> Result<reqwest::Cli
 }
 
 fn tls_config(cfg: &OidcConfig) -> Result<ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS set-up: {e}"))?;
-    let mut roots = RootCertStore::empty();
-    let path = cfg
-        .ca_file
-        .as_deref()
-        .unwrap_or(Path::new(SYSTEM_CA_BUNDLE));
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
-            let (added, _ignored) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(format!("{}: no usable CA certificate in it", path.display()));
-            }
-        }
-        // Without ca_file, a missing system bundle only matters for https providers; say so
+    let trust = match &cfg.ca_file {
+        Some(path) => Trust::CaFile(path),
+        // Without ca_file, an empty platform store only matters for https providers; say so
         // once and let each such call fail with a TLS error.
-        Err(e) if cfg.ca_file.is_none() => log::warning(&format!(
-            "[oidc]: cannot read the system CA bundle {}: {e}; https:// providers cannot be verified (set ca_file)",
-            path.display()
-        )),
-        Err(e) => return Err(format!("[oidc] ca_file {}: {e}", path.display())),
-    }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+        None => match tls::platform_roots("ca_file") {
+            Ok(roots) => Trust::Roots(roots),
+            Err(e) => {
+                log::warning(&format!(
+                    "[oidc]: https:// providers cannot be verified: {e}"
+                ));
+                Trust::Roots(RootCertStore::empty())
+            }
+        },
+    };
+    tls::client_config(trust, None).map_err(|e| format!("[oidc] ca_file: {e}"))
 }
 
 /// A failed HTTP exchange: the provider answered with a status, or could not be asked.
@@ -115,7 +85,7 @@ impl OidcBackend {
         if !res.status().is_success() {
             return Err(HttpError::Status(res.status().as_u16()));
         }
-        let body = read_bounded(res).await?;
+        let body = read_body(res).await?;
         serde_json::from_slice(&body)
             .map_err(|e| HttpError::Transport(format!("the answer is not JSON: {e}")))
     }
@@ -150,7 +120,7 @@ impl OidcBackend {
             .await
             .map_err(|e| HttpError::Transport(error_chain(&e)))?;
         let status = res.status().as_u16();
-        let bytes = read_bounded(res).await?;
+        let bytes = read_body(res).await?;
         Ok((
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -172,7 +142,7 @@ fn form_encode(s: &str) -> String {
     out
 }
 
-async fn read_bounded(mut res: reqwest::Response) -> Result<Vec<u8>, HttpError> {
+async fn read_body(mut res: reqwest::Response) -> Result<Vec<u8>, HttpError> {
     let mut body = Vec::new();
     while let Some(chunk) = res
         .chunk()
@@ -199,5 +169,5 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         out.push_str(&s.to_string());
         source = s.source();
     }
-    one_line(&out, 400)
+    util::shorten(&out, 400)
 }
