@@ -62,9 +62,7 @@ impl<V: Clone> TtlCache<V> {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry<V>>> {
         // A panic while holding the lock cannot leave the map inconsistent (every update is a
         // single insert or clear), so a poisoned lock is safe to keep using.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::util::lock(&self.entries)
     }
 
     /// The answer for `key`: from the cache while fresh, else from `fetch`, which is then

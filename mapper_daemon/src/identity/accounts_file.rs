@@ -198,10 +198,7 @@ impl AccountsFile {
     }
 
     fn refresh(&self) -> (std::sync::Arc<Accounts>, Reload) {
-        let mut state = match self.state.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut state = crate::util::lock(&self.state);
         let stamp = match std::fs::metadata(&self.path) {
             Ok(meta) => Some(Stamp::of(&meta)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,

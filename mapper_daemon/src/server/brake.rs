@@ -97,7 +97,7 @@ impl Brake {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Count>> {
         // Counts are plain numbers, consistent after any panic elsewhere.
-        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+        crate::util::lock(&self.counts)
     }
 
     /// Records one failure against each of `keys` at `now`; returns the delay to apply and the

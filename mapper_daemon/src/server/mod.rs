@@ -106,7 +106,7 @@ impl PeerSlots {
 
     fn counts(&self) -> std::sync::MutexGuard<'_, SlotCounts> {
         // The counts stay consistent even if a holder panicked: every update is one statement.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::util::lock(&self.inner)
     }
 
     /// A slot for a connection of `uid`, or `Err` with why not. Root needs none.

@@ -53,10 +53,7 @@ impl RateLimiter {
     pub fn admit(&self, uid: u32, now: Instant) -> Admission {
         // A poisoned lock only means another thread panicked mid-update of plain numbers;
         // the map is still usable.
-        let mut buckets = match self.buckets.lock() {
-            Ok(b) => b,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut buckets = crate::util::lock(&self.buckets);
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&uid) {
             let (rate, burst) = (self.rate, self.burst);
             buckets.retain(|_, b| refilled(b, now, rate, burst) < burst);

@@ -120,10 +120,7 @@ impl ReplayMemory {
     /// are one step under the lock, so two concurrent uses of a signature cannot both pass.
     pub fn record(&self, key: [u8; 32], forget_at: i64, now: i64) -> Recorded {
         // A poisoned lock only means a panic elsewhere mid-insert; the map is still sound.
-        let mut seen = match self.seen.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut seen = crate::util::lock(&self.seen);
         match seen.get(&key) {
             Some(&until) if until >= now => return Recorded::Replay,
             _ => {}
@@ -139,10 +136,7 @@ impl ReplayMemory {
     }
 
     pub fn len(&self) -> usize {
-        match self.seen.lock() {
-            Ok(s) => s.len(),
-            Err(poisoned) => poisoned.into_inner().len(),
-        }
+        crate::util::lock(&self.seen).len()
     }
 
     pub fn is_empty(&self) -> bool {
