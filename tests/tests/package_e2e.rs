@@ -215,7 +215,13 @@ fn installed_deb_signs_users_in_and_purges_cleanly() {
             fs::read_to_string(&log).unwrap_or_default()
         )
     });
-    assert_eq!(&buf[..n], b"READY=1", "the daemon's notification");
+    // `READY=1`, then the status line, one `KEY=value` per line (sd_notify(3)).
+    let message = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(
+        message.lines().next(),
+        Some("READY=1"),
+        "the daemon's notification: {message:?}"
+    );
     let status = ctl(&["status"]);
     assert_eq!(
         status.code,

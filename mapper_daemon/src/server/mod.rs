@@ -24,6 +24,7 @@
 pub mod brake;
 pub mod guards;
 pub mod memcache;
+pub mod notify;
 pub mod nss_limit;
 
 use crate::backends::system::Directory;
@@ -33,7 +34,7 @@ use crate::log;
 use crate::server::guards::Guards;
 use crate::server::memcache::SharedCache;
 use accountmap_wire::{
-    decode_request, encode_response, peer_credentials, DecodeError, FrameError, FrameReader,
+    decode_request, encode_response, peer_credentials, DecodeError, FrameError, FrameReader, Phase,
     Request, Response,
 };
 use std::collections::HashMap;
@@ -65,6 +66,8 @@ pub const NON_ROOT_CONNECTIONS: usize = WORKERS - 16;
 const ACCOUNTS_CHECK: Duration = Duration::from_secs(1);
 /// How long SIGTERM waits for the requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often systemd's status line is brought up to date (only when it changed).
+const STATUS_UPDATE: Duration = Duration::from_secs(10);
 
 /// Connections of non-root peers in service, per uid and in total (see the module comment).
 /// Memory is bounded: a uid's entry goes when its last connection ends, so the map never holds
@@ -258,17 +261,12 @@ impl State {
         }
     }
 
-    /// SIGHUP: load the config again; keep the old one if the new one is bad.
-    pub fn reload(&self) {
+    /// SIGHUP: load the config again; keep the old one if the new one is bad, and say why
+    /// (logged, and returned for systemd's status line).
+    pub fn reload(&self) -> Result<(), String> {
         let config = match config::load(&self.config_path) {
             Ok(c) => c,
-            Err(errors) => {
-                log::error(&format!(
-                    "reload refused, the previous configuration stays in force: {}",
-                    errors.to_string().replace('\n', "; ")
-                ));
-                return;
-            }
+            Err(errors) => return Err(reload_refused(errors.to_string().replace('\n', "; "))),
         };
         let old_socket = self.engine().config().daemon.socket.clone();
         if config.daemon.socket != old_socket {
@@ -295,12 +293,18 @@ impl State {
                     "configuration reloaded from {}",
                     self.config_path.display()
                 ));
+                Ok(())
             }
-            Err(e) => log::error(&format!(
-                "reload refused, the previous configuration stays in force: {e}"
-            )),
+            Err(e) => Err(reload_refused(e)),
         }
     }
+}
+
+fn reload_refused(why: String) -> String {
+    log::error(&format!(
+        "reload refused, the previous configuration stays in force: {why}"
+    ));
+    why
 }
 
 /// Creates the listening socket: parent directory if missing, a stale socket file removed,
@@ -353,6 +357,14 @@ fn serve_connection(mut stream: UnixStream, state: &State) {
         log::warning("connection without peer credentials dropped");
         return;
     };
+    // Every event of this request carries who asked, and what (see crate::log).
+    let span = tracing::info_span!(
+        "request",
+        peer_uid = peer.uid,
+        peer_pid = peer.pid,
+        kind = tracing::field::Empty
+    );
+    let _in_request = span.enter();
     let _slot = match state.slots.take(peer.uid) {
         Ok(slot) => slot,
         Err(why) => {
@@ -398,8 +410,25 @@ fn serve_connection(mut stream: UnixStream, state: &State) {
         }
         Err(_) => return, // closed or reset before asking anything
     };
+    span.record("kind", kind(&request));
     let response = state.handle(&peer, &request);
     let _ = stream.write_all(&encode_response(&response));
+}
+
+/// What a request asks, for the request span.
+fn kind(request: &Request) -> &'static str {
+    match request {
+        Request::Pam(p) => match p.phase {
+            Phase::Auth => "pam auth",
+            Phase::Account => "pam account",
+        },
+        Request::Resolve { .. } => "resolve",
+        Request::Status => "status",
+        Request::CacheFlush => "cache flush",
+        Request::Getpwnam { .. } => "getpwnam",
+        Request::DeviceStart { .. } => "device start",
+        Request::DevicePoll { .. } => "device poll",
+    }
 }
 
 fn refuse(stream: &mut UnixStream, peer: &Peer, error: &DecodeError) {
@@ -411,11 +440,14 @@ fn refuse(stream: &mut UnixStream, peer: &Peer, error: &DecodeError) {
     let _ = stream.write_all(&reply);
 }
 
-/// One connection thread: accept, serve, repeat, until the daemon stops.
-fn worker(listener: &UnixListener, state: &State, stopping: &AtomicBool) {
+/// One connection thread: accept, count, serve, repeat, until the daemon stops.
+fn worker(listener: &UnixListener, state: &State, stopping: &AtomicBool, connections: &AtomicU64) {
     while !stopping.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((stream, _)) => serve_connection(stream, state),
+            Ok((stream, _)) => {
+                connections.fetch_add(1, Ordering::Relaxed);
+                serve_connection(stream, state);
+            }
             Err(_) if stopping.load(Ordering::Relaxed) => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
@@ -448,12 +480,14 @@ pub fn serve(
     let listener = Arc::new(listener);
     let stopping = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicUsize::new(0));
+    let connections = Arc::new(AtomicU64::new(0));
     for i in 0..WORKERS {
-        let (listener, state, stopping, done) = (
+        let (listener, state, stopping, done, connections) = (
             listener.clone(),
             state.clone(),
             stopping.clone(),
             running.clone(),
+            connections.clone(),
         );
         let handle = runtime.handle().clone();
         running.fetch_add(1, Ordering::SeqCst);
@@ -462,7 +496,7 @@ pub fn serve(
             .stack_size(512 * 1024)
             .spawn(move || {
                 let _runtime = handle.enter();
-                worker(&listener, &state, &stopping);
+                worker(&listener, &state, &stopping, &connections);
                 done.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
@@ -476,10 +510,19 @@ pub fn serve(
             break;
         }
     }
-    notify_ready();
+    // What systemd's status line says: connections so far, and a refused reload until the
+    // next one succeeds.
+    let mut reload_failure: Option<String> = None;
+    let status = |failure: &Option<String>| {
+        notify::serving_status(connections.load(Ordering::Relaxed), failure.as_deref())
+    };
+    let mut shown = status(&reload_failure);
+    notify::ready(&shown);
     runtime.block_on(async {
         let mut accounts_tick = tokio::time::interval(ACCOUNTS_CHECK);
         accounts_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut status_tick = tokio::time::interval(STATUS_UPDATE);
+        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = accounts_tick.tick() => {
@@ -487,16 +530,32 @@ pub fn serve(
                     // A stat, and a read when the file changed: off the runtime's threads.
                     let _ = tokio::task::spawn_blocking(move || state.check_accounts()).await;
                 }
+                _ = status_tick.tick() => {
+                    let now = status(&reload_failure);
+                    if now != shown {
+                        notify::status(&now);
+                        shown = now;
+                    }
+                }
                 _ = hup.recv() => {
+                    notify::reloading();
                     let state = state.clone();
                     // Reading files and building the engine blocks; keep it off the runtime.
-                    let _ = tokio::task::spawn_blocking(move || state.reload()).await;
+                    let reloaded = tokio::task::spawn_blocking(move || state.reload()).await;
+                    reload_failure = match reloaded {
+                        Ok(Ok(())) => None,
+                        Ok(Err(why)) => Some(why),
+                        Err(e) => Some(format!("the reload did not finish: {e}")),
+                    };
+                    shown = status(&reload_failure);
+                    notify::ready(&shown);
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
         }
     });
+    notify::stopping();
     log::notice("stopping: finishing the requests in flight");
     stopping.store(true, Ordering::SeqCst);
     // Wakes every thread blocked in accept() (Linux returns EINVAL to them); connections
@@ -508,28 +567,6 @@ pub fn serve(
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
-}
-
-/// Tells systemd (Type=notify) that the socket is bound and requests are answered.
-fn notify_ready() {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let path = PathBuf::from(path);
-    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    let bytes = path.as_os_str().as_encoded_bytes();
-    let sent = if let Some(abstract_name) = bytes.strip_prefix(b"@") {
-        use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
-            .and_then(|addr| sock.send_to_addr(b"READY=1", &addr))
-    } else {
-        sock.send_to(b"READY=1", &path)
-    };
-    if let Err(e) = sent {
-        log::warning(&format!("could not notify systemd of readiness: {e}"));
-    }
 }
 
 /// Loads the config and serves; what `accountmapd` runs.
@@ -595,7 +632,7 @@ mod tests {
         for _ in 0..8 {
             state.guards.brake.failed(&key, now);
         }
-        state.reload();
+        state.reload().expect("the same config reloads");
         let after = state.engine();
         assert!(
             !Arc::ptr_eq(&before, &after),
