@@ -172,7 +172,7 @@ pub fn info(message: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
@@ -191,8 +191,8 @@ mod tests {
         }
     }
 
-    /// What `log` writes to syslog and to stderr.
-    fn logged(log: impl FnOnce()) -> (Vec<String>, Vec<String>) {
+    /// What `log` writes to syslog and to stderr (also used by the engine's tests).
+    pub(crate) fn logged(log: impl FnOnce()) -> (Vec<String>, Vec<String>) {
         let (syslog, stderr) = (Capture::default(), Capture::default());
         let (s, e) = (syslog.clone(), stderr.clone());
         let subscriber = subscriber(Some(move || s.clone()), Some(move || e.clone()));

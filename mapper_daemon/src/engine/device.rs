@@ -3,7 +3,6 @@
 
 use super::{refusal, Engine, Peer, Subject};
 use crate::backends::oidc::DevicePoll;
-use crate::log;
 use accountmap_wire::{Credential, Response, Verdict, Verify};
 
 impl Engine {
@@ -28,10 +27,16 @@ impl Engine {
             };
             match started {
                 Ok(s) => {
-                    log::notice(&format!(
-                        "device authorization started peer=uid:{}/pid:{} service={service:?} name={user:?} account={:?} verification_uri={:?} expires_in={}s interval={}s",
-                        peer.uid, peer.pid, decision.account, s.verification_uri, s.expires_in, s.interval
-                    ));
+                    tracing::info!(
+                        peer = %peer,
+                        service,
+                        name = user,
+                        account = decision.account.as_str(),
+                        verification_uri = s.verification_uri.as_str(),
+                        expires_in = %format_args!("{}s", s.expires_in),
+                        interval = %format_args!("{}s", s.interval),
+                        "device authorization started"
+                    );
                     return Response::DeviceStarted {
                         session: s.session,
                         verification_uri: s.verification_uri,

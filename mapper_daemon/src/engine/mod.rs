@@ -45,6 +45,13 @@ impl Peer {
     }
 }
 
+/// `uid:1000/pid:4711`, as the log lines name a peer.
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "uid:{}/pid:{}", self.uid, self.pid)
+    }
+}
+
 /// A config turned into something that answers requests. A reload builds a new one; the
 /// old one finishes the requests it has.
 pub struct Engine {
@@ -484,24 +491,31 @@ impl Engine {
         )
     }
 
+    /// The decision line administrators grep (README, "Troubleshooting"): `decision`, then
+    /// `peer`, `service`, `phase`, `name`, `account`, `uid`, `verdict`, `rule` and `reason`.
+    /// Allowed at info, unavailable at error, every other refusal at notice.
     fn log_decision(&self, peer: &Peer, subject: &Subject<'_>, d: &Decision) {
-        let line = format!(
-            "decision peer=uid:{}/pid:{} service={:?} {} name={:?} account={:?} uid={} verdict={} rule={:?} reason={:?}",
-            peer.uid,
-            peer.pid,
-            subject.service,
-            subject.what,
-            subject.name,
-            d.account,
-            d.uid.map_or_else(|| "-".to_string(), |u| u.to_string()),
-            d.verdict.as_str(),
-            d.rule,
-            d.reason
-        );
+        let uid = d.uid.map_or_else(|| "-".to_string(), |u| u.to_string());
+        macro_rules! decision {
+            ($level:ident) => {
+                tracing::$level!(
+                    peer = %peer,
+                    service = subject.service,
+                    phase = %subject.what,
+                    name = subject.name,
+                    account = d.account.as_str(),
+                    uid = %uid,
+                    verdict = %d.verdict.as_str(),
+                    rule = d.rule.as_str(),
+                    reason = d.reason.as_str(),
+                    "decision"
+                )
+            };
+        }
         match d.verdict {
-            Verdict::Allowed => log::info(&line),
-            Verdict::Unavailable => log::error(&line),
-            _ => log::notice(&line),
+            Verdict::Allowed => decision!(debug),
+            Verdict::Unavailable => decision!(error),
+            _ => decision!(info),
         }
     }
 

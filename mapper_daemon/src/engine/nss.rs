@@ -61,10 +61,7 @@ impl Engine {
             // A directory that cannot be asked is UNAVAIL, not "no such user": nscd and
             // RStudio cache a NOTFOUND.
             Err(MapError::DirectoryUnavailable(e)) => {
-                log::error(&format!(
-                    "nss peer=uid:{}/pid:{} getpwnam name={name:?}: {e}",
-                    peer.uid, peer.pid
-                ));
+                tracing::error!(peer = %peer, call = %"getpwnam", name, error = %e, "nss");
                 return Err(e);
             }
             Err(_) => return Ok(None),
@@ -87,28 +84,30 @@ impl Engine {
             Ok((None, _)) => return Ok(None),
             Err(e) => {
                 let reason = format!("cannot look up {:?}: {e}", mapped.account);
-                log::error(&format!(
-                    "nss peer=uid:{}/pid:{} getpwnam name={name:?}: {reason}",
-                    peer.uid, peer.pid
-                ));
+                tracing::error!(peer = %peer, call = %"getpwnam", name, error = %reason, "nss");
                 return Err(reason);
             }
         };
         if let Err(refused) = policy::alias_allowed(&mapped, &account, self.minimum_uid()) {
-            log::notice(&format!(
-                "nss peer=uid:{}/pid:{} getpwnam name={name:?}: not answered: {refused}",
-                peer.uid, peer.pid
-            ));
+            tracing::info!(
+                peer = %peer,
+                call = %"getpwnam",
+                name,
+                not_answered = %refused,
+                "nss"
+            );
             return Ok(None);
         }
-        log::info(&format!(
-            "nss peer=uid:{}/pid:{} getpwnam name={name:?} account={:?} uid={} rule={:?}",
-            peer.uid,
-            peer.pid,
-            account.name,
-            account.uid,
-            mapped.rule.to_string()
-        ));
+        let rule = mapped.rule.to_string();
+        tracing::debug!(
+            peer = %peer,
+            call = %"getpwnam",
+            name,
+            account = account.name.as_str(),
+            uid = account.uid,
+            rule = rule.as_str(),
+            "nss"
+        );
         Ok(Some(PasswdEntry {
             name: account.name,
             uid: account.uid,

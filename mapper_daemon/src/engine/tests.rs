@@ -166,3 +166,22 @@ fn status_names_the_policy() {
     assert_eq!(get("required groups").as_deref(), Some("rstudio-users"));
     assert!(get("accounts file").is_some_and(|v| v.ends_with("(2 entries)")));
 }
+
+#[test]
+fn the_decision_line_names_every_field() {
+    let (e, _dir) = engine();
+    let (syslog, _) = crate::log::tests::logged(|| {
+        decide(&e, &ROOT, "John.Doe@Company.com");
+        decide(&e, &ROOT, "mallory");
+    });
+    assert_eq!(
+        syslog,
+        [
+            "decision peer=uid:0/pid:1 service=\"test\" phase=resolve name=\"John.Doe@Company.com\" \
+             account=\"jdoe\" uid=1003 verdict=allowed rule=\"accounts-file:1\" reason=\"allowed\"",
+            "decision peer=uid:0/pid:1 service=\"test\" phase=resolve name=\"mallory\" \
+             account=\"mallory\" uid=1006 verdict=denied rule=\"identity\" \
+             reason=\"mallory is listed in access.denied_users\""
+        ]
+    );
+}

@@ -402,10 +402,10 @@ fn serve_connection(mut stream: UnixStream, state: &State) {
         },
         Err(FrameError::TooLarge(e)) => return refuse(&mut stream, &peer, &e),
         Err(FrameError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
-            log::warning(&format!(
-                "connection from uid {} pid {} dropped: no complete request within the deadline",
-                peer.uid, peer.pid
-            ));
+            tracing::warn!(
+                peer = %peer,
+                "connection dropped: no complete request within the deadline"
+            );
             return;
         }
         Err(_) => return, // closed or reset before asking anything
@@ -432,10 +432,7 @@ fn kind(request: &Request) -> &'static str {
 }
 
 fn refuse(stream: &mut UnixStream, peer: &Peer, error: &DecodeError) {
-    log::warning(&format!(
-        "refused a malformed request from uid {} pid {}: {error}",
-        peer.uid, peer.pid
-    ));
+    tracing::warn!(peer = %peer, error = %error, "refused a malformed request");
     let reply = encode_response(&Response::Error(format!("request refused: {error}")));
     let _ = stream.write_all(&reply);
 }
