@@ -89,11 +89,12 @@ impl Engine {
             }
         };
         if let Err(refused) = policy::alias_allowed(&mapped, &account, self.minimum_uid()) {
+            let outcome = format!("not answered: {refused}");
             tracing::info!(
                 peer = %peer,
                 call = %"getpwnam",
                 name,
-                not_answered = %refused,
+                outcome = outcome.as_str(),
                 "nss"
             );
             return Ok(None);
