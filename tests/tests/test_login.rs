@@ -573,3 +573,69 @@ fn verify_proxy_without_a_proxy_section_is_unavailable() {
         env.daemon_log()
     );
 }
+
+/// Issue 13 item 4: one answer per typed name. For each name, `accountmapctl resolve`,
+/// pamtester (the name typed into PAM), `getent passwd` through the NSS module and `test-login`
+/// (RStudio's path: NSS canonicalisation, then PAM under the local name) agree. Before the fix
+/// NSS answered the denied alias, so test-login (and su, rserver) signed it in as alice.
+#[test]
+fn resolve_pamtester_getent_and_test_login_agree_on_every_name() {
+    let env = Env::builder("tl-agree")
+        .config(|c| c.denied_users.push("alice.example@gmail.com".into()))
+        .accounts(&format!(
+            "{STANDARD_ACCOUNTS}Alice.Example@Gmail.com = alice\nmallory.m@company.org = mallory\n"
+        ))
+        .build();
+    add_rstudio_services(&env);
+    // (typed name, local account, resolve allows it, NSS answers it)
+    let table = [
+        ("John.Doe@Company.com", "jdoe", true, true),
+        ("UID-jsmith", "jsmith", true, true),
+        // Denied by name: the alias is listed, alice herself is not.
+        ("Alice.Example@Gmail.com", "alice", false, false),
+        ("ALICE.EXAMPLE@gmail.com", "alice", false, false),
+        // An alias of a denied account.
+        ("mallory.m@company.org", "mallory", false, false),
+        // An alias of root, an unknown alias.
+        ("ops@company.com", "root", false, false),
+        ("ghost@company.com", "ghost", false, false),
+        // Not in the required group: NSS answers (the groups are PAM's question, asked under
+        // the local name with the same result), and every sign-in path still refuses bob.
+        ("bob@company.com", "bob", false, true),
+    ];
+    for (name, account, allowed, answered) in table {
+        let resolve = env.ctl(&["resolve", name]);
+        assert_eq!(
+            resolve.code,
+            if allowed { 0 } else { 1 },
+            "resolve {name:?}\n{}",
+            resolve.all()
+        );
+        let run = env.pam(SVC, name, &["authenticate"]);
+        assert_eq!(
+            run.verdicts() == [AUTH_OK],
+            allowed,
+            "pamtester {name:?}\n{}",
+            run.out.all()
+        );
+        let getent = env.getent_passwd(name);
+        assert_eq!(
+            getent.code == 0,
+            answered,
+            "getent passwd {name:?}\n{}",
+            getent.all()
+        );
+        if answered {
+            assert!(
+                getent.stdout.starts_with(&format!("{account}:")),
+                "{}",
+                getent.all()
+            );
+        }
+        let out = test_login(&env, &[name], format!("pw-{account}\n").as_bytes());
+        assert_eq!(out.code == 0, allowed, "test-login {name:?}\n{}", out.all());
+        if !answered {
+            assert_detail(&out, "nss", "finds nothing");
+        }
+    }
+}

@@ -476,6 +476,20 @@ impl Engine {
         Ok((mapped, found))
     }
 
+    /// The refusals by name, which NSS applies too ([`policy::alias_answerable`]).
+    pub(crate) fn nss_policy(&self, mapped: &Mapped, account: &Account) -> Result<(), Refusal> {
+        let access = &self.config.access;
+        policy::alias_answerable(
+            mapped,
+            account,
+            &AccessRules {
+                minimum_uid: self.minimum_uid,
+                required_groups: &access.required_groups,
+                denied_users: &access.denied_users,
+            },
+        )
+    }
+
     fn check_policy(&self, mapped: &Mapped, account: &Account) -> Result<(), Refusal> {
         let access = &self.config.access;
         policy::check(
