@@ -6,7 +6,7 @@
 //! cached directory, then the alias rule of identity-resolution step 7), so `getent passwd NAME`
 //! and `accountmapctl resolve NAME` name the same account. It answers only for aliases:
 //! a name that already is the account, and every lookup by uid, belong to the other NSS sources.
-//! Of the access policy, the refusals by name apply here ([`policy::alias_answerable`]: the
+//! Of the access policy, the refusals by name apply here ([`crate::identity::policy::alias_answerable`]: the
 //! alias rule and `denied_users`, whether the entry names the alias or the account): programs
 //! such as rserver and su canonicalise the typed name through NSS and hand PAM only the local
 //! name, so a `denied_users` entry naming the alias would otherwise be sidestepped. The
@@ -24,7 +24,6 @@
 
 use crate::backends::cache::Freshness;
 use crate::engine::{Engine, Peer};
-use crate::identity::policy;
 use crate::identity::resolve::MapError;
 use crate::log;
 use crate::server::nss_limit::{Admission, RATE_PER_SECOND};
