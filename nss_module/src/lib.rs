@@ -20,8 +20,10 @@
 //!   each account once, from its own source).
 //! - `initgroups_dyn` is not exported: RStudio (like login, sshd and su) calls `getgrouplist`
 //!   and `initgroups` with the LOCAL name that canonicalisation returned, which the group
-//!   sources (files, sss, ldap) answer; an alias never reaches group lookups. Leave `accountmap`
-//!   off the `group` and `initgroups` lines.
+//!   sources (files, sss, ldap) answer. A program that asks by the typed alias (coreutils `id
+//!   ALIAS`) gets only the primary group: answering it would make every `initgroups` of a local
+//!   name ask the daemon, since only the daemon knows what is an alias (README, "Known
+//!   limitation"). Leave `accountmap` off the `group` and `initgroups` lines.
 //!
 //! Failure: when the daemon is down, silent, refuses the request (rate limit, directory
 //! failure) or answers nonsense, the module returns NSS_STATUS_UNAVAIL with errno ENOENT within
