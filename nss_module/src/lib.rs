@@ -4,7 +4,7 @@
 //! ```text
 //! # /etc/nsswitch.conf
 //! passwd: files accountmap      # or: files systemd sss accountmap
-//! group:  files                 # unchanged: accountmap answers no group or initgroups lookup
+//! group:  files accountmap      # optional: initgroups_dyn of an alias (`id ALIAS`)
 //! ```
 //!
 //! What it answers, and why:
@@ -18,10 +18,13 @@
 //!   NOTFOUND at once: aliases are a mapping, not accounts, and listing every alias an accounts
 //!   file or a rewrite rule could match is neither possible nor wanted (`getent passwd` lists
 //!   each account once, from its own source).
-//! - `initgroups_dyn` is not exported: RStudio (like login, sshd and su) calls `getgrouplist`
-//!   and `initgroups` with the LOCAL name that canonicalisation returned, which the group
-//!   sources (files, sss, ldap) answer; an alias never reaches group lookups. Leave `accountmap`
-//!   off the `group` and `initgroups` lines.
+//! - `initgroups_dyn(alias)`: the local account's supplementary groups, so that `id ALIAS` and
+//!   `groups ALIAS` (coreutils calls `getgrouplist` with the typed name) list them. The alias is
+//!   resolved through the host's passwd sources and the groups come from its group sources
+//!   ([`initgroups`]): a local name is answered by an earlier passwd source and never reaches
+//!   the daemon. RStudio, login, sshd and su ask with the local name anyway. nsswitch.conf:
+//!   `group: files accountmap` (getgrnam, getgrgid and enumeration are not exported: those
+//!   entries come from the other sources).
 //!
 //! Failure: when the daemon is down, silent, refuses the request (rate limit, directory
 //! failure) or answers nonsense, the module returns NSS_STATUS_UNAVAIL with errno ENOENT within
@@ -47,6 +50,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod cache;
+mod initgroups;
 
 use accountmap_wire::{
     PasswdEntry, Request, Response, DAEMON_ENV, DEFAULT_SOCKET, MAX_NAME_LEN, SOCKET_ENV,
@@ -327,3 +331,49 @@ pub extern "C" fn _nss_accountmap_endpwent() -> NssStatus {
 
 #[cfg(test)]
 mod tests;
+
+/// `initgroups_dyn` for the `accountmap` source: for an alias, appends the local account's
+/// supplementary gids (all but `group`) to `*groupsp`; NOTFOUND for any other name.
+///
+/// # Safety
+/// Called by the C library as the NSS interface defines: `user` is NULL or a NUL-terminated
+/// string; `start`, `size` and `groupsp` are valid for reads and writes, `*groupsp` a malloc'd
+/// array of `*size` gids of which `*start` are set; `errnop` is NULL or valid for writes of an
+/// int. All outlive the call.
+#[no_mangle]
+pub unsafe extern "C" fn _nss_accountmap_initgroups_dyn(
+    user: *const c_char,
+    group: libc::gid_t,
+    start: *mut std::ffi::c_long,
+    size: *mut std::ffi::c_long,
+    groupsp: *mut *mut libc::gid_t,
+    limit: std::ffi::c_long,
+    errnop: *mut c_int,
+) -> NssStatus {
+    let body = || {
+        if in_daemon() {
+            return (NSS_STATUS_UNAVAIL, Some(libc::ENOENT));
+        }
+        if user.is_null() {
+            return (NSS_STATUS_NOTFOUND, Some(libc::ENOENT));
+        }
+        if start.is_null() || size.is_null() || groupsp.is_null() {
+            return (NSS_STATUS_UNAVAIL, Some(libc::EINVAL));
+        }
+        // SAFETY: a non-NULL `user` is a NUL-terminated string alive for the call.
+        let user = unsafe { CStr::from_ptr(user) };
+        match initgroups::alias_groups(user, initgroups::getpwnam) {
+            Ok(Some(gids)) => {
+                // SAFETY: the pointers are non-NULL and valid under this function's contract.
+                let status =
+                    unsafe { initgroups::append(&gids, group, start, size, groupsp, limit) };
+                let errno = (status != NSS_STATUS_SUCCESS).then_some(libc::ENOMEM);
+                (status, errno)
+            }
+            Ok(None) => (NSS_STATUS_NOTFOUND, Some(libc::ENOENT)),
+            Err(status) => (status, Some(libc::ENOENT)),
+        }
+    };
+    // SAFETY: `errnop` is NULL or writable (this function's contract).
+    unsafe { guard(errnop, body) }
+}

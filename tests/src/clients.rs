@@ -2,11 +2,13 @@
 //! nss_wrapper), `getent` through the NSS module, `accountmapctl`, and any of them as an
 //! unprivileged user.
 
-use crate::artifacts::accountmapctl;
+use crate::artifacts::{accountmapctl, build_dir, pam_module};
 use crate::command::{run_bounded, run_bounded_pam, Outcome, COMMAND_LIMIT};
 use crate::pamtester::PamRun;
 use crate::Env;
-use std::path::Path;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 impl Env {
@@ -137,17 +139,61 @@ impl Env {
 
     /// Runs PROGRAM ARGS… as uid/gid 65534 with no supplementary groups (setpriv).
     /// Requires root; the caller checks [`is_root`].
+    ///
+    /// uid 65534 may not be able to read the build directory (a clone in a 0700 directory,
+    /// such as a fresh `mktemp -d` or /root): built programs and the PAM module are run from
+    /// world-readable copies in this environment's directory, and PAM services from a copy
+    /// of the service directory whose module paths name those copies.
     pub fn run_unprivileged(&self, program: &Path, args: &[&str], pam: bool) -> Outcome {
+        let program = self.world_readable(program);
         let mut cmd = Command::new("setpriv");
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(program)
+            .arg(&program)
             .args(args)
             .current_dir("/");
         if pam {
             self.pam_wrapped(&mut cmd);
+            cmd.env("PAM_WRAPPER_SERVICE_DIR", self.world_readable_services());
             run_bounded_pam(&mut cmd, None, COMMAND_LIMIT)
         } else {
             run_bounded(&mut cmd, None, COMMAND_LIMIT)
         }
+    }
+
+    /// `path` itself when it is outside the build directory, else a copy (mode 0755) in
+    /// `DIR/world-readable/` (DIR is 0755 under the temporary directory).
+    pub fn world_readable(&self, path: &Path) -> PathBuf {
+        if !path.starts_with(build_dir()) {
+            return path.to_path_buf();
+        }
+        let dir = self.dir.join("world-readable");
+        fs::create_dir_all(&dir).expect("create DIR/world-readable");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+        let copy = dir.join(path.file_name().expect("an artifact has a file name"));
+        if !copy.exists() {
+            fs::copy(path, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", path.display()));
+            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+        }
+        copy
+    }
+
+    /// A copy of the PAM service directory whose lines name the world-readable copy of the
+    /// PAM module ([`Env::world_readable`]); its path.
+    pub fn world_readable_services(&self) -> PathBuf {
+        let module = pam_module();
+        let copy = self.world_readable(&module);
+        let (module, copy) = (module.to_string_lossy(), copy.to_string_lossy());
+        let dir = self.dir.join("pam.d-world-readable");
+        fs::create_dir_all(&dir).expect("create DIR/pam.d-world-readable");
+        for entry in fs::read_dir(&self.pam_dir).expect("read DIR/pam.d") {
+            let entry = entry.expect("read DIR/pam.d");
+            let text = fs::read_to_string(entry.path()).expect("read a service file");
+            fs::write(
+                dir.join(entry.file_name()),
+                text.replace(module.as_ref(), copy.as_ref()),
+            )
+            .expect("write a service file");
+        }
+        dir
     }
 }

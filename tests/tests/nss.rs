@@ -434,3 +434,108 @@ fn an_accounts_file_edit_reaches_cached_aliases_without_a_reload() {
     });
     assert_found(&env, ALIAS, &local_line("alice", 1001, 1001));
 }
+
+/// A C program that calls the module's `_nss_accountmap_initgroups_dyn(USER, GID)` as glibc's
+/// getgrouplist does (an array of one gid, grown by the module) and prints the gids, one per
+/// line, then the status. nss_wrapper 1.1.12 answers `getgrouplist` by enumerating groups and
+/// never calls a module's initgroups_dyn, so `id` under nss_wrapper cannot show the module's
+/// answer; the program runs under nss_wrapper so that the module's own passwd and group
+/// look-ups see the test world.
+const INITGROUPS_C: &str = r#"
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <grp.h>
+typedef int (*fn_t)(const char *, gid_t, long *, long *, gid_t **, long, int *);
+int main(int argc, char **argv) {
+    void *h = dlopen(argv[1], RTLD_NOW);
+    if (!h) { fprintf(stderr, "%s\n", dlerror()); return 2; }
+    fn_t f = (fn_t)dlsym(h, "_nss_accountmap_initgroups_dyn");
+    if (!f) { fprintf(stderr, "no _nss_accountmap_initgroups_dyn\n"); return 2; }
+    long start = 1, size = 1;
+    gid_t *groups = malloc(sizeof(gid_t));
+    groups[0] = (gid_t)atol(argv[3]);
+    int err = 0;
+    int status = f(argv[2], groups[0], &start, &size, &groups, 0, &err);
+    for (long i = 1; i < start; i++) printf("%u\n", (unsigned)groups[i]);
+    printf("status %d\n", status);
+    free(groups);
+    return 0;
+}
+"#;
+
+/// The gids the module adds for `name` (primary gid `gid`), and its status line.
+fn module_initgroups(env: &Env, name: &str, gid: u32) -> (Vec<u32>, String) {
+    let program = env.path("initgroups");
+    if !program.exists() {
+        let source = env.path("initgroups.c");
+        std::fs::write(&source, INITGROUPS_C).unwrap();
+        let out = run_bounded(
+            Command::new("cc")
+                .arg("-o")
+                .arg(&program)
+                .arg(&source)
+                .arg("-ldl"),
+            None,
+            COMMAND_LIMIT,
+        );
+        assert_eq!(out.code, 0, "cc\n{}", out.all());
+    }
+    let mut cmd = Command::new(&program);
+    cmd.arg(nss_module()).arg(name).arg(gid.to_string());
+    env.nss_module_wrapped(&mut cmd);
+    let out = run_bounded(&mut cmd, None, COMMAND_LIMIT);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let mut gids = Vec::new();
+    let mut status = String::new();
+    for line in out.stdout.lines() {
+        match line.parse() {
+            Ok(g) => gids.push(g),
+            Err(_) => status = line.to_string(),
+        }
+    }
+    (gids, status)
+}
+
+/// Issue 13 item 6: coreutils `id ALIAS` calls `getgrouplist(ALIAS, gid)`, which asks each
+/// group source's `initgroups_dyn`. Before the fix the module had none, so no source knew the
+/// alias and only the primary group was listed. Now it adds the local account's supplementary
+/// groups for an alias, nothing for a local or unknown name, and local names never reach the
+/// daemon.
+#[test]
+fn initgroups_of_an_alias_gives_the_local_accounts_groups() {
+    let env = Env::new("nss-initgroups");
+    // jdoe (uid 1003, gid 1003) is in rstudio-users (2000).
+    for alias in ["John.Doe@Company.com", "jdoe@company.com", "UID-jdoe"] {
+        assert_eq!(
+            module_initgroups(&env, alias, 1003),
+            (vec![RSTUDIO_USERS_GID], "status 1".to_string()),
+            "initgroups_dyn({alias:?})"
+        );
+    }
+    // Not aliases: NOTFOUND (0), nothing added; the group sources answer local names.
+    for name in ["jdoe", "erin", "ghost@company.com", "ops@company.com"] {
+        assert_eq!(
+            module_initgroups(&env, name, 1003),
+            (vec![], "status 0".to_string()),
+            "initgroups_dyn({name:?})"
+        );
+    }
+    let log = env.daemon_log();
+    assert!(
+        !log.contains("name=\"jdoe\"") && !log.contains("name=\"erin\""),
+        "a local name reached the daemon:\n{log}"
+    );
+    // The daemon stopped: nothing is added for an alias (getpwnam_r reports the module's
+    // UNAVAIL as not found), and a local name is still NOTFOUND.
+    let mut env = env;
+    env.stop_daemon();
+    assert_eq!(
+        module_initgroups(&env, "John.Doe@Company.com", 1003),
+        (vec![], "status 0".to_string())
+    );
+    assert_eq!(
+        module_initgroups(&env, "jdoe", 1003),
+        (vec![], "status 0".to_string())
+    );
+}

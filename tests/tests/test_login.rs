@@ -47,7 +47,8 @@ fn add_rstudio_services(env: &Env) {
                 ours("account", "[success=ok default=die]")
             ),
         ),
-        // Passwords only: shows that test-login checks minimum uid and groups itself.
+        // Passwords only: shows that test-login checks minimum uid and groups itself, and that
+        // its stack step fails (accountmap is not in the stack).
         ("password-only", format!("auth required {PAM_MATRIX}\n{permit}")),
         // pam_matrix's `echo` option asks for the password with PAM_PROMPT_ECHO_ON.
         (
@@ -60,11 +61,17 @@ fn add_rstudio_services(env: &Env) {
         // pam_chatty sends PAM_ERROR_MSG lines with `error`, PAM_TEXT_INFO lines with `info`.
         (
             "error-msg",
-            format!("auth required {PAM_CHATTY} num_lines=1 error\nauth required {PAM_MATRIX}\n{permit}"),
+            format!(
+                "{auth}auth required {PAM_CHATTY} num_lines=1 error\nauth required {PAM_MATRIX}\n{}",
+                ours("account", "required")
+            ),
         ),
         (
             "info-text",
-            format!("auth required {PAM_CHATTY} num_lines=2 info\nauth required {PAM_MATRIX}\n{permit}"),
+            format!(
+                "{auth}auth required {PAM_CHATTY} num_lines=2 info\nauth required {PAM_MATRIX}\n{}",
+                ours("account", "required")
+            ),
         ),
     ];
     for (name, text) in services {
@@ -109,12 +116,12 @@ fn steps(out: &Outcome) -> Vec<(String, String, String)> {
 }
 
 /// The steps test-login runs, in order.
-const STEPS: [&str; 5] = ["nss", "uid", "pam", "minimum-uid", "groups"];
+const STEPS: [&str; 6] = ["stack", "nss", "uid", "pam", "minimum-uid", "groups"];
 
 /// Asserts the steps and each one's result, in the order of [`STEPS`], e.g.
 /// `["PASS", "PASS", "FAIL", "PASS", "PASS"]`.
 #[track_caller]
-fn assert_steps(out: &Outcome, results: [&str; 5]) {
+fn assert_steps(out: &Outcome, results: [&str; 6]) {
     let got: Vec<(String, String)> = steps(out).into_iter().map(|(r, s, _)| (s, r)).collect();
     let want: Vec<(String, String)> = STEPS
         .iter()
@@ -138,7 +145,7 @@ fn assert_detail(out: &Outcome, step: &str, text: &str) {
     assert!(detail(out, step).contains(text), "{}", out.all());
 }
 
-const ALL_PASS: [&str; 5] = ["PASS"; 5];
+const ALL_PASS: [&str; 6] = ["PASS"; 6];
 
 #[test]
 fn an_email_alias_and_a_proxy_alias_sign_in_as_the_local_account() {
@@ -189,7 +196,7 @@ fn an_email_alias_and_a_proxy_alias_sign_in_as_the_local_account() {
         ),
         "{v}"
     );
-    assert_eq!(v["steps"].as_array().map(Vec::len), Some(5), "{v}");
+    assert_eq!(v["steps"].as_array().map(Vec::len), Some(6), "{v}");
 }
 
 #[test]
@@ -198,7 +205,7 @@ fn a_wrong_password_fails_at_pam_and_only_there() {
     add_rstudio_services(&env);
     let out = test_login(&env, &["John.Doe@Company.com"], b"not-the-password\n");
     assert_eq!(out.code, 1, "{}", out.all());
-    assert_steps(&out, ["PASS", "PASS", "FAIL", "PASS", "PASS"]);
+    assert_steps(&out, ["PASS", "PASS", "PASS", "FAIL", "PASS", "PASS"]);
     assert_detail(&out, "pam", "PAM_AUTH_ERR");
     // The hint says the refusal is not accountmap's.
     assert!(
@@ -220,7 +227,7 @@ fn refused_identities_fail_at_the_step_that_explains_them() {
     // bob is in staff only. accountmap's PAM line refuses him, and the group step says why.
     let out = test_login(&env, &["bob@company.com"], b"pw-bob");
     assert_eq!(out.code, 1, "{}", out.all());
-    assert_steps(&out, ["PASS", "PASS", "FAIL", "PASS", "FAIL"]);
+    assert_steps(&out, ["PASS", "PASS", "PASS", "FAIL", "PASS", "FAIL"]);
     assert_detail(
         &out,
         "groups",
@@ -232,7 +239,7 @@ fn refused_identities_fail_at_the_step_that_explains_them() {
     // auth-required-user-group would.
     let out = test_login(&env, &["bob", "--service", "password-only"], b"pw-bob");
     assert_eq!(out.code, 1, "{}", out.all());
-    assert_steps(&out, ["PASS", "PASS", "PASS", "PASS", "FAIL"]);
+    assert_steps(&out, ["FAIL", "PASS", "PASS", "PASS", "PASS", "FAIL"]);
 
     // sysuser (uid 500) is in the group but below the minimum uid.
     let out = test_login(
@@ -241,14 +248,14 @@ fn refused_identities_fail_at_the_step_that_explains_them() {
         b"pw-sysuser",
     );
     assert_eq!(out.code, 1, "{}", out.all());
-    assert_steps(&out, ["PASS", "PASS", "PASS", "FAIL", "PASS"]);
+    assert_steps(&out, ["FAIL", "PASS", "PASS", "PASS", "FAIL", "PASS"]);
     assert_detail(&out, "minimum-uid", "uid 500 < 1000");
 
     // An alias of root, and an alias of no account: NSS gives nothing, nothing else runs.
     for name in ["ops@company.com", "ghost@company.com"] {
         let out = test_login(&env, &[name], b"whatever");
         assert_eq!(out.code, 1, "{}", out.all());
-        assert_steps(&out, ["FAIL", "SKIP", "SKIP", "SKIP", "SKIP"]);
+        assert_steps(&out, ["PASS", "FAIL", "SKIP", "SKIP", "SKIP", "SKIP"]);
         assert_detail(&out, "nss", "Incorrect or invalid username/password");
     }
 }
@@ -571,5 +578,127 @@ fn verify_proxy_without_a_proxy_section_is_unavailable() {
             .contains("verify=proxy needs a [proxy] section"),
         "{}",
         env.daemon_log()
+    );
+}
+
+/// Issue 13 item 4: one answer per typed name. For each name, `accountmapctl resolve`,
+/// pamtester (the name typed into PAM), `getent passwd` through the NSS module and `test-login`
+/// (RStudio's path: NSS canonicalisation, then PAM under the local name) agree. Before the fix
+/// NSS answered the denied alias, so test-login (and su, rserver) signed it in as alice.
+#[test]
+fn resolve_pamtester_getent_and_test_login_agree_on_every_name() {
+    let env = Env::builder("tl-agree")
+        .config(|c| c.denied_users.push("alice.example@gmail.com".into()))
+        .accounts(&format!(
+            "{STANDARD_ACCOUNTS}Alice.Example@Gmail.com = alice\nmallory.m@company.org = mallory\n"
+        ))
+        .build();
+    add_rstudio_services(&env);
+    // (typed name, local account, resolve allows it, NSS answers it)
+    let table = [
+        ("John.Doe@Company.com", "jdoe", true, true),
+        ("UID-jsmith", "jsmith", true, true),
+        // Denied by name: the alias is listed, alice herself is not.
+        ("Alice.Example@Gmail.com", "alice", false, false),
+        ("ALICE.EXAMPLE@gmail.com", "alice", false, false),
+        // An alias of a denied account.
+        ("mallory.m@company.org", "mallory", false, false),
+        // An alias of root, an unknown alias.
+        ("ops@company.com", "root", false, false),
+        ("ghost@company.com", "ghost", false, false),
+        // Not in the required group: NSS answers (the groups are PAM's question, asked under
+        // the local name with the same result), and every sign-in path still refuses bob.
+        ("bob@company.com", "bob", false, true),
+    ];
+    for (name, account, allowed, answered) in table {
+        let resolve = env.ctl(&["resolve", name]);
+        assert_eq!(
+            resolve.code,
+            if allowed { 0 } else { 1 },
+            "resolve {name:?}\n{}",
+            resolve.all()
+        );
+        let run = env.pam(SVC, name, &["authenticate"]);
+        assert_eq!(
+            run.verdicts() == [AUTH_OK],
+            allowed,
+            "pamtester {name:?}\n{}",
+            run.out.all()
+        );
+        let getent = env.getent_passwd(name);
+        assert_eq!(
+            getent.code == 0,
+            answered,
+            "getent passwd {name:?}\n{}",
+            getent.all()
+        );
+        if answered {
+            assert!(
+                getent.stdout.starts_with(&format!("{account}:")),
+                "{}",
+                getent.all()
+            );
+        }
+        let out = test_login(&env, &[name], format!("pw-{account}\n").as_bytes());
+        assert_eq!(out.code == 0, allowed, "test-login {name:?}\n{}", out.all());
+        if !answered {
+            assert_detail(&out, "nss", "finds nothing");
+        }
+    }
+}
+
+/// Issue 13 item 5: on a host without a PAM file for the service, libpam falls back to `other`.
+/// Here `other` checks passwords only (as Debian's, through common-auth, does), and mallory is
+/// in `denied_users`: before the fix test-login printed RESULT PASS and the daemon logged no
+/// decision. Now the stack step names the file read and fails; so does a stack that checks
+/// passwords without accountmap.
+#[test]
+fn a_service_without_a_file_or_without_accountmap_fails_the_stack_step() {
+    let env = Env::new("tl-stack");
+    add_rstudio_services(&env);
+    env.add_service_text(
+        "other",
+        &format!("auth required {PAM_MATRIX}\naccount required pam_permit.so\n"),
+    );
+    let missing = env.pam_dir.join("rstudio-missing");
+    let out = test_login(
+        &env,
+        &["mallory", "--service", "rstudio-missing"],
+        b"pw-mallory",
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert_steps(&out, ["FAIL", "PASS", "PASS", "PASS", "PASS", "PASS"]);
+    assert_detail(
+        &out,
+        "stack",
+        &format!(
+            "no PAM file {}: libpam falls back to {}",
+            missing.display(),
+            env.pam_dir.join("other").display()
+        ),
+    );
+    assert!(out.stdout.contains("RESULT FAIL"), "{}", out.all());
+
+    let out = test_login(&env, &["jdoe", "--service", "password-only"], b"pw-jdoe");
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert_detail(
+        &out,
+        "stack",
+        &format!(
+            "read {}: its auth and account stack does not run pam_accountmap.so",
+            env.pam_dir.join("password-only").display()
+        ),
+    );
+
+    // The rstudio service names the file it read and where accountmap is in it.
+    let out = test_login(&env, &["jdoe"], b"pw-jdoe");
+    assert_eq!(out.code, 0, "{}", out.all());
+    let rstudio = env.pam_dir.join("rstudio").display().to_string();
+    assert_detail(
+        &out,
+        "stack",
+        &format!(
+            "read {rstudio}: pam_accountmap.so in auth ({rstudio}:1) and account ({rstudio}:3)"
+        ),
     );
 }

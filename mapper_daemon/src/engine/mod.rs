@@ -70,7 +70,6 @@ pub struct Engine {
     /// The server's limits, which outlive this engine.
     guards: Arc<Guards>,
     minimum_uid: u32,
-    started: Instant,
     requests: AtomicU64,
     /// Set when the accounts file in force changed (taken by [`Engine::take_accounts_changed`]):
     /// answers cached outside the engine (the NSS shared-memory cache) may be stale.
@@ -145,7 +144,6 @@ impl Engine {
             oidc,
             guards,
             minimum_uid,
-            started: Instant::now(),
             requests: AtomicU64::new(0),
             accounts_changed: AtomicBool::new(false),
         })
@@ -478,6 +476,20 @@ impl Engine {
         Ok((mapped, found))
     }
 
+    /// The refusals by name, which NSS applies too ([`policy::alias_answerable`]).
+    pub(crate) fn nss_policy(&self, mapped: &Mapped, account: &Account) -> Result<(), Refusal> {
+        let access = &self.config.access;
+        policy::alias_answerable(
+            mapped,
+            account,
+            &AccessRules {
+                minimum_uid: self.minimum_uid,
+                required_groups: &access.required_groups,
+                denied_users: &access.denied_users,
+            },
+        )
+    }
+
     fn check_policy(&self, mapped: &Mapped, account: &Account) -> Result<(), Refusal> {
         let access = &self.config.access;
         policy::check(
@@ -533,10 +545,10 @@ impl Engine {
                     .join(", "),
             ),
             ("socket".to_string(), c.daemon.socket.display().to_string()),
-            (
-                "uptime".to_string(),
-                format!("{}s", self.started.elapsed().as_secs()),
-            ),
+        ];
+        // From the server's guards, which outlive this engine: a reload does not restart them.
+        out.extend(self.guards.uptime_status(Instant::now()));
+        out.extend([
             (
                 "requests".to_string(),
                 self.requests.load(Ordering::Relaxed).to_string(),
@@ -554,7 +566,7 @@ impl Engine {
                 "rewrite rules".to_string(),
                 c.mapping.rewrite.len().to_string(),
             ),
-        ];
+        ]);
         if let Some(file) = &self.accounts {
             out.push((
                 "accounts file".to_string(),

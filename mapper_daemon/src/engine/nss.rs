@@ -6,9 +6,12 @@
 //! cached directory, then the alias rule of identity-resolution step 7), so `getent passwd NAME`
 //! and `accountmapctl resolve NAME` name the same account. It answers only for aliases:
 //! a name that already is the account, and every lookup by uid, belong to the other NSS sources.
-//! The access policy (groups, denied users, minimum uid of a local name) is not applied here:
-//! passwd data says which account a name stands for, not who may sign in; PAM decides that
-//! afterwards, under the local name.
+//! Of the access policy, the refusals by name apply here ([`crate::identity::policy::alias_answerable`]: the
+//! alias rule and `denied_users`, whether the entry names the alias or the account): programs
+//! such as rserver and su canonicalise the typed name through NSS and hand PAM only the local
+//! name, so a `denied_users` entry naming the alias would otherwise be sidestepped. The
+//! required groups and the minimum uid of a local name are left to PAM, which checks them under
+//! the local name with the same result.
 //!
 //! Any local process may ask (passwd data is public, and the NSS module runs inside every
 //! program on the host), so each peer uid is rate-limited instead ([`crate::server::nss_limit`]).
@@ -21,7 +24,6 @@
 
 use crate::backends::cache::Freshness;
 use crate::engine::{Engine, Peer};
-use crate::identity::policy;
 use crate::identity::resolve::MapError;
 use crate::log;
 use crate::server::nss_limit::{Admission, RATE_PER_SECOND};
@@ -88,7 +90,10 @@ impl Engine {
                 return Err(reason);
             }
         };
-        if let Err(refused) = policy::alias_allowed(&mapped, &account, self.minimum_uid()) {
+        // One answer per typed name: an alias the policy refuses by name is not answered, or
+        // it would still sign in through every program that canonicalises the name through NSS
+        // before PAM (rserver, su): PAM would see only the local name, which is not denied.
+        if let Err(refused) = self.nss_policy(&mapped, &account) {
             let outcome = format!("not answered: {refused}");
             tracing::info!(
                 peer = %peer,

@@ -103,6 +103,26 @@ pub fn alias_allowed(mapped: &Mapped, account: &Account, minimum_uid: u32) -> Re
     Ok(())
 }
 
+/// Whether NSS may answer the alias `mapped` with `account`: the alias rule (step 7) and
+/// `denied_users`, the refusals by name. Programs that canonicalise the typed name through NSS
+/// before PAM (rserver, su) hand PAM only the local name; a `denied_users` entry naming the
+/// alias would be sidestepped if NSS answered it. The minimum uid is covered by the alias rule;
+/// the required groups are not checked here: PAM checks them under the local name, with the
+/// same result.
+pub fn alias_answerable(
+    mapped: &Mapped,
+    account: &Account,
+    rules: &AccessRules,
+) -> Result<(), Refusal> {
+    alias_allowed(mapped, account, rules.minimum_uid)?;
+    if let Some(entry) = denied_entry(mapped, account, rules.denied_users) {
+        return Err(Refusal::DeniedUser {
+            name: entry.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// SPEC's access policy for `mapped`, which resolved to `account`. Checks run in a fixed order
 /// so that the logged reason is the most specific one: the alias rule, `denied_users`, the
 /// minimum uid, then `required_groups`.

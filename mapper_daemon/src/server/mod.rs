@@ -287,6 +287,7 @@ impl State {
                 };
                 *slot = Arc::new(engine);
                 drop(slot);
+                self.guards.reloaded(Instant::now());
                 // After the swap (see SharedCache::epoch): the policy may have changed.
                 self.memcache.invalidate();
                 log::notice(&format!(
@@ -640,6 +641,43 @@ mod tests {
             after.guards().brake.held(&key, now).is_some(),
             "the failures were forgotten by the reload"
         );
+    }
+
+    #[test]
+    fn status_uptime_survives_a_reload_and_names_the_last_reload() {
+        let (engine, dir) = test_support::engine(
+            &[("accounts", b"", 0o644)],
+            EXAMPLE_CONFIG,
+            StaticDirectory::new(vec![]),
+        );
+        let state = State::new(
+            dir.path().join("accountmap.toml"),
+            engine,
+            Arc::new(StaticDirectory::new(vec![])),
+        );
+        let value = |key: &str| {
+            let Response::Status(pairs) = state.handle(
+                &Peer {
+                    pid: 1,
+                    uid: 0,
+                    gid: 0,
+                },
+                &Request::Status,
+            ) else {
+                panic!("no status")
+            };
+            pairs
+                .into_iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| panic!("status has no {key:?} line"))
+        };
+        assert_eq!(value("last reload"), "never");
+        let started = state.guards.started;
+        state.reload().expect("the same config reloads");
+        assert_eq!(state.engine().guards().started, started, "the start moved");
+        assert_eq!(value("last reload"), "0s ago (1 since start)");
+        assert!(value("uptime").ends_with('s'));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 // The test-login command's modules live outside src/bin/ so that Cargo does not take them for
 // binaries of their own; only accountmapctl runs PAM, so only it links libpam.
 mod pam_app;
+mod pam_stack;
 mod test_login;
 
 use accountmap::backends::proxy;

@@ -13,16 +13,20 @@
 //! /etc/pam.d/SERVICE), as rserver's would: `--socket` only chooses where this command asks
 //! accountmapd for its settings, not where the NSS and PAM modules connect.
 //!
+//! First, the `stack` step ([`super::pam_stack`]) names the PAM file libpam reads and fails
+//! when it is the `other` fallback or lacks pam_accountmap.so in auth or account.
+//!
 //! All steps that can run are run and printed, so that one run shows every problem (RStudio
 //! stops at the first). Exit 0 when all pass, 1 when one fails, 3 when accountmapd is
 //! unreachable for the steps that need its settings.
 
 use super::pam_app::{self, PAM_SUCCESS};
+use super::pam_stack::{self, ModuleLine};
 use accountmap::backends::system::{self, Account, Directory, SystemDirectory};
 use accountmap_wire::{call, Credential, Request, Response, Verdict};
 use serde_json::json;
 use std::io::{IsTerminal, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -192,6 +196,10 @@ pub fn run(socket: &Path, name: &str, service: &str, as_json: bool) -> ExitCode 
     let unreachable = status.is_err();
     let mut steps = Vec::new();
 
+    // 0. The PAM file libpam reads for the service, and accountmap in its auth and account
+    // stacks: without them a green PAM step proves nothing about accountmap.
+    steps.push(stack_step(service, &pam_stack::confdirs()));
+
     // 1. NSS: getpwnam(typed name), as rserver canonicalises it.
     let account = match SystemDirectory.account(name) {
         Ok(Some(account)) => {
@@ -301,6 +309,80 @@ pub fn run(socket: &Path, name: &str, service: &str, as_json: bool) -> ExitCode 
     } else {
         ExitCode::from(1)
     }
+}
+
+/// The `stack` step: names the file libpam reads for `service` (among `dirs`), and fails when
+/// that is the `other` fallback or when its auth or account stack lacks pam_accountmap.so.
+fn stack_step(service: &str, dirs: &[PathBuf]) -> Step {
+    let stack = pam_stack::read(dirs, service);
+    let wanted = dirs
+        .first()
+        .map(|d| d.join(service).display().to_string())
+        .unwrap_or_default();
+    let mut step = match (&stack.service_file, &stack.read) {
+        (_, None) => Step::new(
+            "stack",
+            Status::Fail,
+            format!("no PAM file {wanted} and no \"other\" to fall back to: libpam refuses every sign-in"),
+        ),
+        (None, Some(other)) => Step::new(
+            "stack",
+            Status::Fail,
+            format!(
+                "no PAM file {wanted}: libpam falls back to {}, and accountmap does not decide this service's sign-ins",
+                other.display()
+            ),
+        ),
+        (Some(file), Some(_)) => {
+            let at = |l: &ModuleLine| format!("{}:{}", l.file.display(), l.line);
+            match (stack.accountmap_in("auth"), stack.accountmap_in("account")) {
+                (Some(auth), Some(account)) => Step::new(
+                    "stack",
+                    Status::Pass,
+                    format!(
+                        "read {}: pam_accountmap.so in auth ({}) and account ({})",
+                        file.display(),
+                        at(auth),
+                        at(account)
+                    ),
+                ),
+                // Workbench's session profile: nobody but root passes auth, and accountmap
+                // decides in the account phase.
+                (None, Some(account)) if stack.auth_is_root_only() => Step::new(
+                    "stack",
+                    Status::Pass,
+                    format!(
+                        "read {}: auth lets only root through (pam_rootok, pam_deny: a session profile); pam_accountmap.so in account ({})",
+                        file.display(),
+                        at(account)
+                    ),
+                ),
+                (auth, account) => {
+                    let missing: Vec<&str> = [("auth", auth), ("account", account)]
+                        .iter()
+                        .filter(|(_, l)| l.is_none())
+                        .map(|(k, _)| *k)
+                        .collect();
+                    Step::new(
+                        "stack",
+                        Status::Fail,
+                        format!(
+                            "read {}: its {} stack does not run pam_accountmap.so (includes followed), so accountmap does not decide this sign-in",
+                            file.display(),
+                            missing.join(" and ")
+                        ),
+                    )
+                }
+            }
+        }
+    };
+    if step.status == Status::Fail {
+        step.notes.push(format!(
+            "install /etc/pam.d/{service} from /usr/share/doc/accountmap/examples/pam.d/ (rstudio.debian or rstudio.rhel)"
+        ));
+    }
+    step.notes.extend(stack.problems);
+    step
 }
 
 fn skipped(name: &'static str, why: &str) -> Step {

@@ -16,8 +16,13 @@ fn engine() -> (Engine, tempfile::TempDir) {
         account("mallory", 1006, 1006, &[]),
     ])
     .with_failure("broken", LookupError::Failed("directory timed out".into()));
-    let accounts = b"John.Doe@Company.com = jdoe\nboss@company.com = root\nlegacy = sys\nghost@company.com = ghost\n";
-    test_support::engine(&[("accounts", accounts, 0o644)], EXAMPLE_CONFIG, directory)
+    let accounts = b"John.Doe@Company.com = jdoe\nboss@company.com = root\nlegacy = sys\nghost@company.com = ghost\ndenied.alias@company.com = alice\n";
+    let config = EXAMPLE_CONFIG.replace(
+        "denied_users = [\"mallory\"]",
+        "denied_users = [\"mallory\", \"denied.alias@company.com\"]",
+    );
+    assert_ne!(config, EXAMPLE_CONFIG);
+    test_support::engine(&[("accounts", accounts, 0o644)], &config, directory)
 }
 
 fn peer(uid: u32) -> Peer {
@@ -35,8 +40,8 @@ fn peer(uid: u32) -> Peer {
 #[case::rewrite_email("alice@company.com", "alice", 1001, 1001)]
 #[case::display_name("alice/Alice Smith", "alice", 1001, 1001)]
 #[case::upper_case_local_name("ALICE", "alice", 1001, 1001)]
-// NSS does not apply the access policy: PAM refuses mallory later, under the local name.
-#[case::denied_user_still_resolves("mallory@company.com", "mallory", 1006, 1006)]
+// NSS does not apply the required groups (none of these accounts is in rstudio-users): PAM
+// refuses them later, under the local name, with the same result.
 fn aliases_get_the_local_entry(
     #[case] name: &str,
     #[case] account: &str,
@@ -71,6 +76,11 @@ fn aliases_get_the_local_entry(
 #[case::unknown_alias("ghost@company.com")]
 #[case::unknown_name("nobody-here")]
 #[case::unmapped_email("eve@elsewhere.org")]
+// Refused by name (issue 13 item 4): an alias of a denied account, and a denied alias of an
+// account that is not denied — rserver and su would hand PAM only "alice", which is allowed.
+#[case::alias_of_a_denied_account("mallory@company.com")]
+#[case::denied_alias("Denied.Alias@Company.com")]
+#[case::denied_alias_other_case("DENIED.ALIAS@company.com")]
 #[case::empty("")]
 #[case::control_character("ali\nce@company.com")]
 #[case::too_long(&"a".repeat(accountmap_wire::MAX_NAME_LEN + 1))]
