@@ -18,6 +18,7 @@
 //! | email alias | Alice.Example@Gmail.com (accounts file) | uid 1001 with rstudio-users |
 //! | proxy-header alias | UID-alice (rewrite rule) | uid 1001 with rstudio-users |
 //! | denied alias | UID-mallory (mallory is in denied_users) | refused, daemon logs `verdict=denied` |
+//! | daemon stopped (last) | alice, right password | refused |
 
 // Test code: a failed expectation is a panic with a message.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -243,7 +244,16 @@ fn judge(env: &Env, from: usize, client: &str, case: &Case, out: &Outcome) -> Op
     }
 }
 
-fn run_cases(env: &Env, client: &str, mut one: impl FnMut(&Case) -> Outcome) {
+/// The last case, run after the others with the daemon stopped: alice, right password.
+const DAEMON_STOPPED: Case = Case {
+    what: "daemon stopped",
+    typed: "alice",
+    password: "pw-alice",
+    allowed_as: None,
+    denied_names: &[],
+};
+
+fn run_cases(env: &mut Env, client: &str, mut one: impl FnMut(&Case) -> Outcome) {
     let before = etc_fingerprint();
     let mut failures = Vec::new();
     for case in CASES {
@@ -252,6 +262,12 @@ fn run_cases(env: &Env, client: &str, mut one: impl FnMut(&Case) -> Outcome) {
         if let Some(f) = judge(env, from, client, case, &out) {
             failures.push(f);
         }
+    }
+    env.stop_daemon();
+    let from = env.log_len();
+    let out = one(&DAEMON_STOPPED);
+    if let Some(f) = judge(env, from, client, &DAEMON_STOPPED, &out) {
+        failures.push(f);
     }
     assert!(before == etc_fingerprint(), "the host's /etc changed");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -319,11 +335,11 @@ impl Sshd {
 /// Also issue 13 item 2: the aliases sign in over ssh with the shipped pam-auth-update profile.
 #[test]
 fn sshd_with_the_ssh_client() {
-    let Some((env, ns)) = setup("real-sshd") else {
+    let Some((mut env, ns)) = setup("real-sshd") else {
         return;
     };
     let sshd = Sshd::new(&ns);
-    run_cases(&env, "sshd", |case| {
+    run_cases(&mut env, "sshd", |case| {
         sshd.sign_in(&ns, case.typed, case.password)
     });
 }
@@ -409,12 +425,12 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 #[test]
 fn su_run_by_an_unprivileged_user() {
-    let Some((env, ns)) = setup("real-su") else {
+    let Some((mut env, ns)) = setup("real-su") else {
         return;
     };
     let helper = ns.path("su_on_a_pty.py");
     accountmap_tests::write_atomic(&helper, SU_ON_A_PTY);
-    run_cases(&env, "su", |case| {
+    run_cases(&mut env, "su", |case| {
         let script = format!(
             "exec setpriv --reuid=65534 --regid=65534 --clear-groups -- \
              /usr/bin/python3 {helper} '{user}' '{pw}'\n",
@@ -428,10 +444,10 @@ fn su_run_by_an_unprivileged_user() {
 
 #[test]
 fn pamtester_against_the_real_libpam() {
-    let Some((env, ns)) = setup("real-pamtester") else {
+    let Some((mut env, ns)) = setup("real-pamtester") else {
         return;
     };
-    run_cases(&env, "pamtester", |case| {
+    run_cases(&mut env, "pamtester", |case| {
         // pamtester prints no `id`: on success, `id` of the local account it signed in as.
         let script = format!(
             "printf '%s\\n' '{pw}' | timeout 60 pamtester pamtester '{user}' authenticate acct_mgmt || exit $?\n\
