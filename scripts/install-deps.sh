@@ -10,6 +10,7 @@
 #                                                the package's own ssh service is kept from starting
 #                                                (policy-rc.d below); the host's sshd config is untouched
 #   python3                                      the real-client suite answers su's prompt on a pty
+#   python3-pamela                               ... and signs in as JupyterHub's PAMAuthenticator does
 #   slapd, ldap-utils                            the LDAP tests start their own slapd on loopback
 #   build-essential, pkg-config                  the C toolchain cargo links with
 #   rpm, rpm2cpio, lintian                       inspect the built packages (make package)
@@ -33,7 +34,8 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config
-    rpm rpm2cpio lintian binutils slapd ldap-utils valgrind openssh-server openssh-client sshpass python3)
+    rpm rpm2cpio lintian binutils slapd ldap-utils valgrind openssh-server openssh-client sshpass python3
+    python3-pamela)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -1,6 +1,7 @@
 //! Real clients against the built modules and a real accountmapd: OpenSSH's sshd with the `ssh`
-//! client (sshpass), setuid `su` run by an unprivileged user on a pty, and pamtester against
-//! the system's libpam (no pam_wrapper, no nss_wrapper in the client). Each runs inside a
+//! client (sshpass), setuid `su` run by an unprivileged user on a pty, pamtester against
+//! the system's libpam (no pam_wrapper, no nss_wrapper in the client), and JupyterHub's PAM
+//! calls through python3-pamela. Each runs inside a
 //! private mount namespace ([`accountmap_tests::namespace`]); the host's `/etc` is checked
 //! byte for byte before and after. Root only (CI runs as root): the test is skipped otherwise.
 //!
@@ -168,6 +169,8 @@ fn pam_files() -> BTreeMap<String, String> {
     let common = "@include common-auth\n@include common-account\n@include common-session\n";
     m.insert("sshd".into(), common.into());
     m.insert("pamtester".into(), common.into());
+    // JupyterHub's PAMAuthenticator uses service "login" by default.
+    m.insert("login".into(), common.into());
     m.insert(
         "su".into(),
         format!("auth sufficient pam_rootok.so\n{common}"),
@@ -492,6 +495,60 @@ fn item1_account_phase_maps_an_alias_for_pam_unix() {
             "acct_mgmt {typed} must be refused: {}",
             out.all()
         );
+    }
+    assert!(before == etc_fingerprint(), "the host's /etc changed");
+}
+
+/// JupyterHub's PAMAuthenticator, default settings: `pamela.authenticate(name, password,
+/// service="login")`, then `pamela.check_account(name, service="login")`, a second transaction
+/// with the typed name (issue 13 item 1). Prints `uid=…` of `getpwnam(name)` on success as
+/// JupyterHub's local spawners would use it.
+const PAMELA: &str = r#"
+import pamela, pwd, sys
+name, pw = sys.argv[1], sys.argv[2]
+try:
+    pamela.authenticate(name, pw, service="login")
+except pamela.PAMError as e:
+    print("authenticate:", e); sys.exit(2)
+try:
+    pamela.check_account(name, service="login")
+except pamela.PAMError as e:
+    print("check_account:", e); sys.exit(3)
+p = pwd.getpwnam(name)
+print("uid=%d(%s)" % (p.pw_uid, p.pw_name))
+"#;
+
+#[test]
+fn jupyterhub_pamela_authenticate_then_check_account() {
+    let Some((env, ns)) = setup("real-pamela") else {
+        return;
+    };
+    let helper = ns.path("pamela_login.py");
+    accountmap_tests::write_atomic(&helper, PAMELA);
+    let before = etc_fingerprint();
+    for case in CASES {
+        let out = ns.run(
+            &format!(
+                "exec timeout 60 /usr/bin/python3 {} '{}' '{}'\n",
+                helper.display(),
+                case.typed,
+                case.password
+            ),
+            CASE_LIMIT,
+        );
+        let ok = match case.allowed_as {
+            Some(_) => out.code == 0 && out.stdout.contains("uid=1001(alice)"),
+            None => out.code != 0 && !out.stdout.contains("uid="),
+        };
+        assert!(
+            ok,
+            "pamela / {} ({}): {}\n{}",
+            case.what,
+            case.typed,
+            out.all(),
+            env.daemon_log()
+        );
+        eprintln!("PASS pamela    {:28} {}", case.what, case.typed);
     }
     assert!(before == etc_fingerprint(), "the host's /etc changed");
 }
