@@ -30,7 +30,8 @@ DOC="usr/share/doc/accountmap/README.md
 usr/share/doc/accountmap/deployment.md
 usr/share/doc/accountmap/examples/pam.d/rstudio.debian
 usr/share/doc/accountmap/examples/pam.d/rstudio.rhel
-usr/share/doc/accountmap/examples/pam.d/rstudio-session"
+usr/share/doc/accountmap/examples/pam.d/rstudio-session
+usr/share/doc/accountmap/examples/pam.d/sshd.accountmap"
 
 DEB_EXPECTED="usr/sbin/accountmapd
 usr/bin/accountmapctl

@@ -3,7 +3,14 @@
 #   pamtester, libpam-wrapper, libnss-wrapper  real PAM stacks with made-up users, no root setup
 #   libpam0g-dev                                 links the PAM module
 #   openssl                                      the reference recipe for proxy signatures
-#   util-linux                                   setpriv (tests run a client as an unprivileged user)
+#   util-linux                                   setpriv (tests run a client as an unprivileged user),
+#                                                unshare and su (the real-client suite)
+#   openssh-server, openssh-client, sshpass      the real-client suite runs its own sshd on loopback
+#                                                inside a private mount namespace and signs in with ssh;
+#                                                the package's own ssh service is kept from starting
+#                                                (policy-rc.d below); the host's sshd config is untouched
+#   python3                                      the real-client suite answers su's prompt on a pty
+#   python3-pamela                               ... and signs in as JupyterHub's PAMAuthenticator does
 #   slapd, ldap-utils                            the LDAP tests start their own slapd on loopback
 #   build-essential, pkg-config                  the C toolchain cargo links with
 #   rpm, rpm2cpio, lintian                       inspect the built packages (make package)
@@ -27,7 +34,8 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config
-    rpm rpm2cpio lintian binutils slapd ldap-utils valgrind)
+    rpm rpm2cpio lintian binutils slapd ldap-utils valgrind openssh-server openssh-client sshpass python3
+    python3-pamela)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -79,6 +87,24 @@ echo "install-deps: installing ${missing[*]}"
 if [[ " ${missing[*]} " == *" slapd "* ]] && command -v debconf-set-selections >/dev/null 2>&1; then
     echo "slapd slapd/no_configuration boolean true" | "${SUDO[@]}" debconf-set-selections
 fi
+# openssh-server's postinst starts the ssh service: the suite starts its own sshd only, so a
+# policy-rc.d that refuses every start (exit 101) is put in place for the install when there is
+# none, and removed afterwards. (The package still enables ssh.service for the next boot:
+# `systemctl disable ssh` if this machine must not run one.)
+POLICY=/usr/sbin/policy-rc.d
+own_policy=no
+if [[ " ${missing[*]} " == *" openssh-server "* ]] && [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\n# accountmap install-deps: no service starts during this install\nexit 101\n' \
+        | "${SUDO[@]}" tee "$POLICY" >/dev/null
+    "${SUDO[@]}" chmod 755 "$POLICY"
+    own_policy=yes
+fi
+remove_policy() {
+    if [ "$own_policy" = yes ]; then
+        "${SUDO[@]}" rm -f "$POLICY"
+    fi
+}
+trap remove_policy EXIT
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 install_tools

@@ -219,30 +219,7 @@ fn auth_inner<H: PamHandle, D: Daemon>(
     }
 
     let account = decision.account;
-    if account.is_empty() || account.len() > MAX_NAME_LEN || account.contains('\0') {
-        h.log(
-            Level::Err,
-            &format!(
-                "accountmapd allowed {user:?} but named no usable local account ({account:?}); refusing"
-            ),
-        );
-        return Err(PAM_AUTHINFO_UNAVAIL);
-    }
-    if !opts.keep_user && account != user {
-        h.set_user(&account).map_err(|code| {
-            h.log(
-                Level::Err,
-                &format!("cannot set PAM_USER to {account:?}: {}", code_name(code)),
-            );
-            code
-        })?;
-        if opts.debug {
-            h.log(
-                Level::Debug,
-                &format!("PAM_USER changed from {user:?} to {account:?}"),
-            );
-        }
-    }
+    adopt_account(h, &opts, &user, &account)?;
     remember(
         h,
         CachedDecision {
@@ -292,16 +269,55 @@ fn account_inner<H: PamHandle, D: Daemon>(
                 );
             }
             return match code_for(cached.verdict, Phase::Account) {
-                PAM_SUCCESS => Ok(()),
+                PAM_SUCCESS => adopt_account(h, &opts, &user, &cached.account),
                 code => Err(code),
             };
         }
     }
     let decision = ask_daemon(h, &opts, env, daemon, Phase::Account, &user, None)?;
     match code_for(decision.verdict, Phase::Account) {
-        PAM_SUCCESS => Ok(()),
+        PAM_SUCCESS => adopt_account(h, &opts, &user, &decision.account),
         code => Err(code),
     }
+}
+
+/// After an allowed decision, in both phases: refuses an unusable account name, then sets
+/// PAM_USER from the name `user` to the local `account` unless `keep_user`. The account phase
+/// needs it too: an account-only transaction (JupyterHub's `check_account(typed_name)`,
+/// `pamtester SERVICE ALIAS acct_mgmt`) hands the alias to the modules after ours, and
+/// pam_unix knows only the local name.
+fn adopt_account<H: PamHandle>(
+    h: &mut H,
+    opts: &Options,
+    user: &str,
+    account: &str,
+) -> Result<(), Code> {
+    if account.is_empty() || account.len() > MAX_NAME_LEN || account.contains('\0') {
+        h.log(
+            Level::Err,
+            &format!(
+                "accountmapd allowed {user:?} but named no usable local account ({account:?}); refusing"
+            ),
+        );
+        return Err(PAM_AUTHINFO_UNAVAIL);
+    }
+    if opts.keep_user || account == user {
+        return Ok(());
+    }
+    h.set_user(account).map_err(|code| {
+        h.log(
+            Level::Err,
+            &format!("cannot set PAM_USER to {account:?}: {}", code_name(code)),
+        );
+        code
+    })?;
+    if opts.debug {
+        h.log(
+            Level::Debug,
+            &format!("PAM_USER changed from {user:?} to {account:?}"),
+        );
+    }
+    Ok(())
 }
 
 fn parse_options<H: PamHandle>(h: &H, args: &[&[u8]]) -> Result<Options, Code> {

@@ -30,6 +30,7 @@
 //! - [`world`], [`config`]: the made-up users and groups, and `accountmap.toml`;
 //! - [`command`]: bounded child processes and one-shot commands ([`run_bounded`], [`daemon_check`]);
 //! - [`wait`], [`files`], [`artifacts`]: polling, file writing, where the built binaries are;
+//! - [`namespace`]: real sshd, su and pamtester in a private mount namespace;
 //! - [`raw_client`], [`net`]: raw frames to the daemon socket; loopback ports, accept loops
 //!   and forwarding for the tests' proxies;
 //! - [`server`]: the long-running processes a test owns (spawn with a log, wait, kill, clean up);
@@ -47,6 +48,7 @@ pub mod config;
 pub mod daemon;
 pub mod env;
 pub mod files;
+pub mod namespace;
 pub mod net;
 pub mod oidc_provider;
 pub mod pamtester;

@@ -781,7 +781,7 @@ fn keep_user_never_rewrites() {
 }
 
 #[rstest]
-fn pam_user_is_rewritten_only_on_auth_success(
+fn pam_user_is_rewritten_only_on_success(
     #[values(
         Verdict::Allowed,
         Verdict::UserUnknown,
@@ -796,8 +796,53 @@ fn pam_user_is_rewritten_only_on_auth_success(
     let mut h = FakePam::new("alias");
     let mut d = FakeDaemon::new(Answer::Verdict(verdict, "jdoe"));
     run(phase, &mut h, &[], &mut d);
-    let rewritten = verdict == Verdict::Allowed && phase == Phase::Auth;
-    assert_eq!(!h.user_sets.is_empty(), rewritten);
+    let rewritten = verdict == Verdict::Allowed;
+    assert_eq!(!h.user_sets.is_empty(), rewritten, "{phase:?}");
+}
+
+/// Issue 13 item 1: an account-only transaction with the alias (JupyterHub's
+/// `check_account(typed_name)`) hands the local account to the modules after ours.
+#[test]
+fn account_only_success_rewrites_pam_user_to_the_account() {
+    let mut h = FakePam::new("John.Doe@Company.com");
+    let mut d = FakeDaemon::allowing("jdoe");
+    assert_eq!(account(&mut h, &[], &mut d), PAM_SUCCESS);
+    assert_eq!(h.user_sets, vec!["jdoe".to_string()]);
+    assert_eq!(h.current_user().as_deref(), Some("jdoe"));
+}
+
+#[test]
+fn keep_user_never_rewrites_in_the_account_phase() {
+    let mut h = FakePam::new("John.Doe@Company.com");
+    let mut d = FakeDaemon::allowing("jdoe");
+    assert_eq!(account(&mut h, &["keep_user"], &mut d), PAM_SUCCESS);
+    assert!(h.user_sets.is_empty());
+}
+
+#[test]
+fn account_rewrites_from_a_cached_decision_made_under_the_alias() {
+    let mut h = FakePam::new("alias");
+    h.cache = Some(CachedDecision {
+        verdict: Verdict::Allowed,
+        original: "alias".into(),
+        account: "jdoe".into(),
+        at: Instant::now(),
+    });
+    let mut d = FakeDaemon::new(Answer::Refused);
+    assert_eq!(account(&mut h, &[], &mut d), PAM_SUCCESS);
+    assert!(d.calls.is_empty());
+    assert_eq!(h.current_user().as_deref(), Some("jdoe"));
+}
+
+#[rstest]
+#[case::empty("")]
+#[case::nul("jd\0oe")]
+fn an_allowed_account_decision_without_a_usable_account_fails_closed(#[case] acct: &'static str) {
+    let mut h = FakePam::new("alias");
+    let mut d = FakeDaemon::allowing(acct);
+    assert_eq!(account(&mut h, &[], &mut d), PAM_AUTHINFO_UNAVAIL);
+    assert!(h.user_sets.is_empty());
+    assert!(h.logged(Level::Err, "no usable local account"));
 }
 
 #[rstest]
@@ -849,7 +894,7 @@ fn account_reuses_the_auth_decision(
         h.logged(Level::Debug, "not asking accountmapd again"),
         debug
     );
-    // The account phase never rewrites PAM_USER.
+    // The auth phase already rewrote PAM_USER (or kept it): the account phase adds nothing.
     assert!(h.user_sets.len() <= 1);
 }
 
