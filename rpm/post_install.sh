@@ -5,5 +5,14 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     systemctl daemon-reload >/dev/null 2>&1 || :
     if [ "$1" -eq 1 ]; then
         systemctl enable --now accountmapd.service >/dev/null 2>&1 || :
+        if ! systemctl is-active --quiet accountmapd.service; then
+            echo "accountmap: accountmapd.service is not running; see: systemctl status accountmapd" >&2
+        fi
     fi
+else
+    # No systemd as PID 1 (a container, a chroot): nothing was started; say how.
+    echo "accountmap: systemd is not running here (a container or a chroot?), so accountmapd was not started." >&2
+    echo "accountmap: start it as root:  accountmapd --log-stderr >>/var/log/accountmapd.log 2>&1 &" >&2
+    echo "accountmap: then check it:     accountmapctl status" >&2
+    echo "accountmap: see /usr/share/doc/accountmap/README.md, \"Hosts without systemd\"." >&2
 fi

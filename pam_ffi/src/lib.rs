@@ -178,6 +178,10 @@ extern "C" {
     pub fn pam_set_item(pamh: *mut pam_handle_t, item_type: c_int, item: *const c_void) -> c_int;
     pub fn pam_strerror(pamh: *mut pam_handle_t, errnum: c_int) -> *const c_char;
     pub fn pam_getenv(pamh: *mut pam_handle_t, name: *const c_char) -> *const c_char;
+    /// Registers a failure delay of at least `musec_delay` microseconds: libpam waits the
+    /// largest one registered (varied by up to half either way) once, when the whole
+    /// pam_authenticate fails (`int pam_fail_delay(pam_handle_t *, unsigned int)`).
+    pub fn pam_fail_delay(pamh: *mut pam_handle_t, musec_delay: std::ffi::c_uint) -> c_int;
 
     // Module side (pam_modules.h, pam_ext.h).
     pub fn pam_get_data(

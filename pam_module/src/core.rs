@@ -62,6 +62,12 @@ pub struct CachedDecision {
 /// the daemon again, so that an edit of `denied_users` is not outlived by an old handle.
 pub const CACHE_MAX_AGE: Duration = Duration::from_secs(60);
 
+/// How long a handle remembers that the daemon did not answer within `timeout=`: later calls
+/// on the same handle (sshd's password retries, a second method, acct_mgmt) return
+/// PAM_AUTHINFO_UNAVAIL at once instead of waiting `timeout=` again, so a frozen daemon costs
+/// one timeout per handle, not one per attempt.
+pub const SILENT_MEMORY: Duration = Duration::from_secs(60);
+
 /// The PAM handle as the module sees it.
 pub trait PamHandle {
     /// A string item as bytes; `Ok(None)` when it is not set.
@@ -83,6 +89,14 @@ pub trait PamHandle {
     fn cached_decision(&self) -> Option<CachedDecision>;
     /// Stores (`Some`) or forgets (`None`) the decision for the account phase.
     fn store_decision(&mut self, decision: Option<CachedDecision>) -> Result<(), Code>;
+    /// Registers a failure delay (`pam_fail_delay`): libpam waits the largest one registered,
+    /// once, if the whole authentication fails.
+    fn fail_delay(&mut self, delay: Duration) -> Result<(), Code>;
+    /// When a call on this handle last found the daemon silent (it did not answer within
+    /// `timeout=`), as [`PamHandle::note_daemon_silent`] stored it.
+    fn daemon_silent_since(&self) -> Option<Instant>;
+    /// Remembers on this handle that the daemon did not answer in time.
+    fn note_daemon_silent(&mut self, at: Instant) -> Result<(), Code>;
 }
 
 /// The way to the daemon: [`accountmap_wire::call`] in the module, a double in tests.
@@ -189,6 +203,17 @@ fn auth_inner<H: PamHandle, D: Daemon>(
         })?;
     }
     let opts = parse_options(h, args)?;
+    // Registered on every call, whatever follows (as pam_unix does): a refusal by identity or
+    // policy, an unusable name or a silent daemon then fails no faster than a wrong password.
+    if !opts.fail_delay.is_zero() {
+        let usec = u32::try_from(opts.fail_delay.as_micros()).unwrap_or(u32::MAX);
+        if let Err(code) = h.fail_delay(Duration::from_micros(u64::from(usec))) {
+            h.log(
+                Level::Warning,
+                &format!("cannot register the failure delay: {}", code_name(code)),
+            );
+        }
+    }
     let user = pam_user(h, Phase::Auth)?;
     let decision = if opts.verify == Verify::Device {
         device_flow(h, &opts, env, daemon, &user)?
@@ -549,7 +574,7 @@ fn socket_path(opts: &Options, env: &Env) -> PathBuf {
 
 /// Sends the request; the daemon's decision, or PAM_AUTHINFO_UNAVAIL when there is none.
 fn ask_daemon<H: PamHandle, D: Daemon>(
-    h: &H,
+    h: &mut H,
     opts: &Options,
     env: &Env,
     daemon: &mut D,
@@ -587,9 +612,33 @@ fn ask_daemon<H: PamHandle, D: Daemon>(
         );
         PAM_AUTHINFO_UNAVAIL
     };
-    let decision = match daemon.call(&socket, &req, opts.timeout) {
+    if let Some(since) = h.daemon_silent_since() {
+        if since.elapsed() < SILENT_MEMORY {
+            return Err(unavailable(format!(
+                "accountmapd did not answer within timeout= on this handle {}s ago; not waiting again",
+                since.elapsed().as_secs()
+            )));
+        }
+    }
+    let answer = daemon.call(&socket, &req, opts.timeout);
+    let silent = matches!(answer, Err(ClientError::Timeout));
+    let decision = match answer {
         Ok(Response::Decision(d)) => d,
-        other => return Err(unavailable(unusable(other))),
+        other => {
+            let code = unavailable(unusable(other));
+            if silent {
+                if let Err(c) = h.note_daemon_silent(Instant::now()) {
+                    h.log(
+                        Level::Warning,
+                        &format!(
+                            "cannot remember that accountmapd is silent: {}",
+                            code_name(c)
+                        ),
+                    );
+                }
+            }
+            return Err(code);
+        }
     };
     let code = code_for(decision.verdict, phase);
     if opts.debug {

@@ -7,13 +7,19 @@ use pam_ffi::{
     PAM_CONV, PAM_CONV_ERR, PAM_PROMPT_ECHO_OFF, PAM_RHOST, PAM_SERVICE, PAM_SUCCESS,
     PAM_SYSTEM_ERR, PAM_TEXT_INFO, PAM_USER,
 };
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::ptr;
+use std::time::{Duration, Instant};
 
 /// The key of the auth decision kept with pam_set_data. The version is part of it so that two
 /// different builds of the module in one stack never read each other's layout.
 const DATA_KEY: &[u8] =
     concat!("pam_accountmap_decision/", env!("CARGO_PKG_VERSION"), "\0").as_bytes();
+
+/// The key of the moment a call on this handle found the daemon silent (a boxed `Instant`),
+/// versioned like [`DATA_KEY`].
+const SILENT_KEY: &[u8] =
+    concat!("pam_accountmap_silent/", env!("CARGO_PKG_VERSION"), "\0").as_bytes();
 
 /// The one prompt the module sends (PAM_PROMPT_ECHO_OFF), as a C string.
 const PROMPT: &[u8] = b"Password: \0";
@@ -260,6 +266,73 @@ impl PamHandle for FfiHandle {
             Err(rc)
         }
     }
+
+    fn fail_delay(&mut self, delay: Duration) -> Result<(), Code> {
+        let usec = c_uint::try_from(delay.as_micros()).unwrap_or(c_uint::MAX);
+        // SAFETY: `self.pamh` is the live handle of the running hook; the call takes a plain
+        // integer and only records it in the handle.
+        let rc = unsafe { ffi::pam_fail_delay(self.pamh, usec) };
+        if rc == PAM_SUCCESS {
+            Ok(())
+        } else {
+            Err(rc)
+        }
+    }
+
+    fn daemon_silent_since(&self) -> Option<Instant> {
+        let mut data: *const c_void = ptr::null();
+        // SAFETY: `self.pamh` is the live handle, SILENT_KEY a static C string, `data` a valid
+        // place for one pointer.
+        let rc = unsafe {
+            ffi::pam_get_data(self.pamh, SILENT_KEY.as_ptr().cast::<c_char>(), &mut data)
+        };
+        if rc != PAM_SUCCESS || data.is_null() {
+            return None;
+        }
+        // SAFETY: under SILENT_KEY (versioned) only `note_daemon_silent` of this very build
+        // stores anything: a `Box<Instant>` alive until libpam calls `cleanup_instant`, which
+        // cannot happen during this hook.
+        Some(unsafe { *data.cast::<Instant>() })
+    }
+
+    fn note_daemon_silent(&mut self, at: Instant) -> Result<(), Code> {
+        let data = Box::into_raw(Box::new(at));
+        // SAFETY: live handle, static key; on success libpam owns `data` and hands it back to
+        // `cleanup_instant` exactly once (on replacement or at pam_end).
+        let rc = unsafe {
+            ffi::pam_set_data(
+                self.pamh,
+                SILENT_KEY.as_ptr().cast::<c_char>(),
+                data.cast::<c_void>(),
+                Some(cleanup_instant),
+            )
+        };
+        if rc == PAM_SUCCESS {
+            Ok(())
+        } else {
+            // SAFETY: libpam refused the pointer and did not call the cleanup: it is still
+            // ours, from the Box::into_raw just above.
+            drop(unsafe { Box::from_raw(data) });
+            Err(rc)
+        }
+    }
+}
+
+/// Frees an `Instant` stored by `note_daemon_silent`. Called by libpam, at pam_end or when the
+/// entry is replaced.
+unsafe extern "C" fn cleanup_instant(
+    _pamh: *mut pam_handle_t,
+    data: *mut c_void,
+    _error_status: c_int,
+) {
+    if data.is_null() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: `data` came from Box::into_raw in `note_daemon_silent` and libpam calls the
+        // cleanup of an entry exactly once.
+        drop(unsafe { Box::from_raw(data.cast::<Instant>()) });
+    });
 }
 
 /// Frees a decision stored by `store_decision`. Called by libpam, at pam_end or when the entry

@@ -3,7 +3,7 @@
 //! ```text
 //! auth     requisite  pam_accountmap.so [socket=PATH] [verify=none|ldap|oidc|device|proxy]
 //!                                       [use_first_pass|try_first_pass] [keep_user]
-//!                                       [timeout=SECONDS] [debug]
+//!                                       [timeout=SECONDS] [fail_delay=MILLISECONDS] [debug]
 //! account  required   pam_accountmap.so [the same options; the credential ones do nothing here]
 //! ```
 //!

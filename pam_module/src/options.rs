@@ -11,6 +11,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest accepted `timeout=`, in seconds.
 pub const MAX_TIMEOUT_SECS: u64 = 600;
 
+/// The failure delay the auth phase registers when no `fail_delay=` is given: pam_unix's 2 s,
+/// so that a refusal by identity or policy takes as long as pam_unix's wrong password.
+pub const DEFAULT_FAIL_DELAY: Duration = Duration::from_secs(2);
+/// The largest accepted `fail_delay=`, in milliseconds.
+pub const MAX_FAIL_DELAY_MS: u64 = 60_000;
+
 /// How the auth phase obtains the credential that `verify=` checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pass {
@@ -30,6 +36,8 @@ pub struct Options {
     pub pass: Pass,
     pub keep_user: bool,
     pub timeout: Duration,
+    /// `fail_delay=`: registered with pam_fail_delay on every auth call; zero registers none.
+    pub fail_delay: Duration,
     pub debug: bool,
 }
 
@@ -41,6 +49,7 @@ impl Default for Options {
             pass: Pass::Prompt,
             keep_user: false,
             timeout: DEFAULT_TIMEOUT,
+            fail_delay: DEFAULT_FAIL_DELAY,
             debug: false,
         }
     }
@@ -102,6 +111,20 @@ pub fn parse(args: &[&[u8]]) -> Result<Parsed, OptionError> {
                     })?;
                 options.timeout = Duration::from_secs(secs);
             }
+            (b"fail_delay", Some(v)) => {
+                let ms = std::str::from_utf8(v)
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .filter(|n| *n <= MAX_FAIL_DELAY_MS)
+                    .ok_or_else(|| {
+                        OptionError(format!(
+                            "invalid fail_delay={:?} (expected whole milliseconds from 0 to {MAX_FAIL_DELAY_MS})",
+                            String::from_utf8_lossy(v)
+                        ))
+                    })?;
+                options.fail_delay = Duration::from_millis(ms);
+            }
             (b"use_first_pass", None) => use_first = true,
             (b"try_first_pass", None) => try_first = true,
             (b"keep_user", None) => options.keep_user = true,
@@ -154,6 +177,9 @@ mod tests {
     #[case::use_wins_over_try_either_order(&["try_first_pass", "use_first_pass"], |o: &Options| o.pass == Pass::UseFirst)]
     #[case::keep_user(&["keep_user"], |o: &Options| o.keep_user)]
     #[case::debug(&["debug"], |o: &Options| o.debug)]
+    #[case::fail_delay_0(&["fail_delay=0"], |o: &Options| o.fail_delay.is_zero())]
+    #[case::fail_delay_1500(&["fail_delay=1500"], |o: &Options| o.fail_delay == Duration::from_millis(1500))]
+    #[case::fail_delay_max(&["fail_delay=60000"], |o: &Options| o.fail_delay == Duration::from_secs(60))]
     #[case::timeout_1(&["timeout=1"], |o: &Options| o.timeout == Duration::from_secs(1))]
     #[case::timeout_600(&["timeout=600"], |o: &Options| o.timeout == Duration::from_secs(600))]
     #[case::timeout_leading_zero(&["timeout=07"], |o: &Options| o.timeout == Duration::from_secs(7))]
@@ -167,6 +193,10 @@ mod tests {
     #[case::verify_bogus("verify=bogus")]
     #[case::verify_empty("verify=")]
     #[case::verify_upper("verify=LDAP")]
+    #[case::fail_delay_abc("fail_delay=abc")]
+    #[case::fail_delay_empty("fail_delay=")]
+    #[case::fail_delay_too_long("fail_delay=60001")]
+    #[case::fail_delay_negative("fail_delay=-1")]
     #[case::timeout_abc("timeout=abc")]
     #[case::timeout_empty("timeout=")]
     #[case::timeout_zero("timeout=0")]

@@ -14,7 +14,7 @@ use accountmap_wire::{
 use pam_ffi::{
     alloc_responses, pam_conv, pam_get_item, pam_getenv, pam_message, pam_response, read_messages,
     AppHandle, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_CONV_ERR, PAM_PERM_DENIED,
-    PAM_PROMPT_ECHO_OFF, PAM_SERVICE_ERR, PAM_SUCCESS, PAM_USER,
+    PAM_PROMPT_ECHO_OFF, PAM_SERVICE_ERR, PAM_SUCCESS, PAM_USER, PAM_USER_UNKNOWN,
 };
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::io::{Read, Write};
@@ -304,7 +304,7 @@ fn use_first_pass_without_a_password_does_not_converse() {
 fn no_daemon_is_authinfo_unavail_at_once() {
     let d = FakeDaemon::start("nodaemon", None);
     let confdir = d.service(&[
-        "auth required MODULE socket=/nonexistent/accountmap.sock",
+        "auth required MODULE socket=/nonexistent/accountmap.sock fail_delay=0",
         "account required MODULE socket=/nonexistent/accountmap.sock",
     ]);
     let mut t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
@@ -321,7 +321,7 @@ fn no_daemon_is_authinfo_unavail_at_once() {
 #[test]
 fn silent_daemon_is_authinfo_unavail_after_the_timeout() {
     let d = FakeDaemon::start("silent", None);
-    let confdir = d.service(&["auth required MODULE socket=SOCKET timeout=1"]);
+    let confdir = d.service(&["auth required MODULE socket=SOCKET timeout=1 fail_delay=0"]);
     let mut t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
     let start = Instant::now();
     assert_eq!(t.pamh.authenticate(0), PAM_AUTHINFO_UNAVAIL);
@@ -329,6 +329,55 @@ fn silent_daemon_is_authinfo_unavail_after_the_timeout() {
     assert!(
         took >= Duration::from_secs(1) && took < Duration::from_millis(1500),
         "{took:?}"
+    );
+}
+
+/// Issue 13, item 7: sshd tries keyboard-interactive, then password (and retries) on one PAM
+/// handle; a frozen daemon must cost that handle one `timeout=`, not one per attempt. Before
+/// the fix, three calls here took three timeouts (3 s).
+#[test]
+fn frozen_daemon_costs_one_timeout_per_handle() {
+    let d = FakeDaemon::start("frozen", None);
+    let confdir = d.service(&[
+        "auth required MODULE socket=SOCKET timeout=1 fail_delay=0",
+        "account required MODULE socket=SOCKET timeout=1",
+    ]);
+    let mut t = Txn::start(&confdir, "jdoe", ConvMode::Fail);
+    let start = Instant::now();
+    assert_eq!(t.pamh.authenticate(0), PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(t.pamh.authenticate(0), PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(t.pamh.acct_mgmt(0), PAM_AUTHINFO_UNAVAIL);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(1600),
+        "three calls on one handle took {took:?}"
+    );
+}
+
+/// Issue 13, item 3: the auth phase registers its failure delay (pam_fail_delay) on every
+/// call, so an instant refusal (unknown user, policy) waits like pam_unix's wrong password.
+/// libpam randomises the delay (up to half of it either way). `fail_delay=0` registers none.
+#[test]
+fn refusals_wait_the_registered_failure_delay() {
+    let d = FakeDaemon::start("delay", Some(decision(Verdict::UserUnknown, "")));
+    let confdir = d.service(&["auth required MODULE socket=SOCKET fail_delay=800"]);
+    let mut t = Txn::start(&confdir, "nobody-here", ConvMode::Fail);
+    let start = Instant::now();
+    assert_eq!(t.pamh.authenticate(0), PAM_USER_UNKNOWN);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(390) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+
+    let confdir = d.service(&["auth required MODULE socket=SOCKET fail_delay=0"]);
+    let mut t = Txn::start(&confdir, "nobody-here", ConvMode::Fail);
+    let start = Instant::now();
+    assert_eq!(t.pamh.authenticate(0), PAM_USER_UNKNOWN);
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
     );
 }
 

@@ -147,10 +147,14 @@ impl Env {
         self.dir.join(name)
     }
 
-    /// One PAM line naming our module by absolute path, with `socket=` filled in.
+    /// One PAM line naming our module by absolute path, with `socket=` filled in. Auth lines
+    /// start with `fail_delay=0`, so that the suite's many refusals do not each wait the
+    /// module's 2 s failure delay; a test of that delay passes `fail_delay=…` in `options`
+    /// (the last value wins).
     pub fn module_line(&self, kind: &str, control: &str, options: &str) -> String {
+        let delay = if kind == "auth" { "fail_delay=0 " } else { "" };
         format!(
-            "{kind} {control} {} socket={} {options}\n",
+            "{kind} {control} {} socket={} {delay}{options}\n",
             pam_module().display(),
             self.socket.display()
         )

@@ -74,6 +74,89 @@ fn silent_daemon_module_gives_up_at_timeout() {
     }
 }
 
+/// Resumes a daemon stopped with SIGSTOP, even when the test fails.
+struct Resume<'a>(&'a Env);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        self.0.signal(libc::SIGCONT);
+    }
+}
+
+/// Issue 13, item 7: a frozen daemon (SIGSTOP) on one PAM handle that authenticates twice,
+/// as sshd does (keyboard-interactive, then password, then retries), and then runs acct_mgmt:
+/// the whole costs one `timeout=`, not one per call (before the fix: three timeouts, 3 s
+/// here; over ssh with the default timeout=10, 34 s). Real libpam (pam_start_confdir) on the
+/// test's service directory; the daemon resumes afterwards and answers again.
+#[test]
+fn frozen_daemon_costs_one_timeout_per_pam_handle() {
+    use pam_ffi::{pam_conv, AppHandle, PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS};
+    use std::ffi::CString;
+    use std::time::Instant;
+
+    let env = Env::new("frozen");
+    env.add_service("timeout1", "timeout=1", false);
+    let conv = pam_conv {
+        conv: None,
+        appdata_ptr: std::ptr::null_mut(),
+    };
+    let service = CString::new("timeout1").unwrap();
+    let user = CString::new("alice").unwrap();
+    let confdir = CString::new(env.pam_dir.to_str().unwrap()).unwrap();
+    // SAFETY: the module never converses with verify=none, so the NULL conversation function
+    // and data are never used.
+    let start_handle = || unsafe { AppHandle::start_confdir(&service, &user, &conv, &confdir) };
+
+    let mut pamh = start_handle().unwrap();
+    assert_eq!(pamh.authenticate(0), PAM_SUCCESS, "sanity: up first");
+    pamh.end(PAM_SUCCESS);
+
+    env.signal(libc::SIGSTOP);
+    let resume = Resume(&env);
+    // kill() returns before every thread has stopped: wait for the stopped state.
+    let stat = format!("/proc/{}/stat", env.daemon_pid().unwrap());
+    let stopped = || {
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        // The state follows the command name in parentheses: "pid (comm) T ...".
+        text.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T'))
+    };
+    let t0 = Instant::now();
+    while !stopped() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut pamh = start_handle().unwrap();
+    let start = Instant::now();
+    let codes = [
+        pamh.authenticate(0),
+        pamh.authenticate(0),
+        pamh.acct_mgmt(0),
+    ];
+    let took = start.elapsed();
+    pamh.end(PAM_AUTHINFO_UNAVAIL);
+    eprintln!("frozen daemon, timeout=1: authenticate, authenticate, acct_mgmt on one handle took {took:?}");
+    assert_eq!(codes, [PAM_AUTHINFO_UNAVAIL; 3]);
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(1800),
+        "three calls on one handle took {took:?}: more than one timeout"
+    );
+    drop(resume);
+
+    // A fresh handle asks again, and the resumed daemon answers.
+    let mut pamh = start_handle().unwrap();
+    assert_eq!(
+        pamh.authenticate(0),
+        PAM_SUCCESS,
+        "after SIGCONT\n{}",
+        env.daemon_log()
+    );
+    pamh.end(PAM_SUCCESS);
+}
+
 fn refused(reply: &RawReply) -> bool {
     matches!(
         reply,

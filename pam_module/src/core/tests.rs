@@ -26,6 +26,9 @@ struct FakePam {
     cache_stores: Vec<Option<CachedDecision>>,
     fail_set_user: Option<Code>,
     fail_store: Option<Code>,
+    /// Failure delays registered, in order.
+    delays: Vec<Duration>,
+    silent: Option<Instant>,
     logs: RefCell<Vec<(Level, String)>>,
 }
 
@@ -45,6 +48,8 @@ impl FakePam {
             cache_stores: Vec::new(),
             fail_set_user: None,
             fail_store: None,
+            delays: Vec::new(),
+            silent: None,
             logs: RefCell::new(Vec::new()),
         }
     }
@@ -146,6 +151,20 @@ impl PamHandle for FakePam {
         }
         self.cache_stores.push(decision.clone());
         self.cache = decision;
+        Ok(())
+    }
+
+    fn fail_delay(&mut self, delay: Duration) -> Result<(), Code> {
+        self.delays.push(delay);
+        Ok(())
+    }
+
+    fn daemon_silent_since(&self) -> Option<Instant> {
+        self.silent
+    }
+
+    fn note_daemon_silent(&mut self, at: Instant) -> Result<(), Code> {
+        self.silent = Some(at);
         Ok(())
     }
 }
@@ -1085,4 +1104,71 @@ fn code_names_cover_the_codes_returned() {
     }
     assert_eq!(code_name(PAM_ABORT), "PAM_ABORT");
     assert_eq!(code_name(-1), UNKNOWN_CODE);
+}
+
+/// Item 3 of issue 13: every auth call registers the failure delay (2 s by default, as
+/// pam_unix), whatever the verdict, so a refusal by identity or policy is not faster than a
+/// wrong password; `fail_delay=0` registers none.
+#[rstest]
+#[case::allowed(Answer::Verdict(Verdict::Allowed, "alice"))]
+#[case::unknown(Answer::Verdict(Verdict::UserUnknown, ""))]
+#[case::refused(Answer::Verdict(Verdict::PolicyDenied, "bob"))]
+#[case::daemon_down(Answer::Refused)]
+fn every_auth_call_registers_the_failure_delay(#[case] answer: Answer) {
+    let mut h = FakePam::new("alice");
+    auth(&mut h, &[], &mut FakeDaemon::new(answer.clone()));
+    assert_eq!(h.delays, vec![Duration::from_secs(2)]);
+
+    let mut h = FakePam::new("alice");
+    auth(
+        &mut h,
+        &["fail_delay=750"],
+        &mut FakeDaemon::new(answer.clone()),
+    );
+    assert_eq!(h.delays, vec![Duration::from_millis(750)]);
+
+    let mut h = FakePam::new("alice");
+    auth(&mut h, &["fail_delay=0"], &mut FakeDaemon::new(answer));
+    assert!(h.delays.is_empty());
+}
+
+#[test]
+fn the_account_phase_registers_no_failure_delay() {
+    let mut h = FakePam::new("alice");
+    let mut d = FakeDaemon::new(Answer::Verdict(Verdict::PolicyDenied, "alice"));
+    assert_eq!(
+        acct_mgmt(&mut h, &[], &Env::default(), &mut d),
+        PAM_PERM_DENIED
+    );
+    assert!(h.delays.is_empty());
+}
+
+/// Item 7 of issue 13: once the daemon did not answer within timeout= on a handle, later calls
+/// on that handle (sshd's next method or retry, acct_mgmt) do not wait again.
+#[test]
+fn a_silent_daemon_is_waited_for_once_per_handle() {
+    let mut h = FakePam::new("alice");
+    let mut d = FakeDaemon::new(Answer::Timeout);
+    assert_eq!(auth(&mut h, &[], &mut d), PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(d.calls.len(), 1);
+    assert!(h.silent.is_some());
+    assert_eq!(auth(&mut h, &[], &mut d), PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(
+        acct_mgmt(&mut h, &[], &Env::default(), &mut d),
+        PAM_AUTHINFO_UNAVAIL
+    );
+    assert_eq!(d.calls.len(), 1, "the daemon was asked again");
+    assert!(h.logged(Level::Err, "not waiting again"));
+
+    // Long ago: ask again.
+    let mut h = FakePam::new("alice");
+    h.silent = Instant::now().checked_sub(SILENT_MEMORY + Duration::from_secs(1));
+    let mut d = FakeDaemon::allowing("alice");
+    assert_eq!(auth(&mut h, &[], &mut d), PAM_SUCCESS);
+
+    // A refused connection (fast anyway) is not remembered.
+    let mut h = FakePam::new("alice");
+    let mut d = FakeDaemon::new(Answer::Refused);
+    assert_eq!(auth(&mut h, &[], &mut d), PAM_AUTHINFO_UNAVAIL);
+    assert!(h.silent.is_none());
 }
