@@ -18,7 +18,7 @@
 //! | unknown | nosuchuser | refused |
 //! | email alias | Alice.Example@Gmail.com (accounts file) | uid 1001 with rstudio-users |
 //! | proxy-header alias | UID-alice (rewrite rule) | uid 1001 with rstudio-users |
-//! | denied alias | UID-mallory (mallory is in denied_users) | refused, daemon logs `verdict=denied` |
+//! | denied alias | UID-mallory (mallory is in denied_users) | refused: the daemon logs `verdict=denied`, or, where the client asks NSS first (su), NSS does not answer the alias (`not answered: … denied_users`) |
 //! | daemon stopped (last) | alice, right password | refused |
 
 // Test code: a failed expectation is a panic with a message.
@@ -226,7 +226,10 @@ fn judge(env: &Env, from: usize, client: &str, case: &Case, out: &Outcome) -> Op
                 && !out.stdout.contains("uid=")
                 && (case.denied_names.is_empty()
                     || new.lines().any(|l| {
-                        l.contains("verdict=denied")
+                        // PAM's refusal, or (for clients that canonicalise the name through
+                        // NSS first, as su does) NSS not answering the denied alias at all.
+                        (l.contains("verdict=denied")
+                            || (l.contains("not answered") && l.contains("denied_users")))
                             && case
                                 .denied_names
                                 .iter()
