@@ -11,6 +11,9 @@
 #                                                (policy-rc.d below); the host's sshd config is untouched
 #   python3                                      the real-client suite answers su's prompt on a pty
 #   python3-pamela                               ... and signs in as JupyterHub's PAMAuthenticator does
+#   python3-venv                                 ... and JupyterHub's own PAMAuthenticator, from a
+#                                                virtualenv (/opt/accountmap-test-venv, jupyterhub
+#                                                pinned below, from PyPI; skipped when present)
 #   slapd, ldap-utils                            the LDAP tests start their own slapd on loopback
 #   build-essential, pkg-config                  the C toolchain cargo links with
 #   rpm, rpm2cpio, lintian                       inspect the built packages (make package)
@@ -35,7 +38,7 @@ fi
 
 PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config
     rpm rpm2cpio lintian binutils slapd ldap-utils valgrind openssh-server openssh-client sshpass python3
-    python3-pamela)
+    python3-pamela python3-venv)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -51,6 +54,25 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 install_tools() {
     "$(dirname "$0")/install-tools.sh"
     install_oidc_provider
+    install_jupyterhub
+}
+
+# JupyterHub for the real-client suite (tests/tests/real_clients.rs), in its own virtualenv
+# from PyPI (Debian 12 has no jupyterhub package); nothing is reinstalled when the pinned
+# version is there already.
+JUPYTERHUB_VERSION=5.2.1
+JUPYTERHUB_VENV=/opt/accountmap-test-venv
+install_jupyterhub() {
+    if [ "$("$JUPYTERHUB_VENV/bin/python" -c 'import jupyterhub; print(jupyterhub.__version__)' 2>/dev/null)" \
+        = "$JUPYTERHUB_VERSION" ]; then
+        return 0
+    fi
+    echo "install-deps: jupyterhub $JUPYTERHUB_VERSION into $JUPYTERHUB_VENV (pip, PyPI)"
+    local sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    "${sudo[@]}" /usr/bin/python3 -m venv "$JUPYTERHUB_VENV"
+    "${sudo[@]}" "$JUPYTERHUB_VENV/bin/pip" install -q --disable-pip-version-check \
+        "jupyterhub==$JUPYTERHUB_VERSION"
 }
 
 # The OIDC tests' provider, exactly as package-lock.json pins it, when not installed yet.

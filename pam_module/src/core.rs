@@ -203,9 +203,17 @@ fn auth_inner<H: PamHandle, D: Daemon>(
         })?;
     }
     let opts = parse_options(h, args)?;
-    // Registered on every call, whatever follows (as pam_unix does): a refusal by identity or
-    // policy, an unusable name or a silent daemon then fails no faster than a wrong password.
-    if !opts.fail_delay.is_zero() {
+    let result = auth_decide(h, &opts, env, daemon);
+    // Registered on every call, whatever the verdict (as pam_unix does): a refusal by identity
+    // or policy, an unusable name or an unreachable daemon then fails no faster than a wrong
+    // password. Except when the daemon is silent (it did not answer within `timeout=` on this
+    // handle): that says nothing about the user, the caller has already waited `timeout=`, and
+    // sshd pads each failed method up to a doubling of its own base delay, so a delay on top
+    // could double a frozen daemon's cost again (issue 13, item 7).
+    let silent = result == Err(PAM_AUTHINFO_UNAVAIL)
+        && h.daemon_silent_since()
+            .is_some_and(|since| since.elapsed() < SILENT_MEMORY);
+    if !opts.fail_delay.is_zero() && !silent {
         let usec = u32::try_from(opts.fail_delay.as_micros()).unwrap_or(u32::MAX);
         if let Err(code) = h.fail_delay(Duration::from_micros(u64::from(usec))) {
             h.log(
@@ -214,15 +222,25 @@ fn auth_inner<H: PamHandle, D: Daemon>(
             );
         }
     }
+    result
+}
+
+/// The auth phase after its options: identity, policy and (with `verify=`) the credential.
+fn auth_decide<H: PamHandle, D: Daemon>(
+    h: &mut H,
+    opts: &Options,
+    env: &Env,
+    daemon: &mut D,
+) -> Result<(), Code> {
     let user = pam_user(h, Phase::Auth)?;
     let decision = if opts.verify == Verify::Device {
-        device_flow(h, &opts, env, daemon, &user)?
+        device_flow(h, opts, env, daemon, &user)?
     } else {
         let credential = match opts.verify {
             Verify::None => None,
-            _ => Some(obtain_credential(h, &opts)?),
+            _ => Some(obtain_credential(h, opts)?),
         };
-        ask_daemon(h, &opts, env, daemon, Phase::Auth, &user, credential)?
+        ask_daemon(h, opts, env, daemon, Phase::Auth, &user, credential)?
     };
     let code = code_for(decision.verdict, Phase::Auth);
     if code != PAM_SUCCESS {
@@ -230,6 +248,9 @@ fn auth_inner<H: PamHandle, D: Daemon>(
             decision.verdict,
             Verdict::UserUnknown | Verdict::PolicyDenied
         ) {
+            if opts.verify == Verify::None {
+                ask_for_the_password_anyway(h, opts);
+            }
             remember(
                 h,
                 CachedDecision {
@@ -244,7 +265,7 @@ fn auth_inner<H: PamHandle, D: Daemon>(
     }
 
     let account = decision.account;
-    adopt_account(h, &opts, &user, &account)?;
+    adopt_account(h, opts, &user, &account)?;
     remember(
         h,
         CachedDecision {
@@ -255,6 +276,39 @@ fn auth_inner<H: PamHandle, D: Daemon>(
         },
     );
     Ok(())
+}
+
+/// A refusal by identity or policy with `verify=none` still asks for the password, as the
+/// password module stacked after us would have for a known user (issue 13, item 3): without
+/// it, a `requisite` refusal ends the stack before any prompt, and a client sees the
+/// difference without a clock (sshd's keyboard-interactive fails with no prompt for those
+/// names only, and the ssh client then tries its password method too: a refused sign-in took
+/// twice as long as a wrong password). Nothing is asked when an earlier module already set
+/// PAM_AUTHTOK; the answer is set as PAM_AUTHTOK for modules after us; a failed conversation
+/// changes nothing (the refusal stands).
+fn ask_for_the_password_anyway<H: PamHandle>(h: &mut H, opts: &Options) {
+    if !matches!(h.authtok(), Ok(None)) {
+        return;
+    }
+    match h.prompt_password() {
+        Ok(cred) => {
+            let bytes = cred.expose();
+            if !bytes.is_empty() && bytes.len() <= MAX_CREDENTIAL_LEN && !bytes.contains(&0) {
+                let _ = h.set_authtok(&cred);
+            }
+        }
+        Err(code) => {
+            if opts.debug {
+                h.log(
+                    Level::Debug,
+                    &format!(
+                        "auth: refused; the password prompt asked for appearances failed: {}",
+                        code_name(code)
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Keeps the auth phase's decision for the account phase of the same handle. The cache only

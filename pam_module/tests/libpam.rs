@@ -257,7 +257,39 @@ fn denied_leaves_pam_user_alone() {
     let mut t = Txn::start(&confdir, "alias", ConvMode::Fail);
     assert_eq!(t.pamh.authenticate(0), PAM_AUTH_ERR);
     assert_eq!(t.user(), "alias");
-    assert!(t.app.seen.is_empty(), "verify=none must not converse");
+    // Issue 13, item 3: a refusal asks for the password as a wrong password would (one
+    // echo-off prompt); a failed conversation leaves the refusal as it was.
+    assert_eq!(
+        t.app.seen,
+        vec![(PAM_PROMPT_ECHO_OFF, "Password: ".to_string())]
+    );
+}
+
+#[test]
+fn a_refusal_asks_for_the_password_like_a_wrong_password() {
+    for verdict in [Verdict::PolicyDenied, Verdict::UserUnknown] {
+        let d = FakeDaemon::start(
+            &format!("refused-prompt-{verdict:?}"),
+            Some(decision(verdict, "jdoe")),
+        );
+        let confdir = d.service(&["auth requisite MODULE socket=SOCKET"]);
+        let mut t = Txn::start(&confdir, "alias", ConvMode::Answer("typed"));
+        assert_ne!(t.pamh.authenticate(0), PAM_SUCCESS);
+        assert_eq!(
+            t.app.seen,
+            vec![(PAM_PROMPT_ECHO_OFF, "Password: ".to_string())],
+            "{verdict:?}"
+        );
+    }
+    // Allowed with verify=none: nothing is asked (pam_unix after us asks).
+    let d = FakeDaemon::start(
+        "allowed-no-prompt",
+        Some(decision(Verdict::Allowed, "jdoe")),
+    );
+    let confdir = d.service(&["auth requisite MODULE socket=SOCKET"]);
+    let mut t = Txn::start(&confdir, "alias", ConvMode::Answer("typed"));
+    assert_eq!(t.pamh.authenticate(0), PAM_SUCCESS);
+    assert!(t.app.seen.is_empty());
 }
 
 #[test]

@@ -1159,6 +1159,10 @@ fn a_silent_daemon_is_waited_for_once_per_handle() {
     );
     assert_eq!(d.calls.len(), 1, "the daemon was asked again");
     assert!(h.logged(Level::Err, "not waiting again"));
+    // The wait was the delay: no failure delay on top, neither for the call that waited nor
+    // for the later ones (sshd pads each failed method to a doubling of its own base delay,
+    // so a delay on top can double the cost again).
+    assert!(h.delays.is_empty(), "{:?}", h.delays);
 
     // Long ago: ask again.
     let mut h = FakePam::new("alice");
