@@ -221,11 +221,13 @@ pam_verdict() {
     out=$(LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" PAM_WRAPPER=1 \
         PAM_WRAPPER_SERVICE_DIR="$TMP/pam.d" \
         NSS_WRAPPER_PASSWD="$TMP/passwd" NSS_WRAPPER_GROUP="$TMP/group" \
-        timeout 20 pamtester rstudio "$1" authenticate acct_mgmt 2>&1 </dev/null) && {
+        timeout 20 pamtester rstudio "$1" authenticate acct_mgmt 2>&1 <<<"not-the-password") && {
         echo "allowed"
         return
     }
-    last=$(printf '%s\n' "$out" | grep '^pamtester: ' | tail -n1 | sed 's/^pamtester: //')
+    # A refusal asks for the password too (README, "Timing"), so pamtester's verdict may
+    # follow its "Password: " prompt on the same line.
+    last=$(printf '%s\n' "$out" | grep 'pamtester: ' | tail -n1 | sed 's/^.*pamtester: //')
     case "$last" in
     "Authentication failure") echo "PAM_AUTH_ERR" ;;
     "Permission denied") echo "PAM_PERM_DENIED" ;;

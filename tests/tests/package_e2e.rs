@@ -516,13 +516,16 @@ fn ctl(args: &[&str]) -> Outcome {
 fn pamtester(user: &str, ops: &[&str]) -> (i32, String) {
     let out = run_bounded(
         Command::new("pamtester").arg(SERVICE).arg(user).args(ops),
-        Some(b""),
+        // What a user types at the password prompt: a refusal asks for it too, so that it
+        // looks like a wrong password (README, "Timing").
+        Some(b"not-the-password\n"),
         STEP_LIMIT,
     );
+    // pamtester's verdict follows the prompt on the same line ("Password: pamtester: …").
     let last = format!("{}{}", out.stdout, out.stderr)
         .lines()
         .rev()
-        .find_map(|l| l.strip_prefix("pamtester: "))
+        .find_map(|l| l.split_once("pamtester: ").map(|(_, verdict)| verdict))
         .unwrap_or_default()
         .to_string();
     (out.code, last)
