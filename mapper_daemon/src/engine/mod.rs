@@ -478,29 +478,20 @@ impl Engine {
 
     /// The refusals by name, which NSS applies too ([`policy::alias_answerable`]).
     pub(crate) fn nss_policy(&self, mapped: &Mapped, account: &Account) -> Result<(), Refusal> {
-        let access = &self.config.access;
-        policy::alias_answerable(
-            mapped,
-            account,
-            &AccessRules {
-                minimum_uid: self.minimum_uid,
-                required_groups: &access.required_groups,
-                denied_users: &access.denied_users,
-            },
-        )
+        policy::alias_answerable(mapped, account, &self.access_rules())
     }
 
     fn check_policy(&self, mapped: &Mapped, account: &Account) -> Result<(), Refusal> {
+        policy::check(mapped, account, &self.access_rules())
+    }
+
+    fn access_rules(&self) -> AccessRules<'_> {
         let access = &self.config.access;
-        policy::check(
-            mapped,
-            account,
-            &AccessRules {
-                minimum_uid: self.minimum_uid,
-                required_groups: &access.required_groups,
-                denied_users: &access.denied_users,
-            },
-        )
+        AccessRules {
+            minimum_uid: self.minimum_uid,
+            required_groups: &access.required_groups,
+            denied_users: &access.denied_users,
+        }
     }
 
     /// The decision line administrators grep (README, "Troubleshooting"): `decision`, then

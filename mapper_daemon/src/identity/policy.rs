@@ -127,13 +127,8 @@ pub fn alias_answerable(
 /// so that the logged reason is the most specific one: the alias rule, `denied_users`, the
 /// minimum uid, then `required_groups`.
 pub fn check(mapped: &Mapped, account: &Account, rules: &AccessRules) -> Result<(), Refusal> {
-    alias_allowed(mapped, account, rules.minimum_uid)?;
-
-    if let Some(entry) = denied_entry(mapped, account, rules.denied_users) {
-        return Err(Refusal::DeniedUser {
-            name: entry.clone(),
-        });
-    }
+    // The refusals by name first: the same ones NSS applies.
+    alias_answerable(mapped, account, rules)?;
 
     if is_privileged(account.uid, rules.minimum_uid) {
         return Err(Refusal::UidBelowMinimum {
