@@ -214,8 +214,8 @@ fn auth_inner<H: PamHandle, D: Daemon>(
         && h.daemon_silent_since()
             .is_some_and(|since| since.elapsed() < SILENT_MEMORY);
     if !opts.fail_delay.is_zero() && !silent {
-        let usec = u32::try_from(opts.fail_delay.as_micros()).unwrap_or(u32::MAX);
-        if let Err(code) = h.fail_delay(Duration::from_micros(u64::from(usec))) {
+        // The handle converts to pam_fail_delay's microseconds (options cap it at 60 s).
+        if let Err(code) = h.fail_delay(opts.fail_delay) {
             h.log(
                 Level::Warning,
                 &format!("cannot register the failure delay: {}", code_name(code)),
