@@ -773,11 +773,14 @@ fn verify_device_account_phase_still_asks_the_daemon() {
 
 // ---------------------------------------------------------------- PAM_USER
 
-#[test]
-fn auth_success_rewrites_pam_user_to_the_account() {
+/// Both phases: an account-only transaction with the alias (JupyterHub's
+/// `check_account(typed_name)`, issue 13 item 1) hands the local account to the modules after
+/// ours, as the auth phase does.
+#[rstest]
+fn success_rewrites_pam_user_to_the_account(#[values(Phase::Auth, Phase::Account)] phase: Phase) {
     let mut h = FakePam::new("John.Doe@Company.com");
     let mut d = FakeDaemon::allowing("jdoe");
-    assert_eq!(auth(&mut h, &[], &mut d), PAM_SUCCESS);
+    assert_eq!(run(phase, &mut h, &[], &mut d), PAM_SUCCESS);
     assert_eq!(h.user_sets, vec!["jdoe".to_string()]);
     assert_eq!(h.current_user().as_deref(), Some("jdoe"));
 }
@@ -790,11 +793,11 @@ fn auth_success_leaves_an_unchanged_name_alone() {
     assert!(h.user_sets.is_empty());
 }
 
-#[test]
-fn keep_user_never_rewrites() {
+#[rstest]
+fn keep_user_never_rewrites(#[values(Phase::Auth, Phase::Account)] phase: Phase) {
     let mut h = FakePam::new("John.Doe@Company.com");
     let mut d = FakeDaemon::allowing("jdoe");
-    assert_eq!(auth(&mut h, &["keep_user"], &mut d), PAM_SUCCESS);
+    assert_eq!(run(phase, &mut h, &["keep_user"], &mut d), PAM_SUCCESS);
     assert!(h.user_sets.is_empty());
     assert_eq!(h.current_user().as_deref(), Some("John.Doe@Company.com"));
 }
@@ -817,25 +820,6 @@ fn pam_user_is_rewritten_only_on_success(
     run(phase, &mut h, &[], &mut d);
     let rewritten = verdict == Verdict::Allowed;
     assert_eq!(!h.user_sets.is_empty(), rewritten, "{phase:?}");
-}
-
-/// Issue 13 item 1: an account-only transaction with the alias (JupyterHub's
-/// `check_account(typed_name)`) hands the local account to the modules after ours.
-#[test]
-fn account_only_success_rewrites_pam_user_to_the_account() {
-    let mut h = FakePam::new("John.Doe@Company.com");
-    let mut d = FakeDaemon::allowing("jdoe");
-    assert_eq!(account(&mut h, &[], &mut d), PAM_SUCCESS);
-    assert_eq!(h.user_sets, vec!["jdoe".to_string()]);
-    assert_eq!(h.current_user().as_deref(), Some("jdoe"));
-}
-
-#[test]
-fn keep_user_never_rewrites_in_the_account_phase() {
-    let mut h = FakePam::new("John.Doe@Company.com");
-    let mut d = FakeDaemon::allowing("jdoe");
-    assert_eq!(account(&mut h, &["keep_user"], &mut d), PAM_SUCCESS);
-    assert!(h.user_sets.is_empty());
 }
 
 #[test]
