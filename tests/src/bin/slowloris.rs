@@ -1,5 +1,5 @@
 //! `slowloris SOCKET MODE CONNECTIONS SECONDS`: a hostile local client for the fault tests
-//! (tests/tests/hardening.rs), run as an unprivileged user through setpriv.
+//! (tests/tests/hardening/main.rs), run as an unprivileged user through setpriv.
 //!
 //! It keeps CONNECTIONS connections open to SOCKET for SECONDS seconds. MODE `silent` connects
 //! and sends nothing; `trickle` sends a frame header promising 100 bytes, then one byte a
