@@ -342,7 +342,7 @@ fn tokens_signed_with_a_rotated_key_verify() {
     assert_eq!(log.matches("signing keys fetched").count(), 2, "{log}");
 
     // Key ids the provider never had: refused, and a flood of them costs at most one fetch
-    // per interval (5 s). The brute-force brake delays the failures (up to 4 s each), so the
+    // per interval (5 s). The brute-force brake refuses the failures past 5 unchecked, so the
     // bound follows the time the flood took.
     let parts: Vec<&str> = after.id_token.split('.').collect();
     let flood = Instant::now();

@@ -1,7 +1,7 @@
 //! `verify=device` (console sign-ins with the OAuth device flow): the PAM module asks the
 //! daemon to start a device authorization, shows the user the code, then polls.
 
-use super::{refusal, Engine, Peer, Subject};
+use super::{refusal, Check, Engine, Peer, Subject};
 use crate::backends::oidc::DevicePoll;
 use accountmap_wire::{Credential, Response, Verdict, Verify};
 
@@ -82,7 +82,12 @@ impl Engine {
             Ok(DevicePoll::Pending(interval)) => return Response::DevicePending { interval },
             Ok(DevicePoll::IdToken(token)) => {
                 let token = Credential::new(token.into_bytes());
-                let mut d = self.decide(peer, user, Some((Verify::Oidc, &token)));
+                let check = Check {
+                    method: Verify::Oidc,
+                    credential: &token,
+                    braked_from: None,
+                };
+                let mut d = self.decide(peer, user, Some(check));
                 if d.verdict == Verdict::Allowed {
                     d.reason = format!("{} (device authorization)", d.reason);
                 }

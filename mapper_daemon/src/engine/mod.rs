@@ -25,11 +25,21 @@ use crate::identity::accounts_file::{AccountsFile, Reload};
 use crate::identity::policy::{self, AccessRules, Refusal};
 use crate::identity::resolve::{map_name_with, DirectoryAnswer, MapError, Mapped, MappingRules};
 use crate::log;
+use crate::server::brake::{Source, Ticket};
 use crate::server::guards::Guards;
 use accountmap_wire::{Credential, Decision, Request, Response, Verdict, Verify};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// A credential to check in the auth phase.
+pub(crate) struct Check<'a> {
+    pub method: Verify,
+    pub credential: &'a Credential,
+    /// Where a guessable credential came from, for the brute-force brake; `None` for one the
+    /// daemon obtained itself (the device flow's token), which nobody can guess.
+    pub braked_from: Option<Source>,
+}
 
 /// Who is asking, from SO_PEERCRED: never from anything the client sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,16 +236,25 @@ impl Engine {
 
     /// The pipeline: who the name is, the local account, the peer rule, a verifier's early
     /// check, the policy and whitelist, then (for auth) the credential, in that order.
-    fn decide(&self, peer: &Peer, name: &str, check: Option<(Verify, &Credential)>) -> Decision {
-        self.run_pipeline(peer, name, check)
-            .unwrap_or_else(|refused| refused)
+    fn decide(&self, peer: &Peer, name: &str, check: Option<Check<'_>>) -> Decision {
+        let mut ticket = None;
+        let decision = self
+            .run_pipeline(peer, name, check, &mut ticket)
+            .unwrap_or_else(|refused| refused);
+        if let Some(ticket) = ticket {
+            self.settle_brake(ticket, &decision);
+        }
+        decision
     }
 
+    /// `ticket` receives the brute-force brake's admission of the credential check, if one
+    /// was made, for [`Engine::decide`] to settle with the outcome.
     fn run_pipeline(
         &self,
         peer: &Peer,
         name: &str,
-        check: Option<(Verify, &Credential)>,
+        check: Option<Check<'_>>,
+        ticket: &mut Option<Ticket>,
     ) -> Step<Decision> {
         let (mapped, mut entry) = self.identify(name)?;
         let mut account = self.local_account(&mapped, name)?;
@@ -253,11 +272,13 @@ impl Engine {
         };
         self.peer_may_ask(peer, &account)?;
         // A missing verifier is reported after the policy, like any other credential failure.
-        let verifier = check.map(|(method, credential)| (self.verifier(method), credential));
+        let verifier = check.map(|c| (self.verifier(c.method), c.credential, c.braked_from));
         let map = |n: &str| self.map(n);
         let mut note = None;
         let mut verified = false;
-        if let Some((Ok(verifier), credential)) = &verifier {
+        if let Some((Ok(verifier), credential, source)) = &verifier {
+            // Before the first look at the credential (a single bind checks it here already).
+            *ticket = self.admit_check(&decision, &account, source.as_ref())?;
             let early = verifier.verify_before_policy(&Claim {
                 typed: name,
                 mapped: &mapped,
@@ -290,7 +311,7 @@ impl Engine {
                 Failure::new(Verdict::PolicyDenied, found.not_whitelisted()),
             ));
         }
-        if let (Some((verifier, credential)), false) = (verifier, verified) {
+        if let (Some((verifier, credential, _)), false) = (verifier, verified) {
             let passed = verifier
                 .and_then(|v| {
                     v.verify(&Claim {
@@ -498,6 +519,20 @@ impl Engine {
     /// `peer`, `service`, `phase`, `name`, `account`, `uid`, `verdict`, `rule` and `reason`.
     /// Allowed at info, unavailable at error, every other refusal at notice.
     fn log_decision(&self, peer: &Peer, subject: &Subject<'_>, d: &Decision) {
+        let mut reason = std::borrow::Cow::Borrowed(d.reason.as_str());
+        if d.verdict == Verdict::AuthFailed && d.reason.starts_with(crate::server::brake::HELD) {
+            match self.guards.brake.log_unchecked(Instant::now()) {
+                None => return,
+                Some(0) => {}
+                Some(n) => {
+                    reason = format!(
+                        "{} ({n} more refused unchecked since the last such line)",
+                        d.reason
+                    )
+                    .into()
+                }
+            }
+        }
         let uid = d.uid.map_or_else(|| "-".to_string(), |u| u.to_string());
         macro_rules! decision {
             ($level:ident) => {
@@ -510,7 +545,7 @@ impl Engine {
                     uid = %uid,
                     verdict = %d.verdict.as_str(),
                     rule = d.rule.as_str(),
-                    reason = d.reason.as_str(),
+                    reason = reason.as_ref(),
                     "decision"
                 )
             };

@@ -1,35 +1,15 @@
 //! The PAM phases: a credential that cannot be right is refused before anything is looked
 //! up, and credential checks go through the brute-force brake ([`crate::server::brake`]).
 
-use super::{refusal, Engine, Peer};
-use crate::server::brake::{Key, WINDOW};
+use super::{fail, refusal, Check, Engine, Peer, Step};
+use crate::backends::system::Account;
+use crate::backends::Failure;
+use crate::server::brake::{Outcome, Source, Ticket};
 use accountmap_wire::{Decision, PamRequest, Phase, Verdict, Verify};
 use std::time::Instant;
 
 impl Engine {
     pub(super) fn decide_pam(&self, peer: &Peer, req: &PamRequest) -> Decision {
-        if req.phase == Phase::Auth
-            && matches!(req.verify, Verify::Ldap | Verify::Oidc | Verify::Proxy)
-        {
-            let keys = brake_keys(peer, req, &req.user.to_lowercase());
-            if let Some((key, left)) = self.guards.brake.held(&keys, Instant::now()) {
-                // A guess arriving while an earlier one of the same key is being braked:
-                // refused unchecked, so that parallel guessing learns nothing.
-                return refusal(
-                    Verdict::AuthFailed,
-                    format!(
-                        "refused unchecked by the brute-force brake: {key} must wait {} ms",
-                        left.as_millis()
-                    ),
-                );
-            }
-            let decision = self.decide_pam_unbraked(peer, req);
-            return self.apply_brake(peer, req, decision);
-        }
-        self.decide_pam_unbraked(peer, req)
-    }
-
-    fn decide_pam_unbraked(&self, peer: &Peer, req: &PamRequest) -> Decision {
         if req.phase == Phase::Auth && req.verify != Verify::None {
             // Unusable credentials are refused before anything is looked up, so that a
             // backend never sees an empty password (an unauthenticated LDAP bind succeeds).
@@ -53,61 +33,61 @@ impl Engine {
             }
         }
         let check = match (req.phase, req.verify, &req.credential) {
-            (Phase::Auth, verify, Some(credential)) if verify != Verify::None => {
-                Some((verify, credential))
-            }
+            (Phase::Auth, method, Some(credential)) if method != Verify::None => Some(Check {
+                method,
+                credential,
+                braked_from: Some(source(peer, req)),
+            }),
             _ => None,
         };
         self.decide(peer, &req.user, check)
     }
 
-    /// The brute-force brake ([`crate::server::brake`]) on a credential decision: a failure is
-    /// counted and, past the free ones, answered later; a success clears its account's count.
-    fn apply_brake(&self, peer: &Peer, req: &PamRequest, mut decision: Decision) -> Decision {
-        let brake = &self.guards.brake;
-        match decision.verdict {
-            Verdict::Allowed => {
-                brake.succeeded(&decision.account);
-                brake.succeeded(&req.user.to_lowercase());
-            }
-            Verdict::AuthFailed => {
-                let mut keys = brake_keys(peer, req, &req.user.to_lowercase());
-                if !decision.account.is_empty() && decision.account != req.user.to_lowercase() {
-                    keys.push(Key::Account(decision.account.clone()));
-                }
-                let (delay, worst) = brake.failed(&keys, Instant::now());
-                if let (false, Some((key, n))) = (delay.is_zero(), worst) {
-                    decision.reason = format!(
-                        "{} (answer delayed {} ms by the brute-force brake: {n} failures of {key} \
-                         within {} min)",
-                        decision.reason,
-                        delay.as_millis(),
-                        WINDOW.as_secs() / 60
-                    );
-                    // On this connection's own thread, a bounded number at once (see brake.rs).
-                    if !brake.sleep(delay) {
-                        decision.reason += " (not delayed: too many delayed answers at once; \
-                                             the key is held instead)";
-                    }
-                }
-            }
-            _ => {}
+    /// The brute-force brake's admission of a check of `account`'s credential: a ticket to
+    /// settle afterwards, or the refusal, unchecked, when the budget is spent.
+    pub(super) fn admit_check(
+        &self,
+        decision: &Decision,
+        account: &Account,
+        source: Option<&Source>,
+    ) -> Step<Option<Ticket>> {
+        let Some(source) = source else {
+            return Ok(None);
+        };
+        match self
+            .guards
+            .brake
+            .admit(&account.name, source, Instant::now())
+        {
+            Ok(ticket) => Ok(Some(ticket)),
+            // The same verdict as a wrong password: the guesser cannot tell.
+            Err(held) => Err(fail(
+                decision,
+                Failure::new(Verdict::AuthFailed, held.to_string()),
+            )),
         }
-        decision
+    }
+
+    /// A wrong credential keeps its token spent; anything else gives it back, and a sign-in
+    /// makes its source familiar.
+    pub(super) fn settle_brake(&self, ticket: Ticket, decision: &Decision) {
+        let outcome = match decision.verdict {
+            Verdict::Allowed => Outcome::Allowed,
+            Verdict::AuthFailed => Outcome::Failed,
+            _ => Outcome::Inconclusive,
+        };
+        self.guards.brake.settle(ticket, outcome, Instant::now());
     }
 }
 
-/// What a failure counts against: the name as typed (lower-cased), and the remote host of a
-/// root service or the uid of a non-root caller.
-fn brake_keys(peer: &Peer, req: &PamRequest, typed: &str) -> Vec<Key> {
-    let mut keys = vec![Key::Account(typed.to_string())];
-    if peer.is_root() {
-        // PAM_RHOST comes from the service (sshd); only a root one is believed.
-        if !req.rhost.is_empty() {
-            keys.push(Key::RemoteHost(req.rhost.clone()));
-        }
+/// Where a PAM request comes from: PAM_RHOST as a root service reports it (a non-root peer
+/// could write anything there, so its uid stands instead).
+fn source(peer: &Peer, req: &PamRequest) -> Source {
+    if !peer.is_root() {
+        Source::PeerUid(peer.uid)
+    } else if req.rhost.is_empty() {
+        Source::Local
     } else {
-        keys.push(Key::PeerUid(peer.uid));
+        Source::RemoteHost(req.rhost.clone())
     }
-    keys
 }

@@ -1,176 +1,304 @@
-//! The brute-force brake: credential failures (`verify=ldap|oidc|proxy`) make later failures
-//! slower to arrive.
+//! The brute-force brake: a budget of credential checks per account, kept apart for the
+//! places the account's owner signs in from.
 //!
-//! Failures are counted per account (the resolved local account, or the name as typed when it
-//! resolved to none), per non-root peer uid (a local user guessing through a PAM service it
-//! runs itself), and per remote host (PAM_RHOST as a root service such as sshd reports it;
-//! never from a non-root peer, which could write anything there). Within [`WINDOW`], the first
-//! [`FREE_FAILURES`] failures of a key cost nothing; each further one is answered
-//! `FIRST_DELAY × 2^(n − FREE_FAILURES − 1)` later, capped at [`MAX_DELAY`], which stays well
-//! below the PAM module's default `timeout=10`, so a delayed answer is still an answer
-//! (PAM_AUTH_ERR), never a timeout (PAM_AUTHINFO_UNAVAIL).
+//! A credential check (`verify=ldap|oidc|proxy`) of a local account needs a token of a
+//! budget; a wrong credential spends it, a right one gives it back. A budget holds [`BURST`]
+//! tokens (a few typos cost nothing) and regains one every [`REFILL`]. When a budget is empty,
+//! the attempt is refused *unchecked*, at once, with the same verdict as a wrong password: the
+//! guess is wasted, and the guesser cannot tell it was never tried. So however many threads,
+//! name variants (`alice`, `ALICE`, `rsuser/alice`, an email alias: all resolve to the account
+//! before the budget is chosen) and remote hosts an attacker uses, one account's credential is
+//! checked at most `BURST` times and then once per `REFILL`.
 //!
-//! Only *failures* are delayed: the credential is checked first, and a right password is
-//! answered at once however many wrong ones preceded it (the brake slows guessing, it does not
-//! lock anyone out; that is pam_faillock's job, see README). A success clears its account's
-//! count. Memory is bounded: at most [`MAX_KEYS`] keys are remembered; when full, expired
-//! ones are dropped, then the oldest.
+//! Which budget: a *source* is where the attempt comes from — the remote host of a root
+//! service (PAM_RHOST as sshd reports it), the uid of a non-root caller, or, for a root service
+//! that names no remote host (RStudio's rserver-pam, su, login), "local".
+//! - An attempt from a source that signed this account in successfully within [`FAMILIAR_FOR`]
+//!   (a *familiar* source: the owner's own machine) uses a budget of its own for that account
+//!   and source. Failures elsewhere do not touch it, so an attacker failing as alice from
+//!   other hosts does not lock alice out of her usual one.
+//! - Any other attempt uses the account's shared budget, and also its source's own budget
+//!   ([`SOURCE_BURST`], one every [`SOURCE_REFILL`]), which slows one host spraying guesses
+//!   over many accounts. "Local" has no source budget: it is every local service at once.
 //!
-//! A delay is served by sleeping on the connection's thread, and threads are few (64). So that
-//! parallel guesses (a botnet through sshd, whose connections come from root and take no
-//! connection slot) cannot put every thread to sleep, at most [`MAX_SLEEPING`] answers are
-//! delayed at once, and a key stays *in the penalty box* until its delay has run out: a
-//! further attempt of that key (same typed name, remote host or peer) arriving meanwhile is
-//! refused at once, without its credential being checked, so parallel guessing learns nothing.
-//! Under such an attack the right password of the attacked account can be refused too, for
-//! at most [`MAX_DELAY`] at a time.
+//! What this does not do: tell an attacker from the owner when both come from the same
+//! source, or when the owner signs in from a new host while the account is under attack (that
+//! attempt may be refused until the attack stops: it shares the account's budget). Familiar
+//! sources live in memory: a restart forgets them. Lock-outs are pam_faillock's job (README).
+//!
+//! Memory is bounded: at most [`MAX_KEYS`] budgets and as many familiar sources; when full,
+//! full budgets (which carry no information) are dropped first, then the least recently used.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a failure is remembered (pam_faillock's default `fail_interval`).
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Failures per key within the window that are answered without delay (a few typos).
-pub const FREE_FAILURES: u32 = 5;
-/// The delay of the first braked failure; it doubles with each further one.
-pub const FIRST_DELAY: Duration = Duration::from_millis(500);
-/// The longest delay: below the PAM module's default 10 s timeout with room for the backend.
-pub const MAX_DELAY: Duration = Duration::from_secs(4);
-/// Keys remembered at most (each a few dozen bytes).
+/// Failures a budget absorbs before it brakes (a few typos).
+pub const BURST: u32 = 5;
+/// One more check of an account per this long, once its budget is spent: at most 0.5 checked
+/// guesses a second per account, however the attack is spread.
+pub const REFILL: Duration = Duration::from_secs(2);
+/// A source's own budget, over all the accounts it tries: a busy NAT gateway's typos fit.
+pub const SOURCE_BURST: u32 = 10;
+/// One more check from a source per this long, once its budget is spent.
+pub const SOURCE_REFILL: Duration = Duration::from_secs(1);
+/// How long a successful sign-in makes its source familiar for the account.
+pub const FAMILIAR_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Budgets remembered at most, and familiar sources at most (each a few dozen bytes).
 pub const MAX_KEYS: usize = 16 * 1024;
-/// Answers delayed at the same time at most (of 64 connection threads).
-pub const MAX_SLEEPING: usize = 16;
 
-/// What failures are counted against.
+/// Where an attempt comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Key {
-    Account(String),
-    PeerUid(u32),
+pub enum Source {
+    /// PAM_RHOST as a root service reported it.
     RemoteHost(String),
+    /// A non-root caller (which may only ask about its own account).
+    PeerUid(u32),
+    /// A root service that named no remote host.
+    Local,
 }
 
-impl std::fmt::Display for Key {
+impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Key::Account(a) => write!(f, "account {a:?}"),
-            Key::PeerUid(u) => write!(f, "peer uid {u}"),
-            Key::RemoteHost(h) => write!(f, "remote host {h:?}"),
+            Source::RemoteHost(h) => write!(f, "remote host {h:?}"),
+            Source::PeerUid(u) => write!(f, "peer uid {u}"),
+            Source::Local => f.write_str("local services"),
+        }
+    }
+}
+
+/// A budget of checks.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// The account's, shared by every source that is not familiar.
+    Account(String),
+    /// The account's for one familiar source.
+    Familiar(String, Source),
+    /// A source's, over all the accounts it tries.
+    Source(Source),
+}
+
+impl Budget {
+    /// Tokens when full, and the time one token takes to come back.
+    fn shape(&self) -> (f64, Duration) {
+        match self {
+            Budget::Account(_) | Budget::Familiar(..) => (f64::from(BURST), REFILL),
+            Budget::Source(_) => (f64::from(SOURCE_BURST), SOURCE_REFILL),
+        }
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budget::Account(a) => write!(f, "account {a:?}"),
+            Budget::Familiar(a, s) => write!(f, "account {a:?} from {s}"),
+            Budget::Source(s) => write!(f, "{s}"),
         }
     }
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Count {
-    failures: u32,
-    first: Instant,
-    last: Instant,
-    /// End of the key's current delay: attempts before it are refused unchecked.
-    until: Instant,
+struct Bucket {
+    tokens: f64,
+    /// When `tokens` was last brought up to date.
+    at: Instant,
 }
 
-/// The failure counts; one per daemon, in [`crate::server::guards::Guards`] (a reload keeps them).
-#[derive(Debug)]
-pub struct Brake {
-    counts: Mutex<HashMap<Key, Count>>,
-    max_keys: usize,
-    sleeping: std::sync::atomic::AtomicUsize,
-}
-
-/// The delay for the `n`th failure of a key within the window.
-pub fn delay_for(n: u32) -> Duration {
-    if n <= FREE_FAILURES {
-        return Duration::ZERO;
+impl Bucket {
+    fn refill(&mut self, now: Instant, (burst, per): (f64, Duration)) {
+        // Threads read the clock before they take the lock, so `now` can be a little older
+        // than `at`: never move `at` back, or the same interval would be credited twice.
+        if now <= self.at {
+            return;
+        }
+        let gained = (now - self.at).as_secs_f64() / per.as_secs_f64();
+        self.tokens = (self.tokens + gained).min(burst);
+        self.at = now;
     }
-    let doublings = (n - FREE_FAILURES - 1).min(16);
-    FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY)
+
+    /// Time until a token is there.
+    fn wait(&self, (_, per): (f64, Duration)) -> Duration {
+        per.mul_f64((1.0 - self.tokens).max(0.0))
+    }
+}
+
+#[derive(Default)]
+struct Books {
+    buckets: HashMap<Budget, Bucket>,
+    /// (account, source) → the last successful sign-in.
+    familiar: HashMap<(String, Source), Instant>,
+}
+
+/// A check that may go ahead; hand it back to [`Brake::settle`] with the outcome.
+#[derive(Debug)]
+#[must_use = "an admitted check must be settled, or its tokens stay spent"]
+pub struct Ticket {
+    account: String,
+    source: Source,
+    spent: Vec<Budget>,
+}
+
+/// How every refusal unchecked begins.
+pub const HELD: &str = "refused unchecked by the brute-force brake:";
+
+/// Why an attempt was refused unchecked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub budget: Budget,
+    /// When the budget has a token again.
+    pub retry_in: Duration,
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{HELD} the failure budget of {} is spent (the next check in {} ms)",
+            self.budget,
+            self.retry_in.as_millis()
+        )
+    }
+}
+
+/// What came of an admitted check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The credential was right and the sign-in allowed: tokens back, the source familiar.
+    Allowed,
+    /// The credential was wrong: the tokens stay spent.
+    Failed,
+    /// Anything else (a backend outage, the policy): tokens back, nothing learned.
+    Inconclusive,
+}
+
+/// How often a refusal unchecked is logged at most: an attack makes thousands a second, and
+/// syslog must not be the next thing it floods. The line says how many were not logged.
+pub const UNCHECKED_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The budgets; one per daemon, in [`crate::server::guards::Guards`] (a reload keeps them).
+pub struct Brake {
+    books: Mutex<Books>,
+    max_keys: usize,
+    /// When a refusal unchecked was last logged, and how many have not been since.
+    unchecked_log: Mutex<(Option<Instant>, u64)>,
 }
 
 impl Brake {
     pub fn new(max_keys: usize) -> Brake {
         Brake {
-            counts: Mutex::new(HashMap::new()),
+            books: Mutex::new(Books::default()),
             max_keys: max_keys.max(1),
-            sleeping: std::sync::atomic::AtomicUsize::new(0),
+            unchecked_log: Mutex::new((None, 0)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Count>> {
-        // Counts are plain numbers, consistent after any panic elsewhere.
-        crate::util::lock(&self.counts)
-    }
-
-    /// Records one failure against each of `keys` at `now`; returns the delay to apply and the
-    /// key that imposes it (the one with the most failures).
-    pub fn failed(&self, keys: &[Key], now: Instant) -> (Duration, Option<(Key, u32)>) {
-        let mut counts = self.lock();
-        let mut worst: Option<(Key, u32)> = None;
-        for key in keys {
-            if !counts.contains_key(key) && counts.len() >= self.max_keys {
-                make_room(&mut counts, now);
+    /// Whether to log a refusal unchecked at `now`: `Some(n)` with the number not logged
+    /// since the last line, or `None` to leave this one out.
+    pub fn log_unchecked(&self, now: Instant) -> Option<u64> {
+        let mut log = crate::util::lock(&self.unchecked_log);
+        match log.0 {
+            Some(at) if now.saturating_duration_since(at) < UNCHECKED_LOG_INTERVAL => {
+                log.1 += 1;
+                None
             }
-            let fresh = Count {
-                failures: 0,
-                first: now,
-                last: now,
-                until: now,
-            };
-            let c = counts.entry(key.clone()).or_insert(fresh);
-            if now.saturating_duration_since(c.first) > WINDOW {
-                *c = fresh;
-            }
-            c.failures = c.failures.saturating_add(1);
-            c.last = now;
-            let worse = match &worst {
-                Some((_, n)) => c.failures > *n,
-                None => true,
-            };
-            if worse {
-                worst = Some((key.clone(), c.failures));
+            _ => {
+                let skipped = log.1;
+                *log = (Some(now), 0);
+                Some(skipped)
             }
         }
-        let delay = worst
-            .as_ref()
-            .map_or(Duration::ZERO, |(_, n)| delay_for(*n));
-        for key in keys {
-            if let Some(c) = counts.get_mut(key) {
-                c.until = c.until.max(now + delay);
-            }
-        }
-        (delay, worst)
     }
 
-    /// The key of `keys` that is in the penalty box at `now`, and for how much longer.
-    pub fn held(&self, keys: &[Key], now: Instant) -> Option<(Key, Duration)> {
-        let counts = self.lock();
-        keys.iter().find_map(|k| {
-            let c = counts.get(k)?;
-            (c.until > now).then(|| (k.clone(), c.until - now))
+    fn lock(&self) -> std::sync::MutexGuard<'_, Books> {
+        // Plain numbers and times, consistent after any panic elsewhere.
+        crate::util::lock(&self.books)
+    }
+
+    /// The budgets an attempt on `account` from `source` spends.
+    fn budgets(books: &Books, account: &str, source: &Source, now: Instant) -> Vec<Budget> {
+        let familiar = books
+            .familiar
+            .get(&(account.to_string(), source.clone()))
+            .is_some_and(|at| now.saturating_duration_since(*at) <= FAMILIAR_FOR);
+        if familiar {
+            return vec![Budget::Familiar(account.to_string(), source.clone())];
+        }
+        let mut budgets = vec![Budget::Account(account.to_string())];
+        if *source != Source::Local {
+            budgets.push(Budget::Source(source.clone()));
+        }
+        budgets
+    }
+
+    /// May a credential of `account` from `source` be checked at `now`? Takes a token of each
+    /// budget involved, or none when one of them is empty.
+    pub fn admit(&self, account: &str, source: &Source, now: Instant) -> Result<Ticket, Held> {
+        let mut books = self.lock();
+        let budgets = Self::budgets(&books, account, source, now);
+        for budget in &budgets {
+            let shape = budget.shape();
+            if !books.buckets.contains_key(budget) && books.buckets.len() >= self.max_keys {
+                make_room(&mut books.buckets, now, &budgets);
+            }
+            let bucket = books.buckets.entry(budget.clone()).or_insert(Bucket {
+                tokens: shape.0,
+                at: now,
+            });
+            bucket.refill(now, shape);
+            if bucket.tokens < 1.0 {
+                return Err(Held {
+                    budget: budget.clone(),
+                    retry_in: bucket.wait(shape),
+                });
+            }
+        }
+        for budget in &budgets {
+            if let Some(b) = books.buckets.get_mut(budget) {
+                b.tokens -= 1.0;
+            }
+        }
+        Ok(Ticket {
+            account: account.to_string(),
+            source: source.clone(),
+            spent: budgets,
         })
     }
 
-    /// Sleeps `delay` unless [`MAX_SLEEPING`] answers are already being delayed; `false` when
-    /// it did not sleep (the penalty box still holds the key).
-    pub fn sleep(&self, delay: Duration) -> bool {
-        use std::sync::atomic::Ordering;
-        if self.sleeping.fetch_add(1, Ordering::SeqCst) >= MAX_SLEEPING {
-            self.sleeping.fetch_sub(1, Ordering::SeqCst);
-            return false;
+    /// The outcome of an admitted check.
+    pub fn settle(&self, ticket: Ticket, outcome: Outcome, now: Instant) {
+        if outcome == Outcome::Failed {
+            return;
         }
-        std::thread::sleep(delay);
-        self.sleeping.fetch_sub(1, Ordering::SeqCst);
-        true
+        let mut books = self.lock();
+        for budget in &ticket.spent {
+            let shape = budget.shape();
+            if let Some(b) = books.buckets.get_mut(budget) {
+                b.refill(now, shape);
+                b.tokens = (b.tokens + 1.0).min(shape.0);
+            }
+        }
+        if outcome == Outcome::Allowed {
+            let key = (ticket.account, ticket.source);
+            if !books.familiar.contains_key(&key) && books.familiar.len() >= self.max_keys {
+                let oldest = books
+                    .familiar
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    books.familiar.remove(&oldest);
+                }
+            }
+            books.familiar.insert(key, now);
+        }
     }
 
-    /// A success: the account's count is cleared (the peer's and host's are not: a guesser
-    /// who knows one password must not reset the brake on the others).
-    pub fn succeeded(&self, account: &str) {
-        self.lock().remove(&Key::Account(account.to_string()));
-    }
-
-    /// Keys remembered now.
+    /// Budgets and familiar sources remembered now.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        let books = self.lock();
+        books.buckets.len() + books.familiar.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -178,19 +306,26 @@ impl Brake {
     }
 }
 
-/// Drops expired keys; if none expired, the least recently failed one.
-fn make_room(counts: &mut HashMap<Key, Count>, now: Instant) {
-    let before = counts.len();
-    counts.retain(|_, c| now.saturating_duration_since(c.first) <= WINDOW);
-    if counts.len() < before {
+/// Drops the budgets that have filled up again (they say nothing a new one would not); if
+/// none has, the least recently touched one. Never one of `keep` (the attempt's own).
+fn make_room(buckets: &mut HashMap<Budget, Bucket>, now: Instant, keep: &[Budget]) {
+    let before = buckets.len();
+    buckets.retain(|budget, b| {
+        let mut b = *b;
+        let shape = budget.shape();
+        b.refill(now, shape);
+        b.tokens < shape.0 || keep.contains(budget)
+    });
+    if buckets.len() < before {
         return;
     }
-    if let Some(oldest) = counts
+    if let Some(oldest) = buckets
         .iter()
-        .min_by_key(|(_, c)| c.last)
+        .filter(|(k, _)| !keep.contains(k))
+        .min_by_key(|(_, b)| b.at)
         .map(|(k, _)| k.clone())
     {
-        counts.remove(&oldest);
+        buckets.remove(&oldest);
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub struct Guards {
-    /// Failed credential checks, per typed name and remote host or peer uid.
+    /// Failure budgets per account, per familiar source and per source.
     pub brake: Brake,
     /// NSS look-ups per peer uid.
     pub nss: RateLimiter,

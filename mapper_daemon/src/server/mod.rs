@@ -607,7 +607,7 @@ pub fn run(config_path: PathBuf, directory: Arc<dyn Directory>) -> Result<(), St
 mod tests {
     use super::*;
     use crate::backends::system::StaticDirectory;
-    use crate::server::brake::Key;
+    use crate::server::brake::{Outcome, Source};
     use crate::test_support::{self, account, EXAMPLE_CONFIG};
 
     #[test]
@@ -625,10 +625,9 @@ mod tests {
         )]));
         let state = State::new(dir.path().join("accountmap.toml"), engine, directory);
         let before = state.engine();
-        let key = [Key::Account("alice".into())];
         let now = Instant::now();
-        for _ in 0..8 {
-            state.guards.brake.failed(&key, now);
+        while let Ok(ticket) = state.guards.brake.admit("alice", &Source::Local, now) {
+            state.guards.brake.settle(ticket, Outcome::Failed, now);
         }
         state.reload().expect("the same config reloads");
         let after = state.engine();
@@ -638,7 +637,11 @@ mod tests {
         );
         assert!(Arc::ptr_eq(before.guards(), after.guards()));
         assert!(
-            after.guards().brake.held(&key, now).is_some(),
+            after
+                .guards()
+                .brake
+                .admit("alice", &Source::Local, now)
+                .is_err(),
             "the failures were forgotten by the reload"
         );
     }

@@ -1,95 +1,190 @@
 use super::*;
+use rstest::rstest;
 
-#[test]
-fn delays_start_after_the_free_failures_double_and_are_capped() {
-    let d: Vec<u64> = (1..=12).map(|n| delay_for(n).as_millis() as u64).collect();
-    assert_eq!(
-        d,
-        vec![0, 0, 0, 0, 0, 500, 1000, 2000, 4000, 4000, 4000, 4000]
-    );
-    assert_eq!(delay_for(u32::MAX), MAX_DELAY);
-    assert!(MAX_DELAY < Duration::from_secs(10), "below the PAM timeout");
+fn host(h: &str) -> Source {
+    Source::RemoteHost(h.into())
 }
 
-#[test]
-fn the_worst_key_decides_and_a_success_clears_only_its_account() {
-    let b = Brake::new(100);
-    let t = Instant::now();
-    let peer = Key::PeerUid(1000);
-    for i in 0..FREE_FAILURES {
-        let (d, _) = b.failed(&[Key::Account(format!("user{i}")), peer.clone()], t);
-        assert_eq!(d, Duration::ZERO);
-    }
-    // A new account each time, the same peer: the peer's count brakes.
-    let (d, worst) = b.failed(&[Key::Account("fresh".into()), peer.clone()], t);
-    assert_eq!(d, FIRST_DELAY);
-    assert_eq!(worst, Some((peer.clone(), FREE_FAILURES + 1)));
-    b.succeeded("fresh");
-    let (d, _) = b.failed(&[Key::Account("fresh".into()), peer], t);
-    assert_eq!(d, FIRST_DELAY * 2, "the peer's count survives a success");
-}
-
-#[test]
-fn failures_expire_after_the_window() {
-    let b = Brake::new(100);
-    let t = Instant::now();
-    let k = [Key::Account("alice".into())];
-    for _ in 0..10 {
-        b.failed(&k, t);
-    }
-    assert_eq!(b.failed(&k, t).0, MAX_DELAY);
-    let later = t + WINDOW + Duration::from_secs(1);
-    assert_eq!(b.failed(&k, later).0, Duration::ZERO);
-}
-
-#[test]
-fn a_braked_key_is_held_until_its_delay_has_run_out() {
-    let b = Brake::new(100);
-    let t = Instant::now();
-    let k = [Key::RemoteHost("203.0.113.9".into())];
-    for _ in 0..FREE_FAILURES {
-        b.failed(&k, t);
-    }
-    assert_eq!(b.held(&k, t), None, "free failures hold nothing");
-    let (d, _) = b.failed(&k, t);
-    assert_eq!(d, FIRST_DELAY);
-    assert_eq!(b.held(&k, t).map(|h| h.1), Some(FIRST_DELAY));
-    assert_eq!(b.held(&[Key::RemoteHost("other".into())], t), None);
-    assert_eq!(b.held(&k, t + FIRST_DELAY), None);
-}
-
-#[test]
-fn at_most_max_sleeping_answers_are_delayed_at_once() {
-    let b = std::sync::Arc::new(Brake::new(10));
-    let n = MAX_SLEEPING + 8;
-    let start = std::sync::Arc::new(std::sync::Barrier::new(n));
-    let handles: Vec<_> = (0..n)
-        .map(|_| {
-            let (b, start) = (b.clone(), start.clone());
-            std::thread::spawn(move || {
-                start.wait();
-                b.sleep(Duration::from_millis(500))
-            })
+/// Fails `n` admitted checks of `account` from `source` at `now`; returns how many were admitted.
+fn fail(b: &Brake, account: &str, source: &Source, n: usize, now: Instant) -> usize {
+    (0..n)
+        .filter(|_| match b.admit(account, source, now) {
+            Ok(t) => {
+                b.settle(t, Outcome::Failed, now);
+                true
+            }
+            Err(_) => false,
         })
-        .collect();
-    let slept = handles
-        .into_iter()
-        .map(|h| h.join().unwrap_or(false))
-        .filter(|s| *s)
+        .count()
+}
+
+fn allow(b: &Brake, account: &str, source: &Source, now: Instant) -> Result<(), Held> {
+    let t = b.admit(account, source, now)?;
+    b.settle(t, Outcome::Allowed, now);
+    Ok(())
+}
+
+#[rstest]
+#[case::one_host(false)]
+#[case::a_new_host_each_time(true)]
+fn an_account_gets_its_burst_then_one_check_per_refill(#[case] new_host_each_time: bool) {
+    let b = Brake::new(MAX_KEYS);
+    let t = Instant::now();
+    let source = |i: usize| {
+        host(&if new_host_each_time {
+            format!("h{i}")
+        } else {
+            "h".into()
+        })
+    };
+    let admitted = (0..100)
+        .filter(|&i| fail(&b, "alice", &source(i), 1, t) == 1)
         .count();
-    assert!(slept <= MAX_SLEEPING, "{slept} slept at once");
-    assert!(slept < n, "the excess did not sleep");
+    // The source's own budget (10) is larger than the account's (5): the account's decides.
+    assert_eq!(admitted, BURST as usize);
+    let held = b.admit("alice", &source(100), t).unwrap_err();
+    assert_eq!(held.budget, Budget::Account("alice".into()));
+    assert_eq!(held.retry_in, REFILL);
+    // One refill later, exactly one more check.
+    let later = t + REFILL;
+    assert_eq!(fail(&b, "alice", &source(101), 10, later), 1);
+    // Another account is not touched.
+    assert_eq!(fail(&b, "bob", &host("h-bob"), 10, t), BURST as usize);
 }
 
 #[test]
-fn memory_is_bounded_by_max_keys() {
+fn a_success_gives_the_token_back_and_makes_the_source_familiar() {
+    let b = Brake::new(MAX_KEYS);
+    let t = Instant::now();
+    for _ in 0..20 {
+        allow(&b, "alice", &host("home"), t).expect("successes never spend the budget");
+    }
+    // An attacker spends the account's shared budget from elsewhere ...
+    assert_eq!(fail(&b, "alice", &host("evil"), 50, t), BURST as usize);
+    assert!(b.admit("alice", &host("elsewhere"), t).is_err());
+    // ... but alice's own host has a budget of its own.
+    allow(&b, "alice", &host("home"), t).expect("the familiar source is not locked out");
+    // Even its own typos do not touch the shared budget, and are braked on their own.
+    assert_eq!(fail(&b, "alice", &host("home"), 50, t), BURST as usize);
+    let held = b.admit("alice", &host("home"), t).unwrap_err();
+    assert_eq!(held.budget, Budget::Familiar("alice".into(), host("home")));
+}
+
+#[test]
+fn familiarity_expires() {
+    let b = Brake::new(MAX_KEYS);
+    let t = Instant::now();
+    allow(&b, "alice", &host("home"), t).unwrap();
+    let much_later = t + FAMILIAR_FOR + Duration::from_secs(1);
+    assert_eq!(
+        fail(&b, "alice", &host("evil"), 50, much_later),
+        BURST as usize
+    );
+    assert!(b.admit("alice", &host("home"), much_later).is_err());
+}
+
+#[rstest]
+#[case::inconclusive(Outcome::Inconclusive, true)]
+#[case::allowed(Outcome::Allowed, true)]
+#[case::failed(Outcome::Failed, false)]
+fn only_a_failure_spends_a_token(#[case] outcome: Outcome, #[case] refunded: bool) {
+    let b = Brake::new(MAX_KEYS);
+    let t = Instant::now();
+    for _ in 0..BURST {
+        let ticket = b.admit("alice", &Source::Local, t).unwrap();
+        b.settle(ticket, outcome, t);
+    }
+    assert_eq!(b.admit("alice", &Source::Local, t).is_ok(), refunded);
+}
+
+#[test]
+fn a_spraying_source_is_braked_over_all_accounts() {
+    let b = Brake::new(MAX_KEYS);
+    let t = Instant::now();
+    let admitted = (0..100)
+        .filter(|i| fail(&b, &format!("user{i}"), &host("sprayer"), 1, t) == 1)
+        .count();
+    assert_eq!(admitted, SOURCE_BURST as usize);
+    // Local services have no source budget: they are everyone.
+    let admitted = (0..100)
+        .filter(|i| fail(&b, &format!("user{i}"), &Source::Local, 1, t) == 1)
+        .count();
+    assert_eq!(admitted, 100);
+}
+
+#[test]
+fn parallel_attempts_cannot_overdraw_a_budget() {
+    let b = std::sync::Arc::new(Brake::new(MAX_KEYS));
+    let t = Instant::now();
+    let admitted: usize = (0..16)
+        .map(|i| {
+            let b = b.clone();
+            std::thread::spawn(move || fail(&b, "alice", &host(&format!("h{i}")), 10, t))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum();
+    assert_eq!(admitted, BURST as usize);
+}
+
+#[test]
+fn memory_is_bounded_and_keeps_what_matters() {
     let b = Brake::new(64);
     let t = Instant::now();
-    for i in 0..10_000u32 {
-        b.failed(&[Key::Account(format!("spray{i}"))], t);
+    // The attacked account's budget is spent, then touched again after a flood of new sources.
+    assert_eq!(fail(&b, "alice", &Source::Local, 10, t), BURST as usize);
+    let mut now = t;
+    for i in 0..1000 {
+        now += Duration::from_micros(100);
+        let _ = fail(&b, &format!("u{i}"), &host(&format!("h{i}")), 1, now);
+        let _ = b
+            .admit("alice", &Source::Local, now)
+            .map(|k| b.settle(k, Outcome::Failed, now));
     }
-    assert!(b.len() <= 64, "{}", b.len());
-    // The most recent keys are kept.
-    let (_, worst) = b.failed(&[Key::Account("spray9999".into())], t);
-    assert_eq!(worst.map(|w| w.1), Some(2));
+    assert!(b.len() <= 64 + 1, "{}", b.len());
+    assert!(
+        b.admit("alice", &Source::Local, now).is_err(),
+        "the flood evicted the attacked account's budget"
+    );
+}
+
+#[test]
+fn the_refusal_names_the_budget_and_when_to_retry() {
+    let held = Held {
+        budget: Budget::Account("alice".into()),
+        retry_in: Duration::from_millis(1500),
+    };
+    assert_eq!(
+        held.to_string(),
+        "refused unchecked by the brute-force brake: the failure budget of account \"alice\" \
+         is spent (the next check in 1500 ms)"
+    );
+}
+
+#[test]
+fn a_clock_reading_older_than_the_last_one_adds_no_tokens() {
+    let b = Brake::new(MAX_KEYS);
+    let t = Instant::now();
+    let later = t + REFILL;
+    assert_eq!(fail(&b, "alice", &Source::Local, 10, t), BURST as usize);
+    assert_eq!(fail(&b, "alice", &Source::Local, 10, later), 1);
+    // A thread that read the clock before `later` but took the lock after it.
+    assert_eq!(fail(&b, "alice", &Source::Local, 10, t), 0);
+    assert_eq!(
+        fail(&b, "alice", &Source::Local, 10, later),
+        0,
+        "the interval was credited twice"
+    );
+}
+
+#[test]
+fn refusals_unchecked_are_logged_once_a_second_with_a_count() {
+    let b = Brake::new(MAX_KEYS);
+    let t = Instant::now();
+    assert_eq!(b.log_unchecked(t), Some(0));
+    for _ in 0..100 {
+        assert_eq!(b.log_unchecked(t + Duration::from_millis(500)), None);
+    }
+    assert_eq!(b.log_unchecked(t + UNCHECKED_LOG_INTERVAL), Some(100));
 }
