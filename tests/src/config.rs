@@ -16,6 +16,8 @@ pub struct Config {
     pub negative_cache_ttl: u32,
     /// `daemon.backend_timeout`, seconds.
     pub backend_timeout: u32,
+    /// `daemon.failure_budget` (the brute-force brake), when not the default.
+    pub failure_budget: Option<u32>,
     /// Raw TOML appended at the end (extra sections).
     pub extra: String,
 }
@@ -36,6 +38,7 @@ impl Default for Config {
             cache_ttl: 0,
             negative_cache_ttl: 0,
             backend_timeout: 5,
+            failure_budget: None,
             extra: String::new(),
         }
     }
@@ -55,6 +58,7 @@ impl Config {
              cache_ttl = {}\n\
              negative_cache_ttl = {}\n\
              backend_timeout = {}\n\
+             {}\
              \n\
              [access]\n\
              minimum_uid = {}\n\
@@ -71,6 +75,8 @@ impl Config {
             self.cache_ttl,
             self.negative_cache_ttl,
             self.backend_timeout,
+            self.failure_budget
+                .map_or(String::new(), |n| format!("failure_budget = {n}\n")),
             self.minimum_uid,
             toml_list(&self.required_groups),
             toml_list(&self.denied_users),

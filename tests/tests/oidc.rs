@@ -33,6 +33,10 @@ fn oidc_env_at(name: &str, discovery: &str, start: bool) -> Env {
                 discovery,
                 "allowed_emails = [\"partner@elsewhere.org\"]\n",
             );
+            // These tests refuse dozens of bad tokens for alice on purpose, each to see its
+            // reason; the brute-force brake (tests/tests/hardening/brake.rs) would refuse
+            // all but 5 of them unchecked.
+            c.failure_budget = Some(1000);
         });
     if !start {
         b = b.no_daemon();

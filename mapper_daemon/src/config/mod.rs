@@ -208,6 +208,10 @@ pub struct DaemonConfig {
     pub negative_cache_ttl: Duration,
     /// At least one second.
     pub backend_timeout: Duration,
+    /// The brute-force brake ([`crate::server::brake`]): failures one account's budget absorbs.
+    pub failure_budget: u32,
+    /// ... and how long one of them takes to come back.
+    pub failure_refill: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -217,6 +221,8 @@ impl Default for DaemonConfig {
             cache_ttl: Duration::from_secs(300),
             negative_cache_ttl: Duration::from_secs(30),
             backend_timeout: Duration::from_secs(5),
+            failure_budget: crate::server::brake::BURST,
+            failure_refill: crate::server::brake::REFILL,
         }
     }
 }

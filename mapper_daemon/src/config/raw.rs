@@ -29,6 +29,8 @@ pub(super) struct RawDaemon {
     pub(super) cache_ttl: S<i64>,
     pub(super) negative_cache_ttl: S<i64>,
     pub(super) backend_timeout: S<i64>,
+    pub(super) failure_budget: S<i64>,
+    pub(super) failure_refill: S<i64>,
 }
 
 #[derive(Deserialize)]

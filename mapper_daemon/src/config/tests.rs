@@ -284,7 +284,7 @@ fn oidc_defaults_to_google() {
 #[case::unknown_top("[deamon]\n", ":1:2: unknown field `deamon`, expected one of `daemon`")]
 #[case::unknown_key(
     "[daemon]\nsockett = \"/x\"\n",
-    ":2:1: unknown field `sockett`, expected one of `socket`, `cache_ttl`, `negative_cache_ttl`, `backend_timeout`"
+    ":2:1: unknown field `sockett`, expected one of `socket`, `cache_ttl`, `negative_cache_ttl`, `backend_timeout`, `failure_budget`, `failure_refill`"
 )]
 #[case::unknown_ldap_key(
     "[[ldap]]\nserver_address = [\"a:1\"]\nbase_dn = \"x\"\n",
@@ -305,6 +305,14 @@ fn oidc_defaults_to_google() {
 #[case::zero_timeout(
     "[daemon]\nbackend_timeout = 0\n",
     ":2:19: backend_timeout must be at least 1 second(s), found 0"
+)]
+#[case::zero_failure_budget(
+    "[daemon]\nfailure_budget = 0\n",
+    ":2:18: failure_budget must be a number of failures from 1 to 1000, found 0"
+)]
+#[case::zero_failure_refill(
+    "[daemon]\nfailure_refill = 0\n",
+    ":2:18: failure_refill must be at least 1 second(s), found 0"
 )]
 #[case::huge_ttl(
     "[daemon]\nnegative_cache_ttl = 99999999999\n",
@@ -755,7 +763,7 @@ fn errors_name_the_drop_in_they_come_from() {
     assert_eq!(
         err.replace(&dir, "{dir}"),
         "{dir}/conf.d/10-id.toml:3:11: \"rel.pem\" is a relative path; write an absolute path\n\
-         {dir}/conf.d/20-bad.toml:2:1: unknown field `foo`, expected one of `socket`, `cache_ttl`, `negative_cache_ttl`, `backend_timeout`"
+         {dir}/conf.d/20-bad.toml:2:1: unknown field `foo`, expected one of `socket`, `cache_ttl`, `negative_cache_ttl`, `backend_timeout`, `failure_budget`, `failure_refill`"
     );
 }
 

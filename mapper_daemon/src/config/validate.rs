@@ -16,6 +16,8 @@ use toml::Spanned;
 /// Upper bounds keep every duration far from `Instant` overflow.
 const MAX_CACHE_TTL: i64 = 365 * 24 * 3600;
 const MAX_BACKEND_TIMEOUT: i64 = 3600;
+/// A budget this large no longer brakes anything worth having a brake for.
+const MAX_FAILURE_BUDGET: u32 = 1000;
 const MAX_CLOCK_SKEW: i64 = 24 * 3600;
 
 /// Parses and validates the texts of `files` in order (the main file first, then drop-ins),
@@ -204,6 +206,20 @@ impl Ctx {
         d.negative_cache_ttl = self.seconds(neg, "negative_cache_ttl", 30, 0, MAX_CACHE_TTL);
         let timeout = pick(s, |f| daemon(f)?.backend_timeout.as_ref());
         d.backend_timeout = self.seconds(timeout, "backend_timeout", 5, 1, MAX_BACKEND_TIMEOUT);
+        let refill = pick(s, |f| daemon(f)?.failure_refill.as_ref());
+        d.failure_refill = self.seconds(refill, "failure_refill", 2, 1, 3600);
+        if let Some(v) = pick(s, |f| daemon(f)?.failure_budget.as_ref()) {
+            match u32::try_from(*v.get()) {
+                Ok(n) if (1..=MAX_FAILURE_BUDGET).contains(&n) => d.failure_budget = n,
+                _ => self.err(
+                    v,
+                    format!(
+                        "failure_budget must be a number of failures from 1 to {MAX_FAILURE_BUDGET}, found {}",
+                        v.get()
+                    ),
+                ),
+            }
+        }
         d
     }
 

@@ -125,6 +125,9 @@ impl Engine {
         .map(Arc::new);
         let oidc =
             OidcBackend::new(config.oidc.as_ref(), config.daemon.backend_timeout)?.map(Arc::new);
+        guards
+            .brake
+            .configure(config.daemon.failure_budget, config.daemon.failure_refill);
         let config = Arc::new(config);
         let proxy = ProxyVerifier::new(config.clone(), guards.replay.clone()).map(Arc::new);
 

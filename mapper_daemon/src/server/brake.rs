@@ -79,11 +79,14 @@ pub enum Budget {
     Source(Source),
 }
 
+/// Tokens when full, and the time one token takes to come back.
+type Shape = (f64, Duration);
+
 impl Budget {
-    /// Tokens when full, and the time one token takes to come back.
-    fn shape(&self) -> (f64, Duration) {
+    /// The shape of this budget, where `account` is that of accounts' budgets.
+    fn shape(&self, account: Shape) -> Shape {
         match self {
-            Budget::Account(_) | Budget::Familiar(..) => (f64::from(BURST), REFILL),
+            Budget::Account(_) | Budget::Familiar(..) => account,
             Budget::Source(_) => (f64::from(SOURCE_BURST), SOURCE_REFILL),
         }
     }
@@ -107,7 +110,7 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn refill(&mut self, now: Instant, (burst, per): (f64, Duration)) {
+    fn refill(&mut self, now: Instant, (burst, per): Shape) {
         // Threads read the clock before they take the lock, so `now` can be a little older
         // than `at`: never move `at` back, or the same interval would be credited twice.
         if now <= self.at {
@@ -119,13 +122,14 @@ impl Bucket {
     }
 
     /// Time until a token is there.
-    fn wait(&self, (_, per): (f64, Duration)) -> Duration {
+    fn wait(&self, (_, per): Shape) -> Duration {
         per.mul_f64((1.0 - self.tokens).max(0.0))
     }
 }
 
-#[derive(Default)]
 struct Books {
+    /// The shape of the accounts' budgets (`daemon.failure_budget`, `failure_refill`).
+    account: Shape,
     buckets: HashMap<Budget, Bucket>,
     /// (account, source) → the last successful sign-in.
     familiar: HashMap<(String, Source), Instant>,
@@ -173,42 +177,58 @@ pub enum Outcome {
     Inconclusive,
 }
 
-/// How often a refusal unchecked is logged at most: an attack makes thousands a second, and
-/// syslog must not be the next thing it floods. The line says how many were not logged.
+/// Refusals unchecked logged at most per [`UNCHECKED_LOG_INTERVAL`]: an attack makes thousands
+/// a second, and syslog must not be the next thing it floods. The first line after a pause
+/// says how many were not logged.
+pub const UNCHECKED_LOG_LINES: u32 = 10;
 pub const UNCHECKED_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The budgets; one per daemon, in [`crate::server::guards::Guards`] (a reload keeps them).
 pub struct Brake {
     books: Mutex<Books>,
     max_keys: usize,
-    /// When a refusal unchecked was last logged, and how many have not been since.
-    unchecked_log: Mutex<(Option<Instant>, u64)>,
+    /// The refusals unchecked log: start of the current interval, lines logged in it, and
+    /// refusals left out since the last line.
+    unchecked_log: Mutex<(Option<Instant>, u32, u64)>,
 }
 
 impl Brake {
     pub fn new(max_keys: usize) -> Brake {
         Brake {
-            books: Mutex::new(Books::default()),
+            books: Mutex::new(Books {
+                account: (f64::from(BURST), REFILL),
+                buckets: HashMap::new(),
+                familiar: HashMap::new(),
+            }),
             max_keys: max_keys.max(1),
-            unchecked_log: Mutex::new((None, 0)),
+            unchecked_log: Mutex::new((None, 0, 0)),
         }
+    }
+
+    /// The size of an account's budget and the time one failure takes to come back
+    /// (`daemon.failure_budget`, `daemon.failure_refill`; a reload may change them: budgets
+    /// already spent keep their tokens).
+    pub fn configure(&self, budget: u32, refill: Duration) {
+        self.lock().account = (
+            f64::from(budget.max(1)),
+            refill.max(Duration::from_millis(1)),
+        );
     }
 
     /// Whether to log a refusal unchecked at `now`: `Some(n)` with the number not logged
     /// since the last line, or `None` to leave this one out.
     pub fn log_unchecked(&self, now: Instant) -> Option<u64> {
         let mut log = crate::util::lock(&self.unchecked_log);
-        match log.0 {
-            Some(at) if now.saturating_duration_since(at) < UNCHECKED_LOG_INTERVAL => {
-                log.1 += 1;
-                None
-            }
-            _ => {
-                let skipped = log.1;
-                *log = (Some(now), 0);
-                Some(skipped)
-            }
+        let (start, lines, skipped) = &mut *log;
+        if start.is_none_or(|at| now.saturating_duration_since(at) >= UNCHECKED_LOG_INTERVAL) {
+            (*start, *lines) = (Some(now), 0);
         }
+        if *lines >= UNCHECKED_LOG_LINES {
+            *skipped += 1;
+            return None;
+        }
+        *lines += 1;
+        Some(std::mem::take(skipped))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Books> {
@@ -238,9 +258,10 @@ impl Brake {
         let mut books = self.lock();
         let budgets = Self::budgets(&books, account, source, now);
         for budget in &budgets {
-            let shape = budget.shape();
+            let shape = budget.shape(books.account);
             if !books.buckets.contains_key(budget) && books.buckets.len() >= self.max_keys {
-                make_room(&mut books.buckets, now, &budgets);
+                let account = books.account;
+                make_room(&mut books.buckets, now, &budgets, account);
             }
             let bucket = books.buckets.entry(budget.clone()).or_insert(Bucket {
                 tokens: shape.0,
@@ -273,7 +294,7 @@ impl Brake {
         }
         let mut books = self.lock();
         for budget in &ticket.spent {
-            let shape = budget.shape();
+            let shape = budget.shape(books.account);
             if let Some(b) = books.buckets.get_mut(budget) {
                 b.refill(now, shape);
                 b.tokens = (b.tokens + 1.0).min(shape.0);
@@ -308,11 +329,11 @@ impl Brake {
 
 /// Drops the budgets that have filled up again (they say nothing a new one would not); if
 /// none has, the least recently touched one. Never one of `keep` (the attempt's own).
-fn make_room(buckets: &mut HashMap<Budget, Bucket>, now: Instant, keep: &[Budget]) {
+fn make_room(buckets: &mut HashMap<Budget, Bucket>, now: Instant, keep: &[Budget], account: Shape) {
     let before = buckets.len();
     buckets.retain(|budget, b| {
         let mut b = *b;
-        let shape = budget.shape();
+        let shape = budget.shape(account);
         b.refill(now, shape);
         b.tokens < shape.0 || keep.contains(budget)
     });

@@ -172,8 +172,8 @@ fn name_variants_and_new_hosts_share_one_budget_and_the_owner_still_signs_in() {
         stranger_reason.contains("refused unchecked") && stranger_reason.contains("\"alice\""),
         "{stranger_reason}"
     );
-    // The daemon says what it did, and does not flood the log doing it: at most one line a
-    // second for the refusals unchecked, each saying how many it stands for.
+    // The daemon says what it did, and does not flood the log doing it: at most ten lines a
+    // second for the refusals unchecked, the first after a pause saying how many were left out.
     let log = env.daemon_log();
     let lines = log
         .lines()
@@ -181,6 +181,9 @@ fn name_variants_and_new_hosts_share_one_budget_and_the_owner_still_signs_in() {
         .count();
     eprintln!("{lines} log lines for {unchecked} refusals unchecked");
     assert!(lines >= 1, "{log}");
-    assert!(lines as f64 <= took.as_secs_f64() + 3.0, "{lines} lines");
+    assert!(
+        lines as f64 <= 10.0 * (took.as_secs_f64() + 3.0),
+        "{lines} lines"
+    );
     assert!(log.contains("more refused unchecked since the last such line"));
 }

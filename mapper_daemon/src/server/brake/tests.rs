@@ -179,12 +179,15 @@ fn a_clock_reading_older_than_the_last_one_adds_no_tokens() {
 }
 
 #[test]
-fn refusals_unchecked_are_logged_once_a_second_with_a_count() {
+fn refusals_unchecked_are_logged_ten_a_second_with_a_count() {
     let b = Brake::new(MAX_KEYS);
     let t = Instant::now();
-    assert_eq!(b.log_unchecked(t), Some(0));
+    for _ in 0..UNCHECKED_LOG_LINES {
+        assert_eq!(b.log_unchecked(t), Some(0));
+    }
     for _ in 0..100 {
         assert_eq!(b.log_unchecked(t + Duration::from_millis(500)), None);
     }
     assert_eq!(b.log_unchecked(t + UNCHECKED_LOG_INTERVAL), Some(100));
+    assert_eq!(b.log_unchecked(t + UNCHECKED_LOG_INTERVAL), Some(0));
 }
