@@ -8,8 +8,8 @@ use accountmap_wire::{
     DEFAULT_SOCKET, MAX_CREDENTIAL_LEN, MAX_NAME_LEN,
 };
 use pam_ffi::{
-    code_name, Code, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_PERM_DENIED, PAM_SERVICE_ERR,
-    PAM_SUCCESS, PAM_USER_UNKNOWN,
+    code_name, Code, PAM_ACCT_EXPIRED, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_NEW_AUTHTOK_REQD,
+    PAM_PERM_DENIED, PAM_SERVICE_ERR, PAM_SUCCESS, PAM_USER_UNKNOWN,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -144,6 +144,12 @@ pub fn code_for(verdict: Verdict, phase: Phase) -> Code {
         (Verdict::PolicyDenied | Verdict::AuthFailed, Phase::Account) => PAM_PERM_DENIED,
         (Verdict::Unavailable, _) => PAM_AUTHINFO_UNAVAIL,
         (Verdict::BadInput, _) => unusable_input(phase),
+        // The auth phase never says more than "no": PAM_ACCT_EXPIRED and PAM_NEW_AUTHTOK_REQD
+        // are account-management answers (pam_acct_mgmt(3)), and an auth that succeeded on a
+        // password that must be changed would let a stack without our account line in.
+        (Verdict::AccountExpired | Verdict::NewAuthtokRequired, Phase::Auth) => PAM_AUTH_ERR,
+        (Verdict::AccountExpired, Phase::Account) => PAM_ACCT_EXPIRED,
+        (Verdict::NewAuthtokRequired, Phase::Account) => PAM_NEW_AUTHTOK_REQD,
     }
 }
 

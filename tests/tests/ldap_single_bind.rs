@@ -190,12 +190,13 @@ async fn the_built_dn_is_escaped() {
         user_search_base_dn: PEOPLE_DN.into(),
         user_object_class: "posixAccount".into(),
         username_attribute: "uid".into(),
-        user_email_attribute: "mail".into(),
+        user_email_attributes: vec!["mail".into()],
         group_search_base_dn: Some(GROUPS_DN.into()),
         group_object_class: "posixGroup".into(),
         group_name_attribute: "cn".into(),
         group_member_attribute: None,
         whitelisted_login_groups: vec![SCIENTISTS_DN.into()],
+        nested_groups: accountmap::config::NestedGroups::Auto,
     };
     assert!(cfg.single_bind());
     let b = LdapBackend::new(

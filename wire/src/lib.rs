@@ -261,6 +261,11 @@ wire_enum! {
         Unavailable = 4,
         /// Unusable input: empty password, NUL bytes, over-long or malformed names.
         BadInput = 5,
+        /// The directory says the account has expired (`accountExpires`, `shadowExpire`).
+        AccountExpired = 6,
+        /// The directory says the password must be changed first (`pwdLastSet` 0, an
+        /// expired password, ppolicy's `pwdReset`).
+        NewAuthtokRequired = 7,
     }
     else |_| DecodeError::BadValue("verdict")
 }
@@ -274,6 +279,8 @@ impl Verdict {
             Verdict::AuthFailed => "auth-failed",
             Verdict::Unavailable => "unavailable",
             Verdict::BadInput => "bad-input",
+            Verdict::AccountExpired => "account-expired",
+            Verdict::NewAuthtokRequired => "new-authtok-required",
         }
     }
 }

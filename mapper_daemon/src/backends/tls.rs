@@ -208,5 +208,29 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
+/// A TLS error as the log and `status` show it, with the cause and the fix for the one every
+/// small Samba domain meets: a server certificate without subjectAltName (Samba's
+/// self-generated one has only a CN). rustls, like every browser since 2017, matches a server
+/// name against subjectAltName only (RFC 6125), and accountmap does not offer to match the CN
+/// instead: a certificate is re-issued once, while a weakened check would stay.
+pub fn explain(error: &str) -> String {
+    if error.contains("is not valid for any names") {
+        return format!(
+            "{error}: the server's certificate has no subjectAltName (Samba's self-generated \
+             certificate has only a CN, which TLS clients ignore). Fix: give the server a \
+             certificate with subjectAltName DNS:<the name in server_address> (or IP:<the \
+             address>) signed by the CA in tls_ca_certificate, e.g. for Samba set `tls \
+             certfile`, `tls keyfile` and `tls cafile` in smb.conf; README, \"Active Directory\""
+        );
+    }
+    if error.contains("certificate not valid for name") {
+        return format!(
+            "{error}: the name in server_address must be one the certificate names in its \
+             subjectAltName"
+        );
+    }
+    error.to_string()
+}
+
 #[cfg(test)]
 mod tests;

@@ -293,7 +293,8 @@ pub struct LdapConfig {
     pub user_search_base_dn: String,
     pub user_object_class: String,
     pub username_attribute: String,
-    pub user_email_attribute: String,
+    /// The attributes an identity with `@` is searched in (`mail`, `userPrincipalName`).
+    pub user_email_attributes: Vec<String>,
     pub group_search_base_dn: Option<String>,
     pub group_object_class: String,
     pub group_name_attribute: String,
@@ -301,6 +302,18 @@ pub struct LdapConfig {
     /// (`group_member_attribute`); `None`: any of `member`, `uniqueMember` and `memberUid`.
     pub group_member_attribute: Option<MemberAttribute>,
     pub whitelisted_login_groups: Vec<String>,
+    /// Whether membership through nested groups counts (`nested_groups`).
+    pub nested_groups: NestedGroups,
+}
+
+/// `nested_groups`: does a user count as a member of the groups its groups are in?
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NestedGroups {
+    /// On for Active Directory (found in the server's root DSE), off elsewhere.
+    #[default]
+    Auto,
+    On,
+    Off,
 }
 
 /// How group entries name their members (`group_member_attribute`).

@@ -78,12 +78,15 @@ pub(super) struct RawLdap {
     pub(super) user_search_base_dn: S<String>,
     pub(super) user_object_class: S<String>,
     pub(super) username_attribute: S<String>,
-    pub(super) user_email_attribute: S<String>,
+    /// One attribute name, or a list of them.
+    pub(super) user_email_attribute: S<toml::Value>,
     pub(super) group_search_base_dn: S<String>,
     pub(super) group_object_class: S<String>,
     pub(super) group_name_attribute: S<String>,
     pub(super) group_member_attribute: S<String>,
     pub(super) whitelisted_login_groups: S<List>,
+    /// `"auto"`, `true` or `false`.
+    pub(super) nested_groups: S<toml::Value>,
 }
 
 #[derive(Deserialize)]

@@ -256,13 +256,9 @@ max_clock_skew = 30
         ),
         ("posixAccount", "uid")
     );
-    assert_eq!(
-        (
-            ad.user_email_attribute.as_str(),
-            ad.group_object_class.as_str()
-        ),
-        ("mail", "posixGroup")
-    );
+    assert_eq!(ad.user_email_attributes, ["mail"]);
+    assert_eq!(ad.group_object_class, "posixGroup");
+    assert_eq!(ad.nested_groups, crate::config::NestedGroups::Auto);
     assert_eq!(ad.group_name_attribute, "cn");
     let p = c.proxy.unwrap();
     assert_eq!(p.hmac_key.expose(), b"k3y");
@@ -438,6 +434,26 @@ fn oidc_defaults_to_google() {
 #[case::ldap_bad_member_attribute(
     "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\nuser_search_base_dn = \"dc=x\"\ngroup_member_attribute = \"members\"\n",
     ":6:26: group_member_attribute \"members\" is not one of member, uniqueMember, memberUid (leave it out to match any of the three)"
+)]
+#[case::ldap_whitelist_entry_not_a_dn(
+    "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\nuser_search_base_dn = \"dc=x\"\nwhitelisted_login_groups = [\"CN=ok,DC=x\", \"rstudio-users\"]\n",
+    ":6:43: whitelisted_login_groups entry \"rstudio-users\" is not a DN: write the group's full DN"
+)]
+#[case::ldap_whitelist_entry_half_a_dn(
+    "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\nuser_search_base_dn = \"dc=x\"\nwhitelisted_login_groups = [\"CN=x,rstudio\"]\n",
+    ":6:29: whitelisted_login_groups entry \"CN=x,rstudio\" is not a DN"
+)]
+#[case::ldap_bad_email_attribute(
+    "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\nuser_search_base_dn = \"dc=x\"\nuser_email_attribute = [\"mail\", \"user principal\"]\n",
+    ":6:24: user_email_attribute must be an attribute name or a list of them (such as [\"mail\", \"userPrincipalName\"]); \"user principal\" is not an LDAP attribute name"
+)]
+#[case::ldap_empty_email_attributes(
+    "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\nuser_search_base_dn = \"dc=x\"\nuser_email_attribute = []\n",
+    ":6:24: user_email_attribute must name at least one attribute"
+)]
+#[case::ldap_bad_nested_groups(
+    "[[ldap]]\nserver_address = [\"a:389\"]\nstart_tls = true\nanonymous_bind = true\nuser_search_base_dn = \"dc=x\"\nnested_groups = \"yes\"\n",
+    ":6:17: nested_groups must be \"auto\", true or false, found \"yes\""
 )]
 #[case::proxy_missing_key(
     "[proxy]\nmax_clock_skew = 60\n",

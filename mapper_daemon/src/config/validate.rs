@@ -4,8 +4,9 @@
 use super::files::{open_regular, read_secret, SecretUse};
 use super::raw::{access, daemon, mapping, offset_in_literal, oidc, pick, proxy, List, RawLdap};
 use super::raw::{Source, Val};
+use super::ProxyConfig;
 use super::{AccessConfig, Config, ConfigError, ConfigErrors, DaemonConfig};
-use super::{LdapConfig, MappingConfig, MemberAttribute, MinimumUid, OidcConfig, ProxyConfig};
+use super::{LdapConfig, MappingConfig, MemberAttribute, MinimumUid, NestedGroups, OidcConfig};
 use super::{Secret, GOOGLE_DISCOVERY};
 use crate::identity::rewrite::RewriteRule;
 use std::fs;
@@ -601,10 +602,12 @@ impl Ctx {
         if let Some(v) = e.field(&r.group_search_base_dn) {
             c.group_search_base_dn = Some(self.word(v, "group_search_base_dn"));
         }
+        if let Some(v) = e.field(&r.user_email_attribute) {
+            c.user_email_attributes = self.email_attributes(v);
+        }
         for (o, key) in [
             (&r.user_object_class, "user_object_class"),
             (&r.username_attribute, "username_attribute"),
-            (&r.user_email_attribute, "user_email_attribute"),
             (&r.group_object_class, "group_object_class"),
             (&r.group_name_attribute, "group_name_attribute"),
         ] {
@@ -636,10 +639,60 @@ impl Ctx {
                 );
             }
         }
-        c.whitelisted_login_groups = self.words(
-            e.field(&r.whitelisted_login_groups),
-            "whitelisted_login_groups",
-        );
+        if let Some(list) = e.field(&r.whitelisted_login_groups) {
+            for item in list.items::<String>() {
+                let group = self.word(item, "whitelisted_login_groups entry");
+                if !group.trim().is_empty() && !looks_like_dn(&group) {
+                    // Each entry is read by its DN; a bare name makes every look-up fail.
+                    self.err(
+                        item,
+                        format!(
+                            "whitelisted_login_groups entry {group:?} is not a DN: write the group's full DN, such as \"CN={0},OU=Groups,DC=example,DC=com\" (ldapsearch -b BASE '(cn={0})' dn finds it)",
+                            group.replace(['"', '\\'], "")
+                        ),
+                    );
+                }
+                c.whitelisted_login_groups.push(group);
+            }
+        }
+        if let Some(v) = e.field(&r.nested_groups) {
+            c.nested_groups = match v.get() {
+                toml::Value::Boolean(true) => NestedGroups::On,
+                toml::Value::Boolean(false) => NestedGroups::Off,
+                toml::Value::String(s) if s == "auto" => NestedGroups::Auto,
+                other => {
+                    self.err(
+                        v,
+                        format!("nested_groups must be \"auto\", true or false, found {other}"),
+                    );
+                    NestedGroups::Auto
+                }
+            };
+        }
+    }
+
+    /// `user_email_attribute`: one attribute name or a list of them.
+    fn email_attributes(&mut self, v: Val<'_, toml::Value>) -> Vec<String> {
+        let names: Vec<&toml::Value> = match v.get() {
+            toml::Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        let mut out = Vec::new();
+        for name in names {
+            match name.as_str() {
+                Some(n) if is_attribute_name(n) => out.push(n.to_string()),
+                _ => self.err(
+                    v,
+                    format!(
+                        "user_email_attribute must be an attribute name or a list of them (such as [\"mail\", \"userPrincipalName\"]); {name} is not an LDAP attribute name"
+                    ),
+                ),
+            }
+        }
+        if out.is_empty() && !matches!(v.get(), toml::Value::Array(a) if !a.is_empty()) {
+            self.err(v, "user_email_attribute must name at least one attribute");
+        }
+        out
     }
 
     // --- [proxy] ---
@@ -685,12 +738,13 @@ fn ldap_defaults(r: &RawLdap, name: String) -> LdapConfig {
         user_search_base_dn: String::new(),
         user_object_class: text(&r.user_object_class, "posixAccount"),
         username_attribute: text(&r.username_attribute, "uid"),
-        user_email_attribute: text(&r.user_email_attribute, "mail"),
+        user_email_attributes: vec!["mail".to_string()],
         group_search_base_dn: None,
         group_object_class: text(&r.group_object_class, "posixGroup"),
         group_name_attribute: text(&r.group_name_attribute, "cn"),
         group_member_attribute: None,
         whitelisted_login_groups: Vec::new(),
+        nested_groups: NestedGroups::Auto,
     }
 }
 
@@ -757,6 +811,32 @@ pub(super) fn check_host_port(s: &str) -> Result<(), String> {
 
 /// An LDAP attribute description or object class: a name (letters, digits, hyphens, options
 /// after `;`) or a numeric OID.
+/// `attr=value` components separated by commas (RFC 4514; escaped commas stay inside a
+/// value), each attribute a name or an OID and each value non-empty. Catches a bare group name
+/// written where a DN belongs; the server has the last word on the rest.
+fn looks_like_dn(s: &str) -> bool {
+    let mut rdns = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, ch) in s.char_indices() {
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' => {
+                rdns.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    rdns.push(&s[start..]);
+    rdns.iter().all(|rdn| {
+        rdn.split('+').all(|ava| match ava.split_once('=') {
+            Some((attr, value)) => is_attribute_name(attr.trim()) && !value.trim().is_empty(),
+            None => false,
+        })
+    })
+}
+
 fn is_attribute_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()

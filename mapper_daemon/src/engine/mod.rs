@@ -314,6 +314,15 @@ impl Engine {
                 Failure::new(Verdict::PolicyDenied, found.not_whitelisted()),
             ));
         }
+        // Disabled, locked, expired or "must change password" in the directory: refused in
+        // both phases and before any credential check, as SSSD does, so that a sign-in that
+        // never binds as the user (a key, a token, a proxy signature) is refused too.
+        if let Some(found) = &entry {
+            if let Some((verdict, why)) = found.state.refusal(std::time::SystemTime::now()) {
+                let reason = format!("ldap {} says of {:?}: {why}", found.directory, found.dn);
+                return Err(fail(&decision, Failure::new(verdict, reason)));
+            }
+        }
         if let (Some((verifier, credential, _)), false) = (verifier, verified) {
             let passed = verifier
                 .and_then(|v| {

@@ -304,6 +304,10 @@ fn run(phase: Phase, h: &mut FakePam, args: &[&str], d: &mut FakeDaemon) -> Code
 #[case::unavailable_account(Verdict::Unavailable, Phase::Account, PAM_AUTHINFO_UNAVAIL)]
 #[case::bad_input_auth(Verdict::BadInput, Phase::Auth, PAM_AUTH_ERR)]
 #[case::bad_input_account(Verdict::BadInput, Phase::Account, PAM_USER_UNKNOWN)]
+#[case::expired_auth(Verdict::AccountExpired, Phase::Auth, PAM_AUTH_ERR)]
+#[case::expired_account(Verdict::AccountExpired, Phase::Account, PAM_ACCT_EXPIRED)]
+#[case::must_change_auth(Verdict::NewAuthtokRequired, Phase::Auth, PAM_AUTH_ERR)]
+#[case::must_change_account(Verdict::NewAuthtokRequired, Phase::Account, PAM_NEW_AUTHTOK_REQD)]
 fn verdicts_map_to_the_spec_table(
     #[case] verdict: Verdict,
     #[case] phase: Phase,
@@ -332,7 +336,9 @@ fn failures_are_never_ignore_nor_success(
         Verdict::PolicyDenied,
         Verdict::AuthFailed,
         Verdict::Unavailable,
-        Verdict::BadInput
+        Verdict::BadInput,
+        Verdict::AccountExpired,
+        Verdict::NewAuthtokRequired
     )]
     verdict: Verdict,
     #[values(Phase::Auth, Phase::Account)] phase: Phase,

@@ -40,6 +40,8 @@ const OP_PASSWD: u8 = ResponseOp::Passwd as u8;
         (Verdict::AuthFailed as u8, 3),
         (Verdict::Unavailable as u8, 4),
         (Verdict::BadInput as u8, 5),
+        (Verdict::AccountExpired as u8, 6),
+        (Verdict::NewAuthtokRequired as u8, 7),
     ],
     Verdict::ALL.len(),
     |b| Verdict::try_from(b).map(|v| v as u8),

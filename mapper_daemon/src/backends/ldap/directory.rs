@@ -3,9 +3,10 @@
 //! mean for the caller.
 
 use super::pool::{BindPool, ServerState, POOL_SIZE};
+use super::state::{AccountState, COMPUTED_UAC, STATE_ATTRIBUTES};
 use super::{single_bind_dn, LdapIdentity, PasswordCheck, SingleBind};
 use crate::backends::tls::{self, ClientAuth, Trust};
-use crate::config::{LdapConfig, MemberAttribute};
+use crate::config::{LdapConfig, MemberAttribute, NestedGroups};
 use crate::log;
 use crate::util::one_line;
 use ldap3::{ldap_escape, Ldap, LdapError, Scope, SearchEntry};
@@ -17,6 +18,37 @@ use tokio::sync::Semaphore;
 
 /// Group entries read per user; a directory answering more is cut off (and logged).
 const MAX_GROUPS: usize = 1024;
+/// Active Directory's in-chain matching rule (LDAP_MATCHING_RULE_IN_CHAIN): `member` through
+/// any depth of nested groups, evaluated by the server.
+const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
+/// The root DSE capability that says a server is Active Directory (LDAP_CAP_ACTIVE_DIRECTORY_OID;
+/// Samba's AD DC announces it too).
+const AD_CAPABILITY: &str = "1.2.840.113556.1.4.800";
+/// Levels of nested groups followed on directories that cannot do it themselves.
+const MAX_NESTING: usize = 8;
+
+/// Who a membership search is about.
+#[derive(Clone, Copy)]
+struct Member<'a> {
+    /// The entry's DN (empty when groups list members by name only).
+    dn: &'a str,
+    /// The entry's username attribute.
+    uid: &'a str,
+    /// The binary SID of the entry's primary group (Active Directory's `primaryGroupID`),
+    /// which AD does not list in that group's `member`.
+    primary: Option<&'a [u8]>,
+}
+
+/// How membership through nested groups is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Nesting {
+    /// Direct membership only.
+    Direct,
+    /// The server follows the chain (Active Directory's matching rule).
+    InChain,
+    /// The daemon follows it, a bounded number of levels.
+    Expand,
+}
 
 /// LDAP result codes the backend tells apart (RFC 4511, appendix A).
 pub(super) const RC_SUCCESS: u32 = 0;
@@ -101,6 +133,8 @@ pub(super) struct Directory {
     pub(super) binds: Arc<BindPool>,
     /// Password checks made (each one bind the server answered or not), for `status`.
     pub(super) password_checks: AtomicU64,
+    /// Whether the server is Active Directory (its root DSE, read once it answered).
+    pub(super) ad: Mutex<Option<bool>>,
 }
 
 impl Directory {
@@ -124,6 +158,7 @@ impl Directory {
             servers: Mutex::new(vec![ServerState::default(); cfg.server_address.len()]),
             binds: Arc::new(BindPool::new(cfg.server_address.len())),
             password_checks: AtomicU64::new(0),
+            ad: Mutex::new(None),
         })
     }
 
@@ -196,35 +231,40 @@ impl Directory {
             // Nothing to search with: only a sign-in with a password reads this directory.
             return Ok(None);
         }
-        let attribute = if identity.contains('@') {
-            &cfg.user_email_attribute
-        } else {
-            &cfg.username_attribute
-        };
         // Attribute and class names were checked at config load (letters, digits, '-', ';');
         // the identity is the only outside text in the filter, so it is escaped.
-        let filter = format!(
-            "(&(objectClass={})({}={}))",
-            cfg.user_object_class,
-            attribute,
-            ldap_escape(identity)
-        );
+        let value = ldap_escape(identity);
+        let by = if identity.contains('@') {
+            let any: Vec<String> = cfg
+                .user_email_attributes
+                .iter()
+                .map(|a| format!("({a}={value})"))
+                .collect();
+            match any.as_slice() {
+                [one] => one.clone(),
+                _ => format!("(|{})", any.concat()),
+            }
+        } else {
+            format!("({}={value})", cfg.username_attribute)
+        };
+        let filter = format!("(&(objectClass={}){by})", cfg.user_object_class);
+        let mut wanted = vec![
+            cfg.username_attribute.as_str(),
+            "primaryGroupID",
+            "objectSid",
+        ];
+        wanted.extend_from_slice(STATE_ATTRIBUTES);
         let user_search = async {
-            self.search(
-                &cfg.user_search_base_dn,
-                Scope::Subtree,
-                &filter,
-                &[cfg.username_attribute.as_str()],
-            )
-            .await
-            .or_else(|e| match e {
-                OpError::Result {
-                    rc: RC_NO_SUCH_OBJECT,
-                    ..
-                } => Ok(Vec::new()),
-                e => Err(e),
-            })
-            .map_err(|e| format!("user search {filter:?}: {e}"))
+            self.search(&cfg.user_search_base_dn, Scope::Subtree, &filter, &wanted)
+                .await
+                .or_else(|e| match e {
+                    OpError::Result {
+                        rc: RC_NO_SUCH_OBJECT,
+                        ..
+                    } => Ok(Vec::new()),
+                    e => Err(e),
+                })
+                .map_err(|e| format!("user search {filter:?}: {e}"))
         };
         // Members listed by name (group_member_attribute = "memberUid"): the groups of a
         // username do not depend on its entry, so the group and whitelist searches go out with
@@ -236,8 +276,13 @@ impl Directory {
         .then_some(identity);
         let (entries, early) = match early {
             Some(name) => {
+                let by_name = Member {
+                    dn: "",
+                    uid: name,
+                    primary: None,
+                };
                 let (entries, memberships) =
-                    tokio::join!(Box::pin(user_search), Box::pin(self.memberships("", name)));
+                    tokio::join!(Box::pin(user_search), Box::pin(self.memberships(by_name)));
                 (entries?, Some((name, memberships)))
             }
             None => (user_search.await?, None),
@@ -282,11 +327,20 @@ impl Directory {
         } else {
             raw_name.clone()
         };
+        let primary = primary_group_sid(entry);
         let (groups, whitelisted) = match early {
             Some((name, memberships)) if name == raw_name.as_str() => memberships,
-            _ => self.memberships(&entry.dn, raw_name).await,
+            _ => {
+                self.memberships(Member {
+                    dn: &entry.dn,
+                    uid: raw_name,
+                    primary: primary.as_deref(),
+                })
+                .await
+            }
         };
         let (groups, whitelisted) = (groups?, whitelisted?);
+        let state = self.account_state(&mut Via::Pool, entry).await;
         Ok(Some(LdapIdentity {
             directory: self.name().to_string(),
             dn: entry.dn.clone(),
@@ -294,7 +348,80 @@ impl Directory {
             groups,
             whitelisted,
             single_bind: false,
+            state,
         }))
+    }
+
+    /// The entry's account state. Active Directory computes lockout and password expiry in
+    /// `msDS-User-Account-Control-Computed`, which it may leave out of a subtree search: when
+    /// an AD entry (one with `userAccountControl`) lacks it, the entry is read once more.
+    async fn account_state(&self, via: &mut Via<'_>, entry: &SearchEntry) -> AccountState {
+        let mut computed = None;
+        if !values(entry, "userAccountControl").is_empty() && values(entry, COMPUTED_UAC).is_empty()
+        {
+            if let Ok(found) = self
+                .search_via(
+                    via,
+                    &entry.dn,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    &[COMPUTED_UAC],
+                )
+                .await
+            {
+                computed = found
+                    .first()
+                    .and_then(|e| first_value(e, COMPUTED_UAC))
+                    .cloned();
+            }
+        }
+        AccountState::from_attributes(
+            |name| {
+                if name.eq_ignore_ascii_case(COMPUTED_UAC) && computed.is_some() {
+                    return computed.as_deref();
+                }
+                first_value(entry, name).map(String::as_str)
+            },
+            std::time::SystemTime::now(),
+        )
+    }
+
+    /// Whether nested groups count in this section: `nested_groups`, and for `"auto"` whether
+    /// the server is Active Directory (asked once, in its root DSE).
+    async fn nested(&self) -> bool {
+        match self.cfg.nested_groups {
+            NestedGroups::On => true,
+            NestedGroups::Off => false,
+            NestedGroups::Auto => self.is_ad().await,
+        }
+    }
+
+    /// Whether the server announces Active Directory's capability (Samba's DC does too). An
+    /// unanswered question is asked again next time; the answer, once given, is kept.
+    async fn is_ad(&self) -> bool {
+        if let Some(known) = *crate::util::lock(&self.ad) {
+            return known;
+        }
+        match self
+            .search(
+                "",
+                Scope::Base,
+                "(objectClass=*)",
+                &["supportedCapabilities"],
+            )
+            .await
+        {
+            Ok(entries) => {
+                let ad = entries.iter().any(|e| {
+                    values(e, "supportedCapabilities")
+                        .iter()
+                        .any(|c| c == AD_CAPABILITY)
+                });
+                *crate::util::lock(&self.ad) = Some(ad);
+                ad
+            }
+            Err(_) => false,
+        }
     }
 
     /// A filter matching groups that list the user by DN (`member`, `uniqueMember`) or by
@@ -304,13 +431,19 @@ impl Directory {
     /// service connection of its own. `dn` may be empty when members are listed by name only.
     async fn memberships(
         &self,
-        dn: &str,
-        uid: &str,
+        who: Member<'_>,
     ) -> (Result<Vec<String>, String>, Result<bool, String>) {
+        let nesting = if who.dn.is_empty() || !self.nested().await {
+            Nesting::Direct
+        } else if self.is_ad().await {
+            Nesting::InChain
+        } else {
+            Nesting::Expand
+        };
         let (mut for_groups, mut for_whitelist) = (Via::Pool, Via::Pool);
         tokio::join!(
-            Box::pin(self.groups(&mut for_groups, dn, uid)),
-            Box::pin(self.whitelisted(&mut for_whitelist, dn, uid))
+            Box::pin(self.groups(&mut for_groups, who, nesting)),
+            Box::pin(self.whitelisted(&mut for_whitelist, who, nesting))
         )
     }
 
@@ -332,7 +465,13 @@ impl Directory {
     /// Names of the groups under `group_search_base_dn` the user is in. With the user's own
     /// bind, groups the user may not read are not found; a search the server refuses is logged
     /// and gives no groups (so they satisfy no `access.required_groups`).
-    async fn groups(&self, via: &mut Via<'_>, dn: &str, uid: &str) -> Result<Vec<String>, String> {
+    async fn groups(
+        &self,
+        via: &mut Via<'_>,
+        who: Member<'_>,
+        nesting: Nesting,
+    ) -> Result<Vec<String>, String> {
+        let (dn, uid) = (who.dn, who.uid);
         let cfg = &self.cfg;
         let Some(base) = &cfg.group_search_base_dn else {
             return Ok(Vec::new());
@@ -340,7 +479,7 @@ impl Directory {
         let filter = format!(
             "(&(objectClass={}){})",
             cfg.group_object_class,
-            Self::membership_filter(cfg.group_member_attribute, dn, uid)
+            self.member_of(who, nesting)
         );
         let as_user = via.is_user();
         let entries = match self
@@ -353,6 +492,7 @@ impl Directory {
             )
             .await
         {
+            Ok(e) if nesting == Nesting::Expand => self.expand(via, base, e).await?,
             Ok(e) => e,
             Err(OpError::Result {
                 rc: RC_NO_SUCH_OBJECT,
@@ -411,12 +551,42 @@ impl Directory {
     /// with a membership filter, so the server's DN matching rules decide, not string equality.
     /// With the user's own bind (single bind), a group the user may not read counts as one
     /// the user is not in: the restriction is never skipped, the sign-in is refused.
-    async fn whitelisted(&self, via: &mut Via<'_>, dn: &str, uid: &str) -> Result<bool, String> {
+    async fn whitelisted(
+        &self,
+        via: &mut Via<'_>,
+        who: Member<'_>,
+        nesting: Nesting,
+    ) -> Result<bool, String> {
+        let dn = who.dn;
         if self.cfg.whitelisted_login_groups.is_empty() {
             return Ok(true);
         }
         let as_user = via.is_user();
-        let filter = Self::membership_filter(self.cfg.group_member_attribute, dn, uid);
+        if nesting == Nesting::Expand {
+            if let Some(base) = &self.cfg.group_search_base_dn {
+                // The user's groups through every level, compared by DN with the whitelist.
+                let filter = format!(
+                    "(&(objectClass={}){})",
+                    self.cfg.group_object_class,
+                    self.member_of(who, Nesting::Direct)
+                );
+                let direct = self
+                    .search_via(via, base, Scope::Subtree, &filter, &["1.1"])
+                    .await
+                    .map_err(|e| format!("group search {filter:?}: {e}"))?;
+                let all = self.expand(via, base, direct).await?;
+                let listed = |g: &SearchEntry| {
+                    self.cfg
+                        .whitelisted_login_groups
+                        .iter()
+                        .any(|w| same_dn(w, &g.dn))
+                };
+                if all.iter().any(listed) {
+                    return Ok(true);
+                }
+            }
+        }
+        let filter = self.member_of(who, nesting.min(Nesting::InChain));
         for group in &self.cfg.whitelisted_login_groups {
             match self
                 .search_via(via, group, Scope::Base, &filter, &["1.1"])
@@ -447,6 +617,62 @@ impl Directory {
             }
         }
         Ok(false)
+    }
+
+    /// A filter matching the groups `who` is a member of: directly (by the section's member
+    /// attribute), through any nesting (AD's in-chain rule), or as its primary group.
+    fn member_of(&self, who: Member<'_>, nesting: Nesting) -> String {
+        let direct = match nesting {
+            Nesting::InChain => format!("(member:{IN_CHAIN}:={})", ldap_escape(who.dn)),
+            Nesting::Direct | Nesting::Expand => {
+                Self::membership_filter(self.cfg.group_member_attribute, who.dn, who.uid)
+            }
+        };
+        match who.primary {
+            Some(sid) => format!("(|{direct}(objectSid={}))", escape_bytes(sid)),
+            None => direct,
+        }
+    }
+
+    /// `found` and the groups they are members of, level by level (at most [`MAX_NESTING`]
+    /// levels and [`MAX_GROUPS`] groups), for directories without the in-chain rule.
+    async fn expand(
+        &self,
+        via: &mut Via<'_>,
+        base: &str,
+        found: Vec<SearchEntry>,
+    ) -> Result<Vec<SearchEntry>, String> {
+        let cfg = &self.cfg;
+        let mut all = found;
+        let mut frontier: Vec<String> = all.iter().map(|e| e.dn.clone()).collect();
+        for _ in 0..MAX_NESTING {
+            if frontier.is_empty() || all.len() > MAX_GROUPS {
+                break;
+            }
+            let any: String = frontier
+                .iter()
+                .map(|dn| Self::membership_filter(cfg.group_member_attribute, dn, ""))
+                .collect();
+            let filter = format!("(&(objectClass={})(|{any}))", cfg.group_object_class);
+            let parents = self
+                .search_via(
+                    via,
+                    base,
+                    Scope::Subtree,
+                    &filter,
+                    &[cfg.group_name_attribute.as_str()],
+                )
+                .await
+                .map_err(|e| format!("nested group search {filter:?}: {e}"))?;
+            frontier.clear();
+            for p in parents {
+                if !all.iter().any(|e| same_dn(&e.dn, &p.dn)) {
+                    frontier.push(p.dn.clone());
+                    all.push(p);
+                }
+            }
+        }
+        Ok(all)
     }
 
     /// One simple bind as `dn` on `ldap`, bounded by the operation timeout.
@@ -588,14 +814,14 @@ impl Directory {
     async fn own_identity(&self, ldap: &mut Ldap, dn: &str, account: &str) -> SingleBind {
         let cfg = &self.cfg;
         let filter = format!("(objectClass={})", cfg.user_object_class);
+        let mut wanted = vec![
+            cfg.username_attribute.as_str(),
+            "primaryGroupID",
+            "objectSid",
+        ];
+        wanted.extend_from_slice(STATE_ATTRIBUTES);
         let entries = match self
-            .search_on(
-                ldap,
-                dn,
-                Scope::Base,
-                &filter,
-                &[cfg.username_attribute.as_str()],
-            )
+            .search_on(ldap, dn, Scope::Base, &filter, &wanted)
             .await
         {
             Ok(e) => e,
@@ -636,12 +862,26 @@ impl Directory {
             ));
         };
         let raw_name = raw_name.clone();
-        let groups = match self.groups(&mut Via::User(&mut *ldap), dn, &raw_name).await {
+        let primary = primary_group_sid(entry);
+        let who = Member {
+            dn,
+            uid: &raw_name,
+            primary: primary.as_deref(),
+        };
+        // No service connection to ask the root DSE with: an entry with userAccountControl is
+        // Active Directory's, and `"auto"` keeps to direct membership here.
+        let nesting = match (self.cfg.nested_groups, values(entry, "userAccountControl")) {
+            (NestedGroups::On, []) => Nesting::Expand,
+            (NestedGroups::On, _) => Nesting::InChain,
+            _ => Nesting::Direct,
+        };
+        let state = self.account_state(&mut Via::User(&mut *ldap), entry).await;
+        let groups = match self.groups(&mut Via::User(&mut *ldap), who, nesting).await {
             Ok(g) => g,
             Err(e) => return SingleBind::Unavailable(format!("ldap {:?}: {e}", self.name())),
         };
         let whitelisted = match self
-            .whitelisted(&mut Via::User(&mut *ldap), dn, &raw_name)
+            .whitelisted(&mut Via::User(&mut *ldap), who, nesting)
             .await
         {
             Ok(w) => w,
@@ -654,6 +894,7 @@ impl Directory {
             groups,
             whitelisted,
             single_bind: true,
+            state,
         })
     }
 }
@@ -720,3 +961,43 @@ pub(super) fn rdn_value<'a>(dn: &'a str, attribute: &str) -> Option<&'a str> {
 fn first_value<'a>(entry: &'a SearchEntry, attribute: &str) -> Option<&'a String> {
     values(entry, attribute).first()
 }
+
+/// Two DNs written alike but for letter case and spaces around separators: enough for the DNs
+/// a server hands back and an administrator copies from it.
+fn same_dn(a: &str, b: &str) -> bool {
+    let norm = |s: &str| -> String {
+        s.split(',')
+            .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
+            .collect::<Vec<_>>()
+            .join(",")
+            .to_lowercase()
+    };
+    norm(a) == norm(b)
+}
+
+/// The SID of the entry's primary group: its own `objectSid` with the last sub-authority (the
+/// RID) replaced by `primaryGroupID`. `None` outside Active Directory.
+fn primary_group_sid(entry: &SearchEntry) -> Option<Vec<u8>> {
+    let rid: u32 = first_value(entry, "primaryGroupID")?.trim().parse().ok()?;
+    let sid = entry
+        .bin_attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("objectSid"))
+        .and_then(|(_, v)| v.first())?;
+    // revision, sub-authority count, 6-byte authority, then count × 4-byte little-endian.
+    let count = usize::from(*sid.get(1)?);
+    if count == 0 || sid.len() != 8 + 4 * count {
+        return None;
+    }
+    let mut primary = sid.clone();
+    primary[sid.len() - 4..].copy_from_slice(&rid.to_le_bytes());
+    Some(primary)
+}
+
+/// Bytes as an RFC 4515 filter value: every byte `\XX`.
+fn escape_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

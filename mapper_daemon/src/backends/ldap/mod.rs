@@ -37,6 +37,7 @@
 
 mod directory;
 mod pool;
+pub mod state;
 
 use crate::backends::cache::{Freshness, TtlCache};
 use crate::config::LdapConfig;
@@ -73,6 +74,8 @@ pub struct LdapIdentity {
     pub whitelisted: bool,
     /// Found by single bind: entry, groups and whitelist were read with the user's own bind.
     pub single_bind: bool,
+    /// Disabled, locked, expired, or a password to change, as the entry says.
+    pub state: state::AccountState,
 }
 
 /// The outcome of a single-bind sign-in ([`LdapBackend::single_bind`]).

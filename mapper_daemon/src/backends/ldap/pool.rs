@@ -223,7 +223,7 @@ impl Directory {
                 "no StartTLS or TLS handshake within {}s",
                 self.timeout.as_secs()
             ),
-            e => one_line(&e.to_string()),
+            e => crate::backends::tls::explain(&one_line(&e.to_string())),
         })?;
         ldap3::drive!(conn);
         Ok(ldap)

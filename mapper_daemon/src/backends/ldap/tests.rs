@@ -56,12 +56,13 @@ fn section(name: &str) -> LdapConfig {
         user_search_base_dn: "dc=x".into(),
         user_object_class: "posixAccount".into(),
         username_attribute: "uid".into(),
-        user_email_attribute: "mail".into(),
+        user_email_attributes: vec!["mail".into()],
         group_search_base_dn: None,
         group_object_class: "posixGroup".into(),
         group_name_attribute: "cn".into(),
         group_member_attribute: None,
         whitelisted_login_groups: Vec::new(),
+        nested_groups: crate::config::NestedGroups::Auto,
     }
 }
 
@@ -86,6 +87,7 @@ async fn a_dead_directory_is_an_error_and_a_cached_answer_is_served_stale() {
         groups: vec![],
         whitelisted: true,
         single_bind: false,
+        state: Default::default(),
     };
     // An expired answer, as if cached before the directory went down.
     b.remember("alice", Some(alice.clone()), Instant::now());
@@ -119,6 +121,7 @@ async fn passwords_are_checked_for_use_before_any_connection() {
         groups: vec![],
         whitelisted: true,
         single_bind: false,
+        state: Default::default(),
     };
     for bad in [&b""[..], b"a\0b", b"\xff\xfe"] {
         assert!(matches!(

@@ -64,8 +64,7 @@ impl LdapBackend {
                             note: None,
                             entry: Some(found),
                         }),
-                        SingleBind::Refused(why) | SingleBind::Denied(why) => Err(Failure::new(
-                            Verdict::AuthFailed,
+                        SingleBind::Refused(why) | SingleBind::Denied(why) => Err(bind_refusal(
                             format!("single bind for {account:?} refused: {why}"),
                         )),
                         SingleBind::Unavailable(e) => Err(Failure::new(Verdict::Unavailable, e)),
@@ -85,13 +84,10 @@ impl LdapBackend {
         }
         match self.check_password(&entry, password) {
             PasswordCheck::Accepted => Ok(Verified::default()),
-            PasswordCheck::Refused(why) => Err(Failure::new(
-                Verdict::AuthFailed,
-                format!(
-                    "ldap {} refused the password of {:?}: {why}",
-                    entry.directory, entry.dn
-                ),
-            )),
+            PasswordCheck::Refused(why) => Err(bind_refusal(format!(
+                "ldap {} refused the password of {:?}: {why}",
+                entry.directory, entry.dn
+            ))),
             PasswordCheck::Unavailable(e) => Err(Failure::new(Verdict::Unavailable, e)),
         }
     }
@@ -110,5 +106,15 @@ impl LdapIdentity {
                 ""
             }
         )
+    }
+}
+
+/// A refused bind: a wrong password, unless Active Directory's diagnostic (`data 773`, …)
+/// says the account is disabled, expired, locked or must change its password first, which the
+/// verdict then says (PAM_AUTH_ERR all the same in the auth phase; the log tells them apart).
+fn bind_refusal(reason: String) -> Failure {
+    match super::state::ad_bind_refusal(&reason) {
+        Some((verdict, meaning)) => Failure::new(verdict, format!("{reason}: {meaning}")),
+        None => Failure::new(Verdict::AuthFailed, reason),
     }
 }

@@ -115,3 +115,13 @@ fn the_platform_store_is_what_rustls_native_certs_reads() {
     assert!(!found.errors.is_empty());
     assert_eq!(platform_store(found, "ca_file").unwrap().len(), 1);
 }
+
+#[test]
+fn a_certificate_without_subject_alt_name_is_explained() {
+    let e = "invalid peer certificate: certificate not valid for name \"127.0.0.1\"; certificate is not valid for any names (according to its subjectAltName extension)";
+    let out = explain(e);
+    assert!(out.starts_with(e));
+    assert!(out.contains("has no subjectAltName"), "{out}");
+    assert!(out.contains("tls certfile"), "{out}");
+    assert_eq!(explain("connection refused"), "connection refused");
+}
