@@ -51,11 +51,13 @@ use std::time::Duration;
 
 mod files;
 mod raw;
+pub mod trust;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub(crate) use files::{open_regular, trusted};
 pub(crate) use validate::is_acceptable_endpoint;
 
 /// Where the config lives unless [`CONFIG_ENV`] or `--config` says otherwise.
@@ -267,6 +269,12 @@ pub struct OidcConfig {
     /// Lower-cased.
     pub allowed_emails: Vec<String>,
     pub ca_file: Option<PathBuf>,
+    /// `accept_access_tokens` (default false): whether `verify=oidc` takes access tokens,
+    /// checked at the userinfo endpoint. Off, only ID tokens are accepted: an ID token's
+    /// audience is checked to be `client_id`, while userinfo accepts an access token issued to
+    /// any application of the provider, so any application the user signed in to could sign
+    /// in as them here.
+    pub accept_access_tokens: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -361,8 +369,14 @@ pub struct ProxyConfig {
 /// module documentation for the exact rule), and validates everything. On failure, every error
 /// found is returned, sorted by file and position.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let read = files::read_with_drop_ins(path).map_err(|e| ConfigErrors(vec![e]))?;
-    validate::all(read.files, read.texts, read.errors)
+    load_with(path, &trust::Trust::process())
+}
+
+/// As [`load`], trusting files and directories owned by the uids of `trust` only (tests; the
+/// daemon trusts root and itself).
+pub fn load_with(path: &Path, trust: &trust::Trust) -> Result<Config, ConfigErrors> {
+    let read = files::read_with_drop_ins(path, trust).map_err(|e| ConfigErrors(vec![e]))?;
+    validate::all(read.files, read.texts, read.errors, trust)
 }
 
 /// Validates `text` as the whole configuration, as if it were the file `path` with no drop-ins;
@@ -373,6 +387,7 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         vec![path.to_path_buf()],
         vec![(path.to_path_buf(), text.to_string())],
         Vec::new(),
+        &trust::Trust::process(),
     )
 }
 
