@@ -253,6 +253,9 @@ fn an_hmac_key_owned_by_an_unprivileged_user_is_refused_everywhere() {
     );
 }
 
+/// What a case writes into `[proxy]`, how it prepares the files, and the error it expects.
+type Case = (&'static str, String, Box<dyn Fn(&Env)>, String);
+
 /// Issue 14 finding 5, the other files: a root-owned key in a directory others can write, a
 /// symlink to a good key from such a directory, a 0666 accounts file, a group-writable
 /// drop-in. Each fails `--check` with its file, what was found and the fix.
@@ -270,7 +273,7 @@ fn keys_in_writable_directories_writable_accounts_files_and_drop_ins_fail_the_ch
     let open_shown = open.display().to_string();
     let proxy = |key: &Path| format!("\n[proxy]\nhmac_key_file = \"{}\"\n", key.display());
 
-    let cases: Vec<(&str, String, Box<dyn Fn(&Env)>, String)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "root-owned key in a user-writable directory",
             proxy(&open_key),
