@@ -40,7 +40,7 @@ use accountmap_wire::{
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -336,8 +336,17 @@ pub fn bind_trusting(path: &Path, trust: &crate::config::trust::Trust) -> io::Re
         _ => PathBuf::from("."),
     };
     if !dir.exists() {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)?;
+        // The umask may have taken bits away (clients must reach the socket). Set on the
+        // opened directory, not through a path a link could replace.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&dir)?;
+        opened.set_permissions(std::fs::Permissions::from_mode(0o755))?;
     }
     let absolute = std::path::absolute(&dir)?;
     check_path(&absolute, Role::SocketDir, trust)
@@ -785,6 +794,13 @@ mod tests {
         let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o600);
         std::fs::remove_file(&sock).unwrap();
+
+        // A missing directory is made 0755 (clients must reach the socket).
+        let made = dir.path().join("made");
+        let listener = bind(&made.join("s.sock")).unwrap();
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755);
+        drop(listener);
 
         // A directory others can write.
         let open = dir.path().join("open");
