@@ -31,7 +31,15 @@
 //! bit (mode 0600 or stricter). Symbolic links are followed: the checks apply to the file the
 //! link leads to, which is what is read (a symlink's own mode is meaningless, and secret stores
 //! such as Kubernetes mounts are made of links). The file is opened once, and its mode is checked
-//! on the opened file (`fstat`), so the file checked is the file read. The contents, less any
+//! on the opened file (`fstat`), so the file checked is the file read.
+//!
+//! # Who may have written a file
+//!
+//! The main file, every drop-in, the accounts file and the secret files are also held to
+//! [`trust`]'s rule (sshd's `StrictModes`): owned by root or the daemon's uid, not writable by
+//! group or others, and so is every directory on the way to them, links followed one by one
+//! with the directories of both the link's and the target's path checked. The walk must end at
+//! the file that was opened (device and inode). The contents, less any
 //! trailing newline, are kept in a [`Secret`] (the TLS client key stays on disk and is only
 //! checked).
 //!
