@@ -22,17 +22,24 @@ fn oidc_env(name: &str, provider: &OidcProvider, start: bool) -> Env {
     oidc_env_at(name, &provider.discovery_endpoint(), start)
 }
 
+/// These tests send access tokens too, so they opt in (`accept_access_tokens = true`); the
+/// default, ID tokens only, has its own test.
 fn oidc_env_at(name: &str, discovery: &str, start: bool) -> Env {
+    oidc_env_with(
+        name,
+        discovery,
+        start,
+        "allowed_emails = [\"partner@elsewhere.org\"]\naccept_access_tokens = true\n",
+    )
+}
+
+fn oidc_env_with(name: &str, discovery: &str, start: bool, more: &str) -> Env {
     let mut b = Env::builder(name)
         .accounts(&format!(
             "{STANDARD_ACCOUNTS}partner@elsewhere.org = jsmith\n"
         ))
         .config(|c| {
-            oidc_config(
-                c,
-                discovery,
-                "allowed_emails = [\"partner@elsewhere.org\"]\n",
-            );
+            oidc_config(c, discovery, more);
             // These tests refuse dozens of bad tokens for alice on purpose, each to see its
             // reason; the brute-force brake (tests/tests/hardening/brake.rs) would refuse
             // all but 5 of them unchecked.
@@ -267,6 +274,48 @@ fn id_and_access_tokens_sign_in_and_bad_tokens_are_refused_with_their_reason() {
     assert_eq!(s[&key], "reachable", "{s}");
     assert!(s["oidc keys"].as_str().unwrap().contains("fetched"), "{s}");
     println!("status: {} / {}", s[&key], s["oidc keys"]);
+}
+
+/// Issue 14 finding 12: an access token is not bound to this client (userinfo accepts one
+/// issued to any application of the provider), so by default only ID tokens sign in: a valid
+/// access token of the user is refused before the provider is asked, with a reason that says
+/// how to opt in; with `accept_access_tokens = true` (SIGHUP) the same token signs in.
+#[test]
+fn access_tokens_are_refused_unless_accept_access_tokens_is_set() {
+    let provider = OidcProvider::start("id-only");
+    let mut env = oidc_env_with("oidc-id-only", &provider.discovery_endpoint(), true, "");
+    let alice = provider.login(CLIENT_ID, "alice-sub");
+    // An access token issued to another application of the same provider: what the finding
+    // is about. The provider's userinfo accepts it.
+    let other = provider.login(OTHER_CLIENT_ID, "alice-sub");
+    allowed(&env, "alice", &alice.id_token, "alice");
+    for token in [&alice.access_token, &other.access_token] {
+        refused(
+            &env,
+            "alice",
+            token,
+            AUTH_ERR,
+            "only ID tokens are accepted",
+        );
+    }
+    let log = env.daemon_log();
+    assert!(
+        log.contains("set accept_access_tokens = true in [oidc]"),
+        "the reason does not say how to opt in:\n{log}"
+    );
+    // A token that is neither: still malformed, not "an access token".
+    refused(&env, "alice", "a.b.c", AUTH_ERR, "malformed");
+
+    let mut config = env.config().clone();
+    config.extra += "accept_access_tokens = true\n";
+    env.write_config(&config);
+    let from = env.log_len();
+    env.sighup();
+    env.expect_log(from, Duration::from_secs(5), |l| {
+        l.contains("configuration reloaded")
+    });
+    allowed(&env, "alice", &alice.access_token, "alice");
+    allowed(&env, "alice", &other.access_token, "alice");
 }
 
 #[test]

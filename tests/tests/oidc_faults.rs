@@ -203,10 +203,17 @@ mod http_fault_proxy {
 
 use http_fault_proxy::{Fault, HttpFaultProxy, FAULTS};
 
+/// Access tokens are among the tokens sent, so they are accepted (`accept_access_tokens`).
 fn oidc_env(name: &str, provider: &OidcProvider) -> Env {
     let env = Env::builder(name)
         .accounts(STANDARD_ACCOUNTS)
-        .config(|c| oidc_config(c, &provider.discovery_endpoint(), ""))
+        .config(|c| {
+            oidc_config(
+                c,
+                &provider.discovery_endpoint(),
+                "accept_access_tokens = true\n",
+            )
+        })
         .build();
     env.add_service(SVC_OIDC, "verify=oidc", true);
     env

@@ -590,8 +590,25 @@ fn open_old(path: &Path) -> Option<Mapping> {
     Table::new(map.words())?.layout_ok().then_some(map)
 }
 
+/// Gives the file its [`FILE_SIZE`] bytes as allocated blocks, not a sparse hole: a store
+/// through the shared mapping into a page without a block would need one from the
+/// filesystem, and on a full filesystem the kernel answers that page fault with SIGBUS,
+/// which kills the daemon. Allocated up front, a full filesystem fails here, as an error.
+fn allocate(file: &File) -> io::Result<()> {
+    // SAFETY: the descriptor is valid for the call (borrowed from `file`); posix_fallocate
+    // touches no memory of ours. glibc falls back to writing zeros where the filesystem has
+    // no fallocate.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, FILE_SIZE as libc::off_t) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    // posix_fallocate only extends; the file is new, so this is its size already.
+    file.set_len(FILE_SIZE as u64)
+}
+
 impl WriteMap {
-    /// Creates a new, empty cache file at `path` (mode 0644): written under a temporary name
+    /// Creates a new, empty cache file at `path` (mode 0644), every block allocated (see
+    /// [`allocate`]; a full filesystem is an error here, never a SIGBUS later): written under a temporary name
     /// in the same directory, renamed over `path`, and only then is the file it replaced (if
     /// it was a cache file) marked retired, so that its readers map the new one.
     pub fn create(path: &Path) -> io::Result<WriteMap> {
@@ -620,7 +637,7 @@ impl WriteMap {
         let made = (|| {
             // The umask may have taken bits away; readers need 0644 exactly.
             file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-            file.set_len(FILE_SIZE as u64)?;
+            allocate(&file)?;
             let map = Mapping::new(&file, true)?;
             let mut writer = TableWriter::new(map.words())
                 .ok_or_else(|| io::Error::other("mapping of the wrong size"))?;

@@ -2,11 +2,12 @@
 //! [`super`] for the order), and secret files. Each file is opened once and checked on the opened
 //! file, so the file checked is the file read.
 
+use super::trust::{check_path, Role, Trust};
 use super::{ConfigError, Secret};
 use std::fs;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A config or drop-in file larger than this is refused before it is parsed.
@@ -26,10 +27,10 @@ pub(super) struct Texts {
 
 /// Reads `path` and then every `conf.d/*.toml` beside it in name order. A main file that cannot
 /// be read is the only error: the drop-ins are then not read.
-pub(super) fn read_with_drop_ins(path: &Path) -> Result<Texts, ConfigError> {
+pub(super) fn read_with_drop_ins(path: &Path, trust: &Trust) -> Result<Texts, ConfigError> {
     let mut errors = Vec::new();
     let mut files = vec![path.to_path_buf()];
-    let main_text = read_config_file(path)?;
+    let main_text = read_config_file(path, trust)?;
     let mut texts = vec![(path.to_path_buf(), main_text)];
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -39,7 +40,7 @@ pub(super) fn read_with_drop_ins(path: &Path) -> Result<Texts, ConfigError> {
         Ok(paths) => {
             for p in paths {
                 files.push(p.clone());
-                match read_config_file(&p) {
+                match read_config_file(&p, trust) {
                     Ok(text) => texts.push((p, text)),
                     Err(e) => errors.push(e),
                 }
@@ -82,7 +83,7 @@ fn drop_ins(conf_d: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 
 /// Opens without blocking on a FIFO and without taking a controlling terminal, and checks that
 /// the opened file (symlinks followed) is a regular file.
-pub(super) fn open_regular(path: &Path) -> Result<(fs::File, fs::Metadata), String> {
+pub(crate) fn open_regular(path: &Path) -> Result<(fs::File, fs::Metadata), String> {
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -97,7 +98,25 @@ pub(super) fn open_regular(path: &Path) -> Result<(fs::File, fs::Metadata), Stri
     Ok((file, meta))
 }
 
-fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+/// Checks that the file opened as `opened` from `path` may be trusted ([`super::trust`]): the
+/// walk from `/` must end at the very file that was opened.
+pub(crate) fn trusted(
+    path: &Path,
+    role: Role,
+    trust: &Trust,
+    opened: &fs::Metadata,
+) -> Result<(), String> {
+    let (_, walked) = check_path(path, role, trust).map_err(|e| e.0)?;
+    if (walked.dev(), walked.ino()) != (opened.dev(), opened.ino()) {
+        return Err(format!(
+            "{} was replaced while it was checked; check it again",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn read_config_file(path: &Path, trust: &Trust) -> Result<String, ConfigError> {
     let (file, meta) = open_regular(path).map_err(|e| {
         // "FILE: cannot read: …" rather than repeating the path.
         let prefix = format!("cannot read {}: ", path.display());
@@ -106,6 +125,7 @@ fn read_config_file(path: &Path) -> Result<String, ConfigError> {
             None => ConfigError::file(path, "not a regular file"),
         }
     })?;
+    trusted(path, Role::Config, trust, &meta).map_err(|e| ConfigError::file(path, e))?;
     if meta.len() > MAX_CONFIG_BYTES {
         return Err(ConfigError::file(
             path,
@@ -139,9 +159,11 @@ pub(super) enum SecretUse {
     Text,
 }
 
-/// Opens a secret file, checks its type and mode on the opened file, and reads it.
-pub(super) fn read_secret(path: &Path, usage: SecretUse) -> Result<Secret, String> {
+/// Opens a secret file, checks who may have written it ([`super::trust`]) and its type and
+/// mode on the opened file, and reads it.
+pub(super) fn read_secret(path: &Path, usage: SecretUse, trust: &Trust) -> Result<Secret, String> {
     let (file, meta) = open_regular(path)?;
+    trusted(path, Role::Secret, trust, &meta)?;
     let mode = meta.permissions().mode() & 0o7777;
     let shown = path.display();
     if mode & 0o077 != 0 {

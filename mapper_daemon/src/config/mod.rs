@@ -31,7 +31,15 @@
 //! bit (mode 0600 or stricter). Symbolic links are followed: the checks apply to the file the
 //! link leads to, which is what is read (a symlink's own mode is meaningless, and secret stores
 //! such as Kubernetes mounts are made of links). The file is opened once, and its mode is checked
-//! on the opened file (`fstat`), so the file checked is the file read. The contents, less any
+//! on the opened file (`fstat`), so the file checked is the file read.
+//!
+//! # Who may have written a file
+//!
+//! The main file, every drop-in, the accounts file and the secret files are also held to
+//! [`trust`]'s rule (sshd's `StrictModes`): owned by root or the daemon's uid, not writable by
+//! group or others, and so is every directory on the way to them, links followed one by one
+//! with the directories of both the link's and the target's path checked. The walk must end at
+//! the file that was opened (device and inode). The contents, less any
 //! trailing newline, are kept in a [`Secret`] (the TLS client key stays on disk and is only
 //! checked).
 //!
@@ -51,11 +59,13 @@ use std::time::Duration;
 
 mod files;
 mod raw;
+pub mod trust;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub(crate) use files::{open_regular, trusted};
 pub(crate) use validate::is_acceptable_endpoint;
 
 /// Where the config lives unless [`CONFIG_ENV`] or `--config` says otherwise.
@@ -273,6 +283,12 @@ pub struct OidcConfig {
     /// Lower-cased.
     pub allowed_emails: Vec<String>,
     pub ca_file: Option<PathBuf>,
+    /// `accept_access_tokens` (default false): whether `verify=oidc` takes access tokens,
+    /// checked at the userinfo endpoint. Off, only ID tokens are accepted: an ID token's
+    /// audience is checked to be `client_id`, while userinfo accepts an access token issued to
+    /// any application of the provider, so any application the user signed in to could sign
+    /// in as them here.
+    pub accept_access_tokens: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -380,8 +396,14 @@ pub struct ProxyConfig {
 /// module documentation for the exact rule), and validates everything. On failure, every error
 /// found is returned, sorted by file and position.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let read = files::read_with_drop_ins(path).map_err(|e| ConfigErrors(vec![e]))?;
-    validate::all(read.files, read.texts, read.errors)
+    load_with(path, &trust::Trust::process())
+}
+
+/// As [`load`], trusting files and directories owned by the uids of `trust` only (tests; the
+/// daemon trusts root and itself).
+pub fn load_with(path: &Path, trust: &trust::Trust) -> Result<Config, ConfigErrors> {
+    let read = files::read_with_drop_ins(path, trust).map_err(|e| ConfigErrors(vec![e]))?;
+    validate::all(read.files, read.texts, read.errors, trust)
 }
 
 /// Validates `text` as the whole configuration, as if it were the file `path` with no drop-ins;
@@ -392,6 +414,7 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         vec![path.to_path_buf()],
         vec![(path.to_path_buf(), text.to_string())],
         Vec::new(),
+        &trust::Trust::process(),
     )
 }
 

@@ -59,6 +59,7 @@ pub(super) struct RawOidc {
     pub(super) allowed_domains: S<List>,
     pub(super) allowed_emails: S<List>,
     pub(super) ca_file: S<String>,
+    pub(super) accept_access_tokens: S<bool>,
 }
 
 #[derive(Deserialize)]

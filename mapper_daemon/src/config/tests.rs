@@ -629,19 +629,15 @@ fn oidc_without_restrictions_warns() {
 }
 
 #[rstest]
-#[case::group_readable(0o640, "0640")]
-#[case::world_readable(0o644, "0644")]
-#[case::group_writable(0o620, "0620")]
-fn too_open_secret_files_are_refused_with_the_fix(#[case] mode: u32, #[case] shown: &str) {
+#[case::group_readable(0o640, "{dir}/proxy-hmac-key has mode 0640; secrets must be 0600 or stricter: chmod 600 {dir}/proxy-hmac-key")]
+#[case::world_readable(0o644, "{dir}/proxy-hmac-key has mode 0644; secrets must be 0600 or stricter: chmod 600 {dir}/proxy-hmac-key")]
+// Writable by others: the trust rule (config::trust) refuses it first.
+#[case::group_writable(0o620, "{dir}/proxy-hmac-key (the secret file) has mode 0620: group or others can write it, so they could change what accountmapd trusts: chmod 600 {dir}/proxy-hmac-key")]
+fn too_open_secret_files_are_refused_with_the_fix(#[case] mode: u32, #[case] message: &str) {
     let f = Fixture::new();
     f.secret("proxy-hmac-key", "key\n", mode);
     let errors = f.errors("[proxy]\nhmac_key_file = \"{dir}/proxy-hmac-key\"\n");
-    assert_eq!(
-        errors,
-        [format!(
-            "{{dir}}/accountmap.toml:2:17: {{dir}}/proxy-hmac-key has mode {shown}; secrets must be 0600 or stricter: chmod 600 {{dir}}/proxy-hmac-key"
-        )]
-    );
+    assert_eq!(errors, [format!("{{dir}}/accountmap.toml:2:17: {message}")]);
 }
 
 #[test]
@@ -805,7 +801,7 @@ fn accounts_file_errors_point_into_the_accounts_file() {
             file: accounts,
             line: Some(2),
             column: Some(1),
-            message: "expected external=local, found \"broken line\"".into(),
+            message: "expected external=local (this line has no '='; its text is not shown, the file may hold secrets)".into(),
         }]
     );
 }
@@ -853,4 +849,64 @@ fn secret_debug_is_redacted() {
     let s = Secret::new(b"pw".to_vec());
     assert_eq!(format!("{s:?}"), "<redacted>");
     assert_eq!(s.clone().expose(), b"pw");
+}
+
+/// Issue 14, finding 5, at the level of `load`: each file the config trusts is held to the
+/// ownership rule (config::trust), with the file at fault, what was found and the fix; a bad
+/// drop-in does not hide the errors of the others.
+#[rstest]
+#[case::group_writable_main("accountmap.toml", 0o664, "{dir}/accountmap.toml: {dir}/accountmap.toml (the config file) has mode 0664: group or others can write it, so they could change what accountmapd trusts: chmod go-w {dir}/accountmap.toml")]
+#[case::group_writable_drop_in("conf.d/50-x.toml", 0o664, "{dir}/conf.d/50-x.toml: {dir}/conf.d/50-x.toml (the config file) has mode 0664: group or others can write it, so they could change what accountmapd trusts: chmod go-w {dir}/conf.d/50-x.toml")]
+#[case::world_writable_accounts("accounts", 0o666, "{dir}/accounts: {dir}/accounts (the accounts file) has mode 0666: group or others can write it, so they could change what accountmapd trusts: chmod go-w {dir}/accounts")]
+#[case::key_in_a_writable_directory("keys", 0o777, "{dir}/accountmap.toml:4:17: {dir}/keys (the directory of {dir}/keys/proxy-hmac-key) has mode 0777: group or others can write it, so they could change what accountmapd trusts: chmod go-w {dir}/keys")]
+fn files_others_can_write_are_refused(#[case] name: &str, #[case] mode: u32, #[case] want: &str) {
+    let f = Fixture::new();
+    f.write("accounts", "a@x.org = alice\n");
+    f.write("conf.d/50-x.toml", "[access]\ndenied_users = []\n");
+    f.secret("keys/proxy-hmac-key", "k3y\n", 0o600);
+    let main = f.config(
+        "[mapping]\naccounts_file = \"{dir}/accounts\"\n[proxy]\nhmac_key_file = \"{dir}/keys/proxy-hmac-key\"\n",
+    );
+    assert!(load(&main).is_ok(), "the files as written pass");
+    fs::set_permissions(f.path(name), fs::Permissions::from_mode(mode)).unwrap();
+    let dir = f.dir.path().display().to_string();
+    let errors: Vec<String> = match load(&main) {
+        Ok(_) => panic!("{name} with mode {mode:o} was accepted"),
+        Err(e) => {
+            e.0.iter()
+                .map(|e| e.to_string().replace(&dir, "{dir}"))
+                .collect()
+        }
+    };
+    assert_eq!(errors, [want.to_string()]);
+}
+
+/// The owner rule, with the trusted owners injected: as root the key is given to another
+/// uid; as a normal user this process's own uid is left out of the trusted set.
+#[test]
+fn a_key_of_an_untrusted_owner_is_refused_at_its_line() {
+    let f = Fixture::new();
+    let key = f.secret("proxy-hmac-key", "k3y\n", 0o600);
+    let main = f.config("[proxy]\nhmac_key_file = \"{dir}/proxy-hmac-key\"\n");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let trust = if root {
+        std::os::unix::fs::chown(&key, Some(65534), None).unwrap();
+        trust::Trust::process()
+    } else {
+        trust::Trust::uids(&[0])
+    };
+    let err = load_with(&main, &trust).unwrap_err().to_string();
+    assert!(err.contains("is owned by uid"), "{err}");
+    assert!(err.contains("chown root:root"), "{err}");
+    if root {
+        assert!(
+            err.starts_with(&format!(
+                "{}:2:17: {} (the secret file) is owned by uid 65534",
+                main.display(),
+                key.display()
+            )),
+            "{err}"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 use super::files::{open_regular, read_secret, SecretUse};
 use super::raw::{access, daemon, mapping, offset_in_literal, oidc, pick, proxy, List, RawLdap};
 use super::raw::{Source, Val};
+use super::trust::Trust;
 use super::ProxyConfig;
 use super::{AccessConfig, Config, ConfigError, ConfigErrors, DaemonConfig};
 use super::{LdapConfig, MappingConfig, MemberAttribute, MinimumUid, NestedGroups, OidcConfig};
@@ -27,6 +28,7 @@ pub(super) fn all(
     files: Vec<PathBuf>,
     texts: Vec<(PathBuf, String)>,
     errors: Vec<ConfigError>,
+    trust: &Trust,
 ) -> Result<Config, ConfigErrors> {
     let mut errors = errors;
     let mut sources = Vec::new();
@@ -43,6 +45,7 @@ pub(super) fn all(
         errors,
         warnings: Vec::new(),
         complete,
+        trust: trust.clone(),
     };
     let daemon = ctx.daemon(&sources);
     let access = ctx.access(&sources);
@@ -83,6 +86,8 @@ struct Ctx {
     warnings: Vec<String>,
     /// Every file parsed: a missing required key is really missing.
     complete: bool,
+    /// Who may own the files the config names ([`super::trust`]).
+    trust: Trust,
 }
 impl Ctx {
     fn err<T>(&mut self, v: Val<'_, T>, message: impl AsRef<str>) {
@@ -128,7 +133,7 @@ impl Ctx {
     /// An absolute path to a secret file: readable, regular, mode 0600 or stricter.
     fn secret(&mut self, v: Val<'_, String>, usage: SecretUse) -> Option<(PathBuf, Secret)> {
         let p = self.absolute(v)?;
-        match read_secret(&p, usage) {
+        match read_secret(&p, usage, &self.trust) {
             Ok(s) => Some((p, s)),
             Err(e) => {
                 self.err(v, e);
@@ -322,7 +327,7 @@ impl Ctx {
                 self.err(v, format!("{} is not a regular file", p.display()))
             }
             Ok(_) => {
-                if let Err(e) = crate::identity::accounts_file::load(p) {
+                if let Err(e) = crate::identity::accounts_file::load_with(p, &self.trust) {
                     self.errors.push(accounts_error(p, &e));
                 }
             }
@@ -341,6 +346,7 @@ impl Ctx {
             allowed_domains: Vec::new(),
             allowed_emails: Vec::new(),
             ca_file: None,
+            accept_access_tokens: false,
         };
         if let Some(v) = pick(s, |f| oidc(f)?.discovery_endpoint.as_ref()) {
             if is_acceptable_endpoint(v.get()) {
@@ -410,6 +416,9 @@ impl Ctx {
         }
         if let Some(v) = pick(s, |f| oidc(f)?.ca_file.as_ref()) {
             o.ca_file = self.readable(v);
+        }
+        if let Some(v) = pick(s, |f| oidc(f)?.accept_access_tokens.as_ref()) {
+            o.accept_access_tokens = *v.get();
         }
         if o.allowed_domains.is_empty()
             && o.allowed_emails.is_empty()
@@ -757,8 +766,8 @@ fn accounts_error(path: &Path, text: &str) -> ConfigError {
         Some((l.parse::<usize>().ok()?, c.parse::<usize>().ok()?, message))
     });
     match located {
-        Some((line, column, message)) => ConfigError::at(path, (line, column), message),
-        None => ConfigError::file(path, rest),
+        Some((line, column, message)) => ConfigError::at(path, (line, column), message.trim()),
+        None => ConfigError::file(path, rest.trim()),
     }
 }
 

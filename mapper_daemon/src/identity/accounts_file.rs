@@ -13,9 +13,17 @@
 //! to the same inode is taken only once the file has been left alone for [`SETTLE`], and a
 //! version that changed while it was read is never taken. Until then the previous version
 //! stays in force.
+//!
+//! The file decides who signs in as whom, so it is trusted only under the rules of
+//! [`crate::config::trust`] (owned by root or the daemon, writable by nobody else, in
+//! directories only they can write): a version that breaks them is refused like a version
+//! that does not parse. Errors name the line and column and what was expected, never the
+//! line's text: the file may be pointed at something secret (`/etc/shadow`, a key).
 
+use crate::config::trust::{Role, Trust};
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -60,7 +68,7 @@ impl Accounts {
                 return Err(AccountsError {
                     line,
                     column,
-                    message: format!("expected external=local, found {content:?}"),
+                    message: "expected external=local (this line has no '='; its text is not shown, the file may hold secrets)".into(),
                 });
             };
             let (external, local) = (external.trim(), local.trim());
@@ -75,7 +83,7 @@ impl Accounts {
                 return Err(AccountsError {
                     line,
                     column: column + content.find('=').unwrap_or(0) + 1,
-                    message: format!("{local:?} is not a valid local user name"),
+                    message: "the local side (after '=') is not a valid local user name: it must have no blanks, ':' or '/'".into(),
                 });
             }
             let key = external.to_lowercase();
@@ -85,7 +93,7 @@ impl Accounts {
                         line,
                         column,
                         message: format!(
-                            "{external:?} is already mapped to {earlier:?} on line {at}; one identity maps to one account"
+                            "the identity on this line is already mapped to another account on line {at}; one identity maps to one account"
                         ),
                     });
                 }
@@ -134,10 +142,46 @@ impl Stamp {
     }
 }
 
-/// Reads a whole accounts file and parses it; errors carry `FILE:LINE:COLUMN`.
+/// The largest accounts file read: far more than any mapping needs.
+const MAX_ACCOUNTS_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a whole accounts file and parses it, trusting root and the daemon's own uid;
+/// errors carry `FILE:LINE:COLUMN` (or `FILE:` alone) and never the file's text.
 pub fn load(path: &Path) -> Result<Accounts, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Accounts::parse(&text).map_err(|e| format!("{}:{e}", path.display()))
+    load_with(path, &Trust::process())
+}
+
+/// As [`load`], trusting the owners in `trust`.
+pub fn load_with(path: &Path, trust: &Trust) -> Result<Accounts, String> {
+    let shown = path.display();
+    let (file, meta) = crate::config::open_regular(path).map_err(|e| format!("{shown}: {e}"))?;
+    crate::config::trusted(path, Role::Accounts, trust, &meta)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_ACCOUNTS_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_ACCOUNTS_BYTES {
+        return Err(format!(
+            "{shown}: larger than {MAX_ACCOUNTS_BYTES} bytes; not an accounts file"
+        ));
+    }
+    // The position of the first bad byte, not the bytes around it.
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let good = e.utf8_error().valid_up_to();
+        let before = e.as_bytes().get(..good).unwrap_or(&[]);
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let start = before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(before.get(start..).unwrap_or(&[]))
+            .chars()
+            .count()
+            + 1;
+        format!("{shown}:{line}:{column}: not UTF-8 text")
+    })?;
+    Accounts::parse(&text).map_err(|e| format!("{shown}:{e}"))
 }
 
 #[derive(Debug)]
@@ -152,6 +196,8 @@ struct Loaded {
 pub struct AccountsFile {
     path: PathBuf,
     settle: Duration,
+    /// Who may own the file and its directories.
+    trust: Trust,
     state: Mutex<Loaded>,
 }
 
@@ -174,9 +220,15 @@ impl AccountsFile {
 
     /// As [`AccountsFile::open`], with another settle time (tests).
     pub fn open_with_settle(path: &Path, settle: Duration) -> Result<AccountsFile, String> {
+        AccountsFile::open_with(path, settle, Trust::process())
+    }
+
+    /// As [`AccountsFile::open`], with another settle time and the owners to trust (tests).
+    pub fn open_with(path: &Path, settle: Duration, trust: Trust) -> Result<AccountsFile, String> {
         let file = AccountsFile {
             path: path.to_path_buf(),
             settle,
+            trust,
             state: Mutex::new(Loaded {
                 stamp: None,
                 accounts: Default::default(),
@@ -225,7 +277,7 @@ impl AccountsFile {
                 return (state.accounts.clone(), Reload::Unchanged);
             }
         }
-        match load(&self.path) {
+        match load_with(&self.path, &self.trust) {
             // Changed while it was read (or replaced since the stat): what was read may be
             // half of something; the next call reads it again.
             Ok(_) if std::fs::metadata(&self.path).ok().map(|m| Stamp::of(&m)) != stamp => {

@@ -9,8 +9,11 @@
 //! - SIGHUP, `accountmapctl cache flush` and a clean stop empty the table; a stop also retires
 //!   and removes the file.
 //! - A store never blocks or fails a request: the lock is only tried, and if the file cannot be
-//!   created the reason is logged once and the cache stays off (every lookup then takes the
-//!   socket, as without a cache).
+//!   created the reason is logged once, shown by `status`, and the cache stays off (every
+//!   lookup then takes the socket, as without a cache). The file's blocks are allocated when
+//!   it is created, so a filesystem that fills up later cannot fail a store (a store into a
+//!   sparse page of a full filesystem would be a SIGBUS); a filesystem already full is such a
+//!   failure to create.
 //!
 //! An answer computed before a reload or a flush must not be stored after it: each request
 //! takes the cache's epoch before it takes the engine, and a store whose epoch is no longer
@@ -28,12 +31,15 @@ pub struct SharedCache {
     /// `None`: disabled (the file could not be made, or the daemon is stopping).
     file: Mutex<Option<WriteMap>>,
     epoch: AtomicU64,
+    /// Why the cache is off, for `status`, when it could not be made.
+    off_because: Option<String>,
 }
 
 impl SharedCache {
     /// Creates the cache file next to `socket`. On failure the reason is logged and the cache
     /// is off.
     pub fn create(socket: &Path) -> SharedCache {
+        let mut off_because = None;
         let file = match memcache::path_for(socket) {
             Some(path) => match WriteMap::create(&path) {
                 Ok(f) => {
@@ -44,10 +50,12 @@ impl SharedCache {
                     Some(f)
                 }
                 Err(e) => {
+                    // Said once: the cache stays off for the life of the daemon.
+                    let why = format!("cannot create {}: {e}", path.display());
                     log::warning(&format!(
-                        "nss cache disabled: cannot create {}: {e}; every NSS lookup uses the socket",
-                        path.display()
+                        "nss cache off: {why}; every NSS lookup uses the socket"
                     ));
+                    off_because = Some(why);
                     None
                 }
             },
@@ -56,7 +64,13 @@ impl SharedCache {
         SharedCache {
             file: Mutex::new(file),
             epoch: AtomicU64::new(0),
+            off_because,
         }
+    }
+
+    /// Why the cache is off, when creating its file failed.
+    pub fn off_because(&self) -> Option<&str> {
+        self.off_because.as_deref()
     }
 
     /// A cache that stores nothing.
@@ -64,6 +78,7 @@ impl SharedCache {
         SharedCache {
             file: Mutex::new(None),
             epoch: AtomicU64::new(0),
+            off_because: None,
         }
     }
 

@@ -40,7 +40,7 @@ use accountmap_wire::{
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -225,9 +225,10 @@ impl State {
             }
             (Request::Status, Response::Status(pairs)) => {
                 let mut pairs = pairs.clone();
-                let (file, live) = match self.memcache.status() {
-                    Some((path, live)) => (path.display().to_string(), live.to_string()),
-                    None => ("off".to_string(), "0".to_string()),
+                let (file, live) = match (self.memcache.status(), self.memcache.off_because()) {
+                    (Some((path, live)), _) => (path.display().to_string(), live.to_string()),
+                    (None, Some(why)) => (format!("off: {why}"), "0".to_string()),
+                    (None, None) => ("off".to_string(), "0".to_string()),
                 };
                 pairs.push(("nss_cache_file".into(), file));
                 pairs.push(("nss_cache_entries".into(), live));
@@ -308,15 +309,48 @@ fn reload_refused(why: String) -> String {
     why
 }
 
+/// The socket's mode: any local process may ask; what it may ask is decided by its peer
+/// credentials.
+pub const SOCKET_MODE: u32 = 0o666;
+
 /// Creates the listening socket: parent directory if missing, a stale socket file removed,
-/// mode 0666 (any local process may ask; what it may ask is decided by its peer credentials).
+/// mode [`SOCKET_MODE`] from the moment it has its name.
+///
+/// The socket is bound in a private directory (mode 0700, made here, inside the socket's
+/// directory), given its mode there, and renamed into place. A `chmod` of the final path
+/// would follow a symlink that someone able to write the directory swapped in (making another
+/// file 0666); inside a directory only the daemon can enter, nobody can swap anything. The
+/// umask, which would also set the mode at `bind()`, is process-wide and would race with
+/// other threads creating files. The socket's directory must be owned by root or the daemon
+/// and writable by nobody else, as must the ones above it ([`crate::config::trust`]): a
+/// located error otherwise.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-        }
+    bind_trusting(path, &crate::config::trust::Trust::process())
+}
+
+/// As [`bind`], trusting the directory owners in `trust` (tests).
+pub fn bind_trusting(path: &Path, trust: &crate::config::trust::Trust) -> io::Result<UnixListener> {
+    use crate::config::trust::{check_path, Role};
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)?;
+        // The umask may have taken bits away (clients must reach the socket). Set on the
+        // opened directory, not through a path a link could replace.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&dir)?;
+        opened.set_permissions(std::fs::Permissions::from_mode(0o755))?;
     }
+    let absolute = std::path::absolute(&dir)?;
+    check_path(&absolute, Role::SocketDir, trust)
+        .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.0))?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(io::Error::new(
@@ -335,9 +369,19 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-    Ok(listener)
+    // Short: sun_path holds 108 bytes, and this name is one level deeper than the socket's.
+    let private = dir.join(format!(".b{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let bound = (|| {
+        let tmp = private.join("s");
+        let listener = UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(SOCKET_MODE))?;
+        std::fs::rename(&tmp, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound
 }
 
 /// Who is on the other end, from the kernel (SO_PEERCRED), never from the request.
@@ -709,6 +753,75 @@ mod tests {
             slots.in_service(),
             (0, 0),
             "entries are removed: bounded memory"
+        );
+    }
+
+    /// Issue 14, finding 10: the socket has its mode from the moment it has its name, whatever
+    /// the umask; nothing is chmod-ed by path (a symlink planted where the socket goes is
+    /// refused and its target keeps its mode); a socket directory others can write is refused
+    /// with a located error, before anything is created in it.
+    #[test]
+    fn the_socket_is_0666_at_bind_and_its_directory_must_be_trusted() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sock = dir.path().join("accountmapd.sock");
+        let listener = bind(&sock).unwrap();
+        let mode = std::fs::symlink_metadata(&sock)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(mode, 0o666);
+        assert!(
+            UnixStream::connect(&sock).is_ok(),
+            "the renamed socket answers"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            leftovers,
+            vec![std::ffi::OsString::from("accountmapd.sock")]
+        );
+        drop(listener);
+
+        // A link where the socket goes: refused, and its target is left alone.
+        std::fs::remove_file(&sock).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "x").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        symlink(&victim, &sock).unwrap();
+        assert!(bind(&sock).is_err());
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600);
+        std::fs::remove_file(&sock).unwrap();
+
+        // A missing directory is made 0755 (clients must reach the socket).
+        let made = dir.path().join("made");
+        let listener = bind(&made.join("s.sock")).unwrap();
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755);
+        drop(listener);
+
+        // A directory others can write.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = bind(&open.join("s.sock")).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{} (the socket directory) has mode 0777",
+                open.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("chmod go-w"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&open).unwrap().count(),
+            0,
+            "nothing created"
         );
     }
 

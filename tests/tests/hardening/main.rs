@@ -5,6 +5,8 @@
 //! is who attacks a 0666 socket.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod files;
+
 use accountmap_tests::*;
 use accountmap_wire::{call, Request, Response};
 use std::io::Write;

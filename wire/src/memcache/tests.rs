@@ -439,3 +439,23 @@ fn garbage_records_are_misses_or_well_formed_entries_never_a_panic() {
         }
     }
 }
+
+/// Issue 14, finding 3: the file is created with every block allocated, not as a sparse hole
+/// that a store through the mapping would have to fill (SIGBUS on a full filesystem).
+#[test]
+fn a_new_file_has_every_block_allocated() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = temp_dir("allocated");
+    let path = dir.join(FILE_NAME);
+    let _map = WriteMap::create(&path).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.len(), FILE_SIZE as u64);
+    // st_blocks counts 512-byte units actually allocated.
+    assert!(
+        meta.blocks() * 512 >= FILE_SIZE as u64,
+        "{} of {FILE_SIZE} bytes allocated: the file is sparse",
+        meta.blocks() * 512
+    );
+    drop(_map);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,7 +8,9 @@
 //!   discovery document's issuer, `aud` contains `client_id` (with several audiences `azp`
 //!   must be `client_id`), `exp`, `nbf` and `iat` with [`CLOCK_SKEW`].
 //! - **Access tokens** (anything that is not a JWT, and JWT access tokens, `typ: at+jwt`,
-//!   RFC 9068) are sent to the userinfo endpoint in the `Authorization` header, never in a URL.
+//!   RFC 9068) are refused unless `accept_access_tokens = true`: userinfo accepts a token
+//!   issued to any application of the provider, so it binds no client. Accepted, they are sent
+//!   to the userinfo endpoint in the `Authorization` header, never in a URL.
 //! - Then `email_verified` must be true and `allowed_domains` / `allowed_emails` apply with
 //!   RStudio Connect's semantics ([`email_allowed`]). Mapping the email to the account is the
 //!   engine's part.
@@ -116,6 +118,8 @@ pub enum Refusal {
     UserinfoRefused(u16),
     /// The provider has no userinfo endpoint, so an access token cannot be checked.
     NoUserinfo,
+    /// An access token, and `accept_access_tokens` is off.
+    AccessTokensOff,
     NoEmail,
     UnverifiedEmail(String),
     /// Outside `allowed_domains` / `allowed_emails` (a policy refusal).
@@ -180,6 +184,9 @@ impl fmt::Display for Refusal {
             ),
             Refusal::NoUserinfo => f.write_str(
                 "access token refused: the provider publishes no userinfo endpoint; present an ID token",
+            ),
+            Refusal::AccessTokensOff => f.write_str(
+                "access token refused: only ID tokens are accepted (an access token is not bound to this client: any application the user signed in to holds one); to accept access tokens at the userinfo endpoint, set accept_access_tokens = true in [oidc]",
             ),
             Refusal::NoEmail => f.write_str("token refused: no email claim (request the \"email\" scope)"),
             Refusal::UnverifiedEmail(email) => {
@@ -258,7 +265,17 @@ impl OidcBackend {
     }
 
     async fn verify_async(&self, token: &str) -> Result<Identity, Refusal> {
-        let jws = parse_jws(token).ok().filter(|j| !j.is_access_token());
+        let parsed = parse_jws(token);
+        let id_token = matches!(&parsed, Ok(j) if !j.is_access_token());
+        if !id_token && !self.0.cfg.accept_access_tokens {
+            // Before the provider is asked. Something shaped like a JWT that does not parse is
+            // refused as malformed, not called an access token.
+            return Err(match parsed {
+                Err(e) if token.split('.').count() == 3 => e,
+                _ => Refusal::AccessTokensOff,
+            });
+        }
+        let jws = parsed.ok().filter(|j| !j.is_access_token());
         if let Some(jws) = &jws {
             // What needs no key is refused before the provider is asked: an unsigned or
             // HMAC token is refused as such even while the provider is down.
