@@ -13,6 +13,10 @@ pub const CLOSE_SESSION_OK: &str = "session has successfully been closed.";
 pub const AUTH_ERR: &str = "Authentication failure";
 /// PAM_PERM_DENIED
 pub const PERM_DENIED: &str = "Permission denied";
+/// PAM_ACCT_EXPIRED, as pamtester prints it.
+pub const ACCT_EXPIRED: &str = "User account has expired";
+/// PAM_NEW_AUTHTOK_REQD, as pamtester prints it.
+pub const NEW_AUTHTOK_REQD: &str = "Authentication token is no longer valid; new one required";
 /// PAM_USER_UNKNOWN
 pub const USER_UNKNOWN: &str = "User not known to the underlying authentication module";
 /// PAM_AUTHINFO_UNAVAIL

@@ -204,6 +204,21 @@ pub fn ldif() -> String {
          uid: {ESCAPED_UID}\ncn: obrien\nsn: obrien\nmail: obrien@example.org\nuidNumber: 1006\n\
          gidNumber: 1006\nhomeDirectory: /home/obrien\nuserPassword: {ESCAPED_PASSWORD}\n\n"
     );
+    for (uid, n, object_class, state) in STATE_USERS {
+        let _ = write!(
+            s,
+            "dn: uid={uid},{PEOPLE_DN}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             {object_class}uid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {uid}@example.org\n\
+             uidNumber: {n}\ngidNumber: {n}\nhomeDirectory: /home/{uid}\n\
+             userPassword: {uid}-pw\n{state}\n"
+        );
+    }
+    // Nested groups: nested is a member of team, team a member of parent (groupOfNames).
+    let _ = write!(
+        s,
+        "dn: {TEAM_DN}\nobjectClass: groupOfNames\ncn: team\nmember: uid=nested,{PEOPLE_DN}\n\n\
+         dn: {PARENT_DN}\nobjectClass: groupOfNames\ncn: parent\nmember: {TEAM_DN}\n\n"
+    );
     let _ = writeln!(
         s,
         "dn: {SCIENTISTS_DN}\nobjectClass: groupOfNames\ncn: scientists"
@@ -218,8 +233,34 @@ pub fn ldif() -> String {
     for u in LDAP_USERS.iter().filter(|u| u.rstudio) {
         let _ = writeln!(s, "memberUid: {}", u.uid);
     }
+    for (uid, ..) in STATE_USERS {
+        let _ = writeln!(s, "memberUid: {uid}");
+    }
     s
 }
+
+/// Users whose entries record an account state (issue 15), each in ldap-rstudio, with the
+/// password `<uid>-pw`: (uid, uidNumber, extra object class line, state attributes).
+/// `nested` is in no whitelisted group directly, only through `team` ⊂ `parent`.
+pub const STATE_USERS: &[(&str, u32, &str, &str)] = &[
+    ("locked", 1011, "", "pwdAccountLockedTime: 000001010000Z\n"),
+    ("reset", 1012, "", "pwdReset: TRUE\n"),
+    (
+        "expired",
+        1013,
+        "objectClass: shadowAccount\n",
+        "shadowExpire: 1\n",
+    ),
+    (
+        "mustchg",
+        1014,
+        "objectClass: shadowAccount\n",
+        "shadowLastChange: 0\n",
+    ),
+    ("nested", 1015, "", ""),
+];
+pub const TEAM_DN: &str = "cn=team,ou=Groups,dc=example,dc=org";
+pub const PARENT_DN: &str = "cn=parent,ou=Groups,dc=example,dc=org";
 
 pub struct Slapd {
     pub dir: PathBuf,
@@ -277,6 +318,7 @@ impl Slapd {
              pidfile {d}/slapd.pid\n\
              modulepath /usr/lib/ldap\n\
              moduleload back_mdb\n\
+             moduleload ppolicy\n\
              TLSCACertificateFile {d}/good-ca.pem\n\
              TLSCertificateFile {d}/good-server.pem\n\
              TLSCertificateKeyFile {d}/good-server.key\n\
@@ -286,6 +328,7 @@ impl Slapd {
              rootdn \"cn=admin,{BASE_DN}\"\n\
              directory {d}/data\n\
              maxsize 10485760\n\
+             overlay ppolicy\n\
              access to attrs=userPassword by anonymous auth by * none\n\
              {groups_acl}\
              access to * by * read\n",
@@ -413,6 +456,8 @@ pub struct Section {
     pub member_attribute: Option<&'static str>,
     /// The one `whitelisted_login_groups` entry; empty = no whitelist.
     pub whitelist: &'static str,
+    /// More keys for the section, as TOML lines (`nested_groups = true\n`).
+    pub extra: &'static str,
 }
 
 impl Default for Section {
@@ -429,6 +474,7 @@ impl Default for Section {
             addresses: None,
             member_attribute: None,
             whitelist: SCIENTISTS_DN,
+            extra: "",
         }
     }
 }
@@ -457,6 +503,11 @@ pub fn local_world() -> World {
         ("bob", 1002),
         ("jdoe", 1003),
         ("dave", 1004),
+        ("locked", 1011),
+        ("reset", 1012),
+        ("expired", 1013),
+        ("mustchg", 1014),
+        ("nested", 1015),
     ] {
         w.users.push(User {
             name: name.into(),
@@ -536,6 +587,7 @@ pub fn section_toml(env: &Env, slapd: &Slapd, s: &Section) -> String {
     if let Some(a) = s.member_attribute {
         t += &format!("group_member_attribute = \"{a}\"\n");
     }
+    t += s.extra;
     t
 }
 

@@ -522,3 +522,75 @@ fn group_member_attribute_counts_only_that_attribute() {
         "refused for the required group, not the whitelist:\n{log}"
     );
 }
+
+/// Account state recorded in the directory (issue 15), OpenLDAP with the ppolicy overlay and
+/// RFC 2307 shadow attributes: the right password is refused in the auth phase (PAM_AUTH_ERR,
+/// as PAM defines auth answers), the account phase alone — what an SSH key sign-in runs —
+/// gives the PAM code for the state, and the log names the attribute.
+#[test]
+fn disabled_expired_and_must_change_accounts_are_refused_in_both_phases() {
+    let slapd = Slapd::start("state");
+    let section = Section {
+        whitelist: "",
+        ..Section::default()
+    };
+    let env = ldap_env("ldap-state", &slapd, &section, 0);
+    for (user, account_code, reason) in [
+        (
+            "locked",
+            PERM_DENIED,
+            "pwdAccountLockedTime is 000001010000Z",
+        ),
+        ("reset", NEW_AUTHTOK_REQD, "pwdReset is TRUE"),
+        (
+            "expired",
+            ACCT_EXPIRED,
+            "shadowExpire 1: the account expired",
+        ),
+        ("mustchg", NEW_AUTHTOK_REQD, "shadowLastChange is 0"),
+    ] {
+        let from = env.log_len();
+        let run = env.sign_in(SVC_LDAP, user, &format!("{user}-pw"));
+        assert_eq!(run.verdicts(), vec![AUTH_ERR], "{user}: {}", run.out.all());
+        let run = env.pam(SVC_LDAP, user, &["acct_mgmt"]);
+        assert_eq!(
+            run.verdicts(),
+            vec![account_code],
+            "{user}: {}",
+            run.out.all()
+        );
+        let log = env.daemon_log();
+        let added = log.get(from..).unwrap_or("");
+        assert_eq!(added.matches(reason).count(), 2, "{user}: {added}");
+        println!("{user}: auth {AUTH_ERR}, account {account_code}: {reason}");
+    }
+    // Nobody else is affected: alice signs in.
+    env.assert_sign_in(SVC_LDAP, "alice", "alice-pw", SIGNED_IN);
+}
+
+/// Nested groups on a directory without Active Directory's in-chain rule: `nested` is in
+/// `team`, which is in `parent`, the whitelisted group. Not counted by default there
+/// (`nested_groups = "auto"` is on for AD only); with `nested_groups = true` the daemon follows
+/// the chain itself.
+#[test]
+fn nested_groups_count_when_asked_for() {
+    let slapd = Slapd::start("nested");
+    for (extra, want) in [("", AUTH_ERR), ("nested_groups = true\n", AUTH_OK)] {
+        let section = Section {
+            whitelist: PARENT_DN,
+            extra,
+            ..Section::default()
+        };
+        let env = ldap_env("ldap-nested", &slapd, &section, 0);
+        let run = env.sign_in(SVC_LDAP, "nested", "nested-pw");
+        assert_eq!(run.verdicts()[0], want, "{extra:?}: {}", run.out.all());
+        if want == AUTH_ERR {
+            assert!(env
+                .daemon_log()
+                .contains("is in none of the whitelisted_login_groups"));
+        }
+        // Direct members are whitelisted either way: team's own member list is not needed.
+        let (code, _) = resolve(&env, "alice");
+        assert_eq!(code, 1, "alice is in no group under parent");
+    }
+}

@@ -543,7 +543,7 @@ impl Ctx {
             self.warn(
                 e,
                 format!(
-                    "ldap {name:?} uses neither tls nor start_tls: bind and user passwords cross the network in clear text; set start_tls = true or tls = true",
+                    "ldap {name:?} uses neither tls nor start_tls: bind and user passwords cross the network in clear text, and Active Directory and Samba refuse such binds altogether (\"Transport encryption required\"); set start_tls = true or tls = true",
                     name = c.name
                 ),
             );

@@ -492,7 +492,10 @@ impl Directory {
             )
             .await
         {
-            Ok(e) if nesting == Nesting::Expand => self.expand(via, base, e).await?,
+            Ok(e) if nesting == Nesting::Expand => {
+                self.expand(via, base, e, Some(&cfg.group_object_class))
+                    .await?
+            }
             Ok(e) => e,
             Err(OpError::Result {
                 rc: RC_NO_SUCH_OBJECT,
@@ -565,16 +568,13 @@ impl Directory {
         if nesting == Nesting::Expand {
             if let Some(base) = &self.cfg.group_search_base_dn {
                 // The user's groups through every level, compared by DN with the whitelist.
-                let filter = format!(
-                    "(&(objectClass={}){})",
-                    self.cfg.group_object_class,
-                    self.member_of(who, Nesting::Direct)
-                );
+                // Of any object class: whitelisted groups need not be of group_object_class.
+                let filter = self.member_of(who, Nesting::Direct);
                 let direct = self
                     .search_via(via, base, Scope::Subtree, &filter, &["1.1"])
                     .await
                     .map_err(|e| format!("group search {filter:?}: {e}"))?;
-                let all = self.expand(via, base, direct).await?;
+                let all = self.expand(via, base, direct, None).await?;
                 let listed = |g: &SearchEntry| {
                     self.cfg
                         .whitelisted_login_groups
@@ -635,12 +635,14 @@ impl Directory {
     }
 
     /// `found` and the groups they are members of, level by level (at most [`MAX_NESTING`]
-    /// levels and [`MAX_GROUPS`] groups), for directories without the in-chain rule.
+    /// levels and [`MAX_GROUPS`] groups), for directories without the in-chain rule; of
+    /// `class` when one is given.
     async fn expand(
         &self,
         via: &mut Via<'_>,
         base: &str,
         found: Vec<SearchEntry>,
+        class: Option<&str>,
     ) -> Result<Vec<SearchEntry>, String> {
         let cfg = &self.cfg;
         let mut all = found;
@@ -653,7 +655,10 @@ impl Directory {
                 .iter()
                 .map(|dn| Self::membership_filter(cfg.group_member_attribute, dn, ""))
                 .collect();
-            let filter = format!("(&(objectClass={})(|{any}))", cfg.group_object_class);
+            let filter = match class {
+                Some(class) => format!("(&(objectClass={class})(|{any}))"),
+                None => format!("(|{any})"),
+            };
             let parents = self
                 .search_via(
                     via,
@@ -927,6 +932,8 @@ fn tls_settings(cfg: &LdapConfig) -> Result<Arc<ClientConfig>, String> {
 fn refused(rc: u32, text: &str) -> String {
     let what = if rc == RC_INVALID_CREDENTIALS {
         "invalid credentials".to_string()
+    } else if let Some(hint) = needs_tls(rc) {
+        format!("bind refused with result code {rc}: {hint}")
     } else {
         format!("bind refused with result code {rc}")
     };
@@ -936,6 +943,15 @@ fn refused(rc: u32, text: &str) -> String {
     } else {
         format!("{what} ({text})")
     }
+}
+
+/// What result codes 8 (strongerAuthRequired) and 13 (confidentialityRequired) mean for a
+/// simple bind: the server wants TLS first (Active Directory and Samba by default: "Transport
+/// encryption required").
+pub(super) fn needs_tls(rc: u32) -> Option<&'static str> {
+    matches!(rc, 8 | 13).then_some(
+        "the server accepts simple binds only over TLS (Active Directory and Samba by default); set start_tls = true, or tls = true with the LDAPS port (636)",
+    )
 }
 
 /// The values of `attribute` (its name compared case-insensitively, as LDAP attribute names

@@ -245,7 +245,13 @@ impl Directory {
             Ok(Ok(r)) if r.rc == RC_SUCCESS => Ok(()),
             Ok(Ok(r)) => Err(OpError::Result {
                 rc: r.rc,
-                text: format!("service bind as {dn:?} refused: {}", one_line(&r.text)),
+                text: match super::directory::needs_tls(r.rc) {
+                    Some(hint) => format!(
+                        "service bind as {dn:?} refused: {} ({hint})",
+                        one_line(&r.text)
+                    ),
+                    None => format!("service bind as {dn:?} refused: {}", one_line(&r.text)),
+                },
             }),
         }
     }
