@@ -261,6 +261,9 @@ impl PortLock {
 
 /// Who listens on `port` of the host, as `ss -ltnp` tells (empty when it cannot tell).
 fn listener_of(port: u16) -> String {
+    if !Path::new("/usr/bin/ss").exists() && !Path::new("/bin/ss").exists() {
+        return String::new();
+    }
     let out = run_bounded(
         Command::new("ss").args(["-Hltnp", &format!("( sport = :{port} )")]),
         None,
@@ -366,8 +369,14 @@ impl SambaDc {
         ];
         if !self_signed {
             make_server_cert(&dir);
-            options.push(format!("tls keyfile={}", dir.join("samba-server.key").display()));
-            options.push(format!("tls certfile={}", dir.join("samba-server.pem").display()));
+            options.push(format!(
+                "tls keyfile={}",
+                dir.join("samba-server.key").display()
+            ));
+            options.push(format!(
+                "tls certfile={}",
+                dir.join("samba-server.pem").display()
+            ));
             options.push(format!("tls cafile={}", dir.join("samba-ca.pem").display()));
         }
         let mut provision = Command::new(SAMBA_TOOL);
@@ -406,7 +415,12 @@ impl SambaDc {
             None,
             COMMAND_LIMIT,
         );
-        assert_eq!(out.code, 0, "samba-tool domain passwordsettings set: {}", out.all());
+        assert_eq!(
+            out.code,
+            0,
+            "samba-tool domain passwordsettings set: {}",
+            out.all()
+        );
         fs::write(dir.join("setup.py"), SETUP_PY).expect("write setup.py");
         let mut setup = Command::new(SAMBA_PYTHON);
         setup
@@ -418,9 +432,17 @@ impl SambaDc {
             setup.arg(format!("{}={}", u.name, u.password));
         }
         let out = run_bounded(&mut setup, None, COMMAND_LIMIT);
-        assert_eq!(out.code, 0, "populating the domain (setup.py): {}", out.all());
+        assert_eq!(
+            out.code,
+            0,
+            "populating the domain (setup.py): {}",
+            out.all()
+        );
         let primary_rid = out
             .stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("setup.py printed no RID: {}", out.all()));
@@ -563,7 +585,6 @@ impl SambaDc {
             Command::new(LDAPWHOAMI)
                 .env("LDAPTLS_CACERT", self.ca())
                 .env("LDAPTLS_REQCERT", self.reqcert())
-                .env("LDAPNOINIT", "1")
                 .args(["-x", "-H", &self.ldaps_url(), "-D", dn, "-w", password]),
             None,
             COMMAND_LIMIT,
@@ -600,7 +621,6 @@ impl SambaDc {
             Command::new(LDAPSEARCH)
                 .env("LDAPTLS_CACERT", self.ca())
                 .env("LDAPTLS_REQCERT", self.reqcert())
-                .env("LDAPNOINIT", "1")
                 .args(["-LLL", "-x", "-o", "ldif-wrap=no", "-H", &self.ldaps_url()])
                 .args(["-D", SVC_DN, "-w", SVC_PASSWORD, "-b", base, filter])
                 .args(attrs),
@@ -706,10 +726,7 @@ pub fn ad_section_toml(env: &Env, dc: &SambaDc, s: &AdSection) -> String {
     let keys: Vec<(&str, String)> = vec![
         ("server_address", format!("[\"{address}\"]")),
         (transport, "true".into()),
-        (
-            "tls_ca_certificate",
-            format!("\"{}\"", dc.ca().display()),
-        ),
+        ("tls_ca_certificate", format!("\"{}\"", dc.ca().display())),
         ("bind_dn", format!("\"{SVC_DN}\"")),
         ("bind_password_file", format!("\"{}\"", pw.display())),
         ("user_search_base_dn", format!("\"{USERS_DN}\"")),

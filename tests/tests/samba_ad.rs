@@ -39,7 +39,11 @@ fn domain_states_and_a_password_sign_in() {
     // every user exists, found by sAMAccountName under CN=Users
     for u in AD_USERS {
         let text = dc.search(USERS_DN, &format!("(sAMAccountName={})", u.name), &["dn"]);
-        assert!(text.contains(&format!("dn: {}", u.dn())), "{}: {text}", u.name);
+        assert!(
+            text.contains(&format!("dn: {}", u.dn())),
+            "{}: {text}",
+            u.name
+        );
     }
     assert_eq!(one(&dc, &ADALICE, "mail"), ADALICE_MAIL);
     assert_eq!(one(&dc, &ADALICE, "userPrincipalName"), ADALICE_UPN);
@@ -61,10 +65,17 @@ fn domain_states_and_a_password_sign_in() {
         .as_secs()
         + 11_644_473_600)
         * 10_000_000;
-    assert!(expires > 0 && expires < now, "accountExpires {expires} not past");
+    assert!(
+        expires > 0 && expires < now,
+        "accountExpires {expires} not past"
+    );
     assert_ne!(computed(&ADLOCKED) & 0x10, 0, "UF_LOCKOUT");
     assert_eq!(one(&dc, &ADMUSTCHANGE, "pwdLastSet"), "0");
-    assert_ne!(computed(&ADMUSTCHANGE) & 0x80_0000, 0, "UF_PASSWORD_EXPIRED");
+    assert_ne!(
+        computed(&ADMUSTCHANGE) & 0x80_0000,
+        0,
+        "UF_PASSWORD_EXPIRED"
+    );
     assert_eq!(
         one(&dc, &ADPRIMARY, "primaryGroupID"),
         dc.primary_rid.to_string()
@@ -75,6 +86,10 @@ fn domain_states_and_a_password_sign_in() {
     assert!(!dc
         .attribute(DOMAIN_USERS_DN, "member")
         .contains(&ADALICE.dn()));
+    // ...and lists adprimary in Domain Users', its primary group before
+    assert!(dc
+        .attribute(DOMAIN_USERS_DN, "member")
+        .contains(&ADPRIMARY.dn()));
     let direct = dc.attribute(RSTUDIO_AD_DN, "member");
     assert!(direct.contains(&ADALICE.dn()), "{direct:?}");
     assert!(direct.contains(&AD_TEAM_DN.to_string()), "{direct:?}");
@@ -107,6 +122,22 @@ fn domain_states_and_a_password_sign_in() {
     }
     let out = dc.bind(&ADALICE.dn(), ADALICE.password);
     assert!(!out.all().contains("ldap_bind"), "{}", out.all());
+    // a simple bind on plain LDAP, without StartTLS, is refused
+    let out = run_bounded(
+        Command::new(LDAPWHOAMI).args([
+            "-x",
+            "-H",
+            &dc.ldap_url(),
+            "-D",
+            &ADALICE.dn(),
+            "-w",
+            ADALICE.password,
+        ]),
+        None,
+        COMMAND_LIMIT,
+    );
+    assert!(out.all().contains("ldap_bind"), "{}", out.all());
+    println!("plain bind on 389: {}", out.stderr.trim());
 
     // today's daemon: adalice (direct member of rstudio-ad) signs in over LDAPS
     let env = samba_env("samba-smoke", &dc, &AdSection::default(), &[RSTUDIO_AD]);
@@ -128,7 +159,14 @@ fn self_signed_certificate_has_no_subject_alt_name() {
     report("SambaDc::start_self_signed", &dc, total);
     let out = run_bounded(
         Command::new("openssl")
-            .args(["x509", "-noout", "-subject", "-ext", "subjectAltName", "-in"])
+            .args([
+                "x509",
+                "-noout",
+                "-subject",
+                "-ext",
+                "subjectAltName",
+                "-in",
+            ])
             .arg(dc.cert()),
         None,
         COMMAND_LIMIT,
