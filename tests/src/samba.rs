@@ -321,6 +321,8 @@ pub struct SambaDc {
     pub dir: PathBuf,
     /// Whether the certificate is Samba's own (see [`SambaDc::start_self_signed`]).
     pub self_signed: bool,
+    /// How long the start waited for [`SAMBA_LOCK`] (another test's Samba).
+    pub lock_wait: Duration,
     /// How long `samba-tool domain provision` took.
     pub provision_time: Duration,
     /// How long making the users and groups took (offline, before the start).
@@ -349,7 +351,9 @@ impl SambaDc {
 
     fn start_opts(name: &str, self_signed: bool) -> SambaDc {
         require_samba();
+        let waited = Instant::now();
         let lock = PortLock::acquire();
+        let lock_wait = waited.elapsed();
         assert_ports_free();
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -451,6 +455,7 @@ impl SambaDc {
         let mut s = SambaDc {
             dir,
             self_signed,
+            lock_wait,
             provision_time,
             populate_time,
             start_time: Duration::ZERO,

@@ -16,7 +16,8 @@ use std::time::Instant;
 
 fn report(what: &str, dc: &SambaDc, total: Instant) {
     println!(
-        "{what}: provision {:?}, users and groups {:?}, samba start {:?}, SambaDc::start {:?} in all",
+        "{what}: waited {:?} for the port lock, provision {:?}, users and groups {:?}, samba start {:?}, {:?} in all",
+        dc.lock_wait,
         dc.provision_time,
         dc.populate_time,
         dc.start_time,
