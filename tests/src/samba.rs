@@ -14,8 +14,10 @@
 //! locks `adlocked` out with three wrong binds.
 //!
 //! Samba cannot move its LDAP ports: every [`SambaDc`] holds an exclusive `flock` on
-//! [`SAMBA_LOCK`] for its life, so Samba tests serialise across test binaries, and a port
-//! already taken by something else fails the test with who holds it (from `ss`).
+//! [`SAMBA_LOCK`] for its life, so Samba tests serialise across test binaries; a Samba left
+//! running by a test that died (from an `am-samba-*` directory: no live test owns one while
+//! the lock is held) is killed, and a port taken by anything else fails the test with who
+//! holds it (from `ss`).
 //!
 //! TLS: [`SambaDc::start`] gives Samba a server certificate for `IP:127.0.0.1` and
 //! `DNS:localhost` signed by the test's own CA ([`SambaDc::ca`]).
@@ -259,6 +261,60 @@ impl PortLock {
     }
 }
 
+/// Kills any `samba` left running in an earlier test's directory (`/tmp/am-samba-…`)
+/// whose test died without stopping it (killed past its time limit, say). Called with
+/// [`SAMBA_LOCK`] held: no live test owns such a process then.
+fn kill_stale_sambas() {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    let mut killed = Vec::new();
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            continue;
+        };
+        // Samba rewrites its command line ("samba: root process"): it is known by its
+        // executable and by its working directory, the test's directory (see resume).
+        let exe = fs::read_link(e.path().join("exe")).unwrap_or_default();
+        let cwd = fs::read_link(e.path().join("cwd")).unwrap_or_default();
+        let ours = exe == Path::new(SAMBA)
+            && cwd
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("am-samba-"));
+        if ours {
+            // SAFETY: a plain signal to a process we have just identified as a stale test Samba.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed.push(pid);
+        }
+    }
+    // Their directories too (`am-samba-PID-…` of a test process that is gone), unless kept.
+    if std::env::var_os("ACCOUNTMAP_TESTS_KEEP").is_none() {
+        for e in fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("am-samba-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|p| p.parse::<libc::pid_t>().ok());
+            // SAFETY: signal 0 only asks whether the process exists.
+            if pid.is_some_and(|p| unsafe { libc::kill(p, 0) } != 0) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    if !killed.is_empty() {
+        eprintln!("killed stale test Samba processes {killed:?}");
+        wait_until(Duration::from_secs(5), || {
+            [389u16, 636]
+                .iter()
+                .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_err())
+        });
+    }
+}
+
 /// Who listens on `port` of the host, as `ss -ltnp` tells (empty when it cannot tell).
 fn listener_of(port: u16) -> String {
     if !Path::new("/usr/bin/ss").exists() && !Path::new("/bin/ss").exists() {
@@ -354,6 +410,7 @@ impl SambaDc {
         let waited = Instant::now();
         let lock = PortLock::acquire();
         let lock_wait = waited.elapsed();
+        kill_stale_sambas();
         assert_ports_free();
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -537,6 +594,7 @@ impl SambaDc {
             Command::new(SAMBA)
                 .args(["-i", "-M", "single", "-s"])
                 .arg(self.smb_conf())
+                .current_dir(&self.dir)
                 .process_group(0),
             &self.dir.join("samba.log"),
         );

@@ -151,6 +151,17 @@ fn domain_states_and_a_password_sign_in() {
     env.assert_sign_in(SVC_AD, ADALICE.name, "not-her-password", &[AUTH_ERR]);
     // adbob is in no rstudio group (a refusal looks like a wrong password)
     env.assert_sign_in(SVC_AD, ADBOB.name, ADBOB.password, &[AUTH_ERR]);
+    drop(env);
+
+    // StartTLS on 389, and a whitelist entry by DN (the direct member passes)
+    let section = AdSection {
+        ldaps: false,
+        whitelist: vec![RSTUDIO_AD_DN.to_string()],
+        ..AdSection::default()
+    };
+    let env = samba_env("samba-starttls", &dc, &section, &[RSTUDIO_AD]);
+    let run = env.assert_sign_in(SVC_AD, ADALICE.name, ADALICE.password, SIGNED_IN);
+    println!("adalice signed in over StartTLS in {:?}", run.elapsed());
 }
 
 #[test]
