@@ -299,8 +299,12 @@ fn kill_stale_sambas() {
                 .strip_prefix("am-samba-")
                 .and_then(|rest| rest.split('-').next())
                 .and_then(|p| p.parse::<libc::pid_t>().ok());
-            // SAFETY: signal 0 only asks whether the process exists.
-            if pid.is_some_and(|p| unsafe { libc::kill(p, 0) } != 0) {
+            let gone = |p| {
+                // SAFETY: signal 0 only asks whether the process exists (ESRCH: it does not).
+                let r = unsafe { libc::kill(p, 0) };
+                r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+            };
+            if pid.is_some_and(gone) {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
