@@ -71,12 +71,14 @@ pub const SAMBA_TOOL: &str = "/usr/bin/samba-tool";
 pub const SAMBA_PYTHON: &str = "/usr/bin/python3";
 pub const LDAPSEARCH: &str = "/usr/bin/ldapsearch";
 pub const LDAPWHOAMI: &str = "/usr/bin/ldapwhoami";
+pub const LDAPMODIFY: &str = "/usr/bin/ldapmodify";
 
 pub const REALM: &str = "ACCTMAP.TEST";
 pub const DOMAIN: &str = "ACCTMAP";
 pub const BASE_DN: &str = "DC=acctmap,DC=test";
 pub const USERS_DN: &str = "CN=Users,DC=acctmap,DC=test";
 pub const ADMIN_PASSWORD: &str = "Adm1n-Passw0rd!";
+pub const ADMIN_DN: &str = "CN=Administrator,CN=Users,DC=acctmap,DC=test";
 
 pub const SVC_USER: &str = "svc-accountmap";
 pub const SVC_DN: &str = "CN=svc-accountmap,CN=Users,DC=acctmap,DC=test";
@@ -224,6 +226,7 @@ pub fn require_samba() {
         SAMBA_PYTHON,
         LDAPSEARCH,
         LDAPWHOAMI,
+        LDAPMODIFY,
         "/usr/bin/openssl",
     ] {
         if !Path::new(path).exists() {
@@ -698,6 +701,29 @@ impl SambaDc {
         out.stdout
     }
 
+    /// Applies `ldif` (`ldapmodify` syntax: `dn:`, `changetype:`…) over LDAPS as the domain
+    /// Administrator, to change a state mid-test (e.g. `replace: userAccountControl` 514 to
+    /// disable adalice); fails the test unless it succeeds.
+    pub fn modify(&self, ldif: &str) {
+        let out = run_bounded(
+            Command::new(LDAPMODIFY)
+                .env("LDAPTLS_CACERT", self.ca())
+                .env("LDAPTLS_REQCERT", self.reqcert())
+                .args([
+                    "-x",
+                    "-H",
+                    &self.ldaps_url(),
+                    "-D",
+                    ADMIN_DN,
+                    "-w",
+                    ADMIN_PASSWORD,
+                ]),
+            Some(ldif.as_bytes()),
+            COMMAND_LIMIT,
+        );
+        assert_eq!(out.code, 0, "ldapmodify:\n{ldif}\n{}", out.all());
+    }
+
     /// The values of `attr` in the entry at `dn` (base search).
     pub fn attribute(&self, dn: &str, attr: &str) -> Vec<String> {
         let text = self.search(dn, "(objectClass=*)", &[attr]);
@@ -735,7 +761,7 @@ pub struct AdSection {
     /// the matching `omit` entry leaves it out.
     pub extra: String,
     /// Keys the helper would write and must leave out (e.g. `user_email_attribute`, to give
-    /// it as a list in `extra`).
+    /// it as a list in `extra`; `bind_dn` and `bind_password_file` for single bind).
     pub omit: Vec<&'static str>,
 }
 

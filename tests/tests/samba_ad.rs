@@ -140,6 +140,13 @@ fn domain_states_and_a_password_sign_in() {
     assert!(out.all().contains("ldap_bind"), "{}", out.all());
     println!("plain bind on 389: {}", out.stderr.trim());
 
+    // a change mid-test, as the domain Administrator
+    dc.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: description\ndescription: changed mid-test\n",
+        ADBOB.dn()
+    ));
+    assert_eq!(one(&dc, &ADBOB, "description"), "changed mid-test");
+
     // today's daemon: adalice (direct member of rstudio-ad) signs in over LDAPS
     let env = samba_env("samba-smoke", &dc, &AdSection::default(), &[RSTUDIO_AD]);
     let (code, v, out) = env.ctl_json(&["resolve", ADALICE.name]);
