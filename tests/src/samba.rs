@@ -46,10 +46,15 @@
 //! Every user but adprimary has Domain Users (RID 513) as primary group, so it is listed in no
 //! `member` attribute of [`DOMAIN_USERS_DN`]: the whitelist case of issue 15 item 3.
 //!
-//! Every bind answer is result 49 (invalidCredentials) with AD's reason in the diagnostic
-//! message: `80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data 775,
-//! v1db1` (525 no such user, 52e wrong password, 530 logon hours, 531 workstation, 532 password
-//! expired, 533 disabled, 701 account expired, 773 must change, 775 locked out).
+//! Every refused simple bind is result 49 (invalidCredentials) with AD's reason in the
+//! diagnostic message: `80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error,
+//! data 775, v1db1`. Seen here: 52e wrong password, 533 disabled, 701 account expired, 773 must
+//! change, 775 locked out (AD also has 525 no such user, 530 logon hours, 531 workstation, 532
+//! password expired). A simple bind on 389 without StartTLS is result 8 (strongerAuthRequired),
+//! `BindSimple: Transport encryption required.`
+//!
+//! For the daemon: [`samba_env`] (an [`Env`] with local accounts for [`AD_USERS`] and one
+//! `[[ldap]]` section, [`AdSection`], whose keys can be left out or added as raw TOML).
 
 use crate::server::{remove_unless_kept, spawn_logged};
 use crate::slapd::make_ca;
