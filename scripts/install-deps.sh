@@ -15,6 +15,11 @@
 #                                                virtualenv (/opt/accountmap-test-venv, jupyterhub
 #                                                pinned below, from PyPI; skipped when present)
 #   slapd, ldap-utils                            the LDAP tests start their own slapd on loopback
+#   samba-ad-dc, samba-ad-provision,             the Active Directory tests provision and start their
+#   samba-dsdb-modules, winbind                  own Samba AD DC (samba-tool, samba) in a temporary
+#                                                directory on loopback, ports 389/636; the packages'
+#                                                services are kept from starting (policy-rc.d below)
+#                                                and disabled; the host's /etc/samba is untouched
 #   build-essential, pkg-config                  the C toolchain cargo links with
 #   rpm, rpm2cpio, lintian                       inspect the built packages (make package)
 #   binutils                                     strip (cargo-generate-rpm does not strip)
@@ -38,7 +43,7 @@ fi
 
 PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config
     rpm rpm2cpio lintian binutils slapd ldap-utils valgrind openssh-server openssh-client sshpass python3
-    python3-pamela python3-venv)
+    python3-pamela python3-venv samba-ad-dc samba-ad-provision samba-dsdb-modules winbind)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -109,13 +114,22 @@ echo "install-deps: installing ${missing[*]}"
 if [[ " ${missing[*]} " == *" slapd "* ]] && command -v debconf-set-selections >/dev/null 2>&1; then
     echo "slapd slapd/no_configuration boolean true" | "${SUDO[@]}" debconf-set-selections
 fi
-# openssh-server's postinst starts the ssh service: the suite starts its own sshd only, so a
-# policy-rc.d that refuses every start (exit 101) is put in place for the install when there is
-# none, and removed afterwards. (The package still enables ssh.service for the next boot:
-# `systemctl disable ssh` if this machine must not run one.)
+# openssh-server's postinst starts the ssh service, samba's and winbind's start smbd, nmbd and
+# winbind (samba-ad-dc's starts the DC when /etc/samba/smb.conf makes this host one): the suite
+# starts its own sshd and its own Samba only, so a policy-rc.d that refuses every start
+# (exit 101) is put in place for the install when there is none, and removed afterwards.
+# (openssh-server still enables ssh.service for the next boot: `systemctl disable ssh` if this
+# machine must not run one; the Samba services are disabled below.)
 POLICY=/usr/sbin/policy-rc.d
 own_policy=no
-if [[ " ${missing[*]} " == *" openssh-server "* ]] && [ ! -e "$POLICY" ]; then
+installing_samba=no
+for pkg in samba-ad-dc samba-ad-provision samba-dsdb-modules winbind; do
+    if [[ " ${missing[*]} " == *" $pkg "* ]]; then
+        installing_samba=yes
+    fi
+done
+if { [[ " ${missing[*]} " == *" openssh-server "* ]] || [ "$installing_samba" = yes ]; } \
+    && [ ! -e "$POLICY" ]; then
     printf '#!/bin/sh\n# accountmap install-deps: no service starts during this install\nexit 101\n' \
         | "${SUDO[@]}" tee "$POLICY" >/dev/null
     "${SUDO[@]}" chmod 755 "$POLICY"
@@ -129,4 +143,24 @@ remove_policy() {
 trap remove_policy EXIT
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The Samba tests need 127.0.0.1:389 and :636 (Samba cannot move them) and start their own DC
+# from a private smb.conf: when this run installed Samba, any of its services that runs anyway
+# (a policy-rc.d that allowed it, or systemd starting it) is stopped, and disabled for the next
+# boot. A Samba that was installed before is left alone: the tests say who holds the ports.
+stop_samba_services() {
+    local svc
+    for svc in samba-ad-dc smbd nmbd winbind; do
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+            "${SUDO[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
+        elif [ -x "/etc/init.d/$svc" ]; then
+            "${SUDO[@]}" "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+            if command -v update-rc.d >/dev/null 2>&1; then
+                "${SUDO[@]}" update-rc.d "$svc" disable >/dev/null 2>&1 || true
+            fi
+        fi
+    done
+}
+if [ "$installing_samba" = yes ]; then
+    stop_samba_services
+fi
 install_tools

@@ -34,7 +34,8 @@
 //! - [`raw_client`], [`net`]: raw frames to the daemon socket; loopback ports, accept loops
 //!   and forwarding for the tests' proxies;
 //! - [`server`]: the long-running processes a test owns (spawn with a log, wait, kill, clean up);
-//! - [`slapd`], [`oidc_provider`]: a real OpenLDAP and a real OpenID Provider on loopback.
+//! - [`slapd`], [`oidc_provider`]: a real OpenLDAP and a real OpenID Provider on loopback;
+//! - [`samba`]: a real Samba Active Directory domain controller on loopback (ports 389/636).
 
 // This crate is test support: failing loudly with a message is what it is for.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -53,6 +54,7 @@ pub mod net;
 pub mod oidc_provider;
 pub mod pamtester;
 pub mod raw_client;
+pub mod samba;
 pub mod server;
 pub mod slapd;
 pub mod wait;
