@@ -202,3 +202,267 @@ fn self_signed_certificate_has_no_subject_alt_name() {
     let text = dc.search(USERS_DN, "(sAMAccountName=adalice)", &["dn"]);
     assert!(text.contains(&ADALICE.dn()), "{text}");
 }
+
+/// What an Active Directory administrator checks (issue 15), against a real Samba AD DC: each
+/// case's expected PAM answers and the log line that says why. The configuration is the
+/// README's "Active Directory" example: service account, LDAPS with the domain's CA,
+/// sAMAccountName, `mail` and `userPrincipalName`, groups by DN, required group `rstudio-ad`.
+/// Printed as the table the README and the closing note carry.
+#[test]
+fn active_directory_cases() {
+    let total = Instant::now();
+    let dc = SambaDc::start("cases");
+    report("SambaDc::start", &dc, total);
+    let section = AdSection {
+        omit: vec!["user_email_attribute"],
+        extra: "user_email_attribute = [\"mail\", \"userPrincipalName\"]\n".into(),
+        ..AdSection::default()
+    };
+    let env = samba_env("ad-cases", &dc, &section, &[RSTUDIO_AD]);
+    let mut table = Vec::new();
+    let mut case =
+        |what: &str, user: &str, password: &str, auth: &str, account: &str, log: &str| {
+            let from = env.log_len();
+            let run = env.sign_in(SVC_AD, user, password);
+            let signed_in = run.verdicts() == SIGNED_IN;
+            let got_auth = run.verdicts().first().cloned().unwrap_or_default();
+            let acct = env.pam(SVC_AD, user, &["acct_mgmt"]);
+            let got_account = acct.verdicts().first().cloned().unwrap_or_default();
+            let added = env.daemon_log().get(from..).unwrap_or("").to_string();
+            table.push(format!(
+                "| {what} | `{user}` | {auth} / {account} | {got_auth} / {got_account} | {:?} |",
+                run.elapsed()
+            ));
+            assert_eq!(got_auth, auth, "{what}: {}\n{added}", run.out.all());
+            if auth == AUTH_OK {
+                assert!(signed_in, "{what}: {}", run.out.all());
+            }
+            assert_eq!(got_account, account, "{what}: {}\n{added}", acct.out.all());
+            assert!(added.contains(log), "{what}: expected {log:?} in\n{added}");
+        };
+    case(
+        "enabled, direct member",
+        ADALICE.name,
+        ADALICE.password,
+        AUTH_OK,
+        ACCT_OK,
+        "verdict=allowed",
+    );
+    case(
+        "by mail",
+        ADALICE_MAIL,
+        ADALICE.password,
+        AUTH_OK,
+        ACCT_OK,
+        "account=\"adalice\"",
+    );
+    case(
+        "by userPrincipalName",
+        ADALICE_UPN,
+        ADALICE.password,
+        AUTH_OK,
+        ACCT_OK,
+        "account=\"adalice\"",
+    );
+    case(
+        "wrong password",
+        ADALICE.name,
+        "Not-Her-Pw1!",
+        AUTH_ERR,
+        ACCT_OK,
+        "data 52e",
+    );
+    case(
+        "disabled",
+        ADDISABLED.name,
+        ADDISABLED.password,
+        AUTH_ERR,
+        PERM_DENIED,
+        "has ACCOUNTDISABLE (0x2)",
+    );
+    case(
+        "expired",
+        ADEXPIRED.name,
+        ADEXPIRED.password,
+        AUTH_ERR,
+        ACCT_EXPIRED,
+        "accountExpires 130000000000000000: the account expired",
+    );
+    case(
+        "locked out",
+        ADLOCKED.name,
+        ADLOCKED.password,
+        AUTH_ERR,
+        PERM_DENIED,
+        "has LOCKOUT (0x10)",
+    );
+    case(
+        "must change password",
+        ADMUSTCHANGE.name,
+        ADMUSTCHANGE.password,
+        AUTH_ERR,
+        NEW_AUTHTOK_REQD,
+        "pwdLastSet is 0",
+    );
+    case(
+        "nested member (ad-team in rstudio-ad)",
+        ADNESTED.name,
+        ADNESTED.password,
+        AUTH_OK,
+        ACCT_OK,
+        "verdict=allowed",
+    );
+    case(
+        "in no rstudio group",
+        ADBOB.name,
+        ADBOB.password,
+        AUTH_ERR,
+        PERM_DENIED,
+        "in none of the required groups",
+    );
+    case(
+        "filter injection",
+        "adalice)(|(cn=*",
+        "x",
+        USER_UNKNOWN,
+        USER_UNKNOWN,
+        "verdict=",
+    );
+    case("wildcard", "*", "x", USER_UNKNOWN, USER_UNKNOWN, "verdict=");
+    drop(case);
+    // The state is read from the directory at sign-in: disabling adalice takes effect at once
+    // (cache_ttl 0 here; `accountmapctl cache flush` otherwise).
+    dc.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n",
+        ADALICE.dn()
+    ));
+    let run = env.pam(SVC_AD, ADALICE.name, &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    dc.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 512\n",
+        ADALICE.dn()
+    ));
+    env.assert_sign_in(SVC_AD, ADALICE.name, ADALICE.password, SIGNED_IN);
+    println!("| case | name typed | expected auth / account | observed | sign-in took |");
+    println!("|---|---|---|---|---|");
+    for row in &table {
+        println!("{row}");
+    }
+    // An outage: PAM_AUTHINFO_UNAVAIL at once, never a wrong password; back when Samba is.
+    let mut dc = dc;
+    dc.stop();
+    let run = env.sign_in(SVC_AD, ADALICE.name, ADALICE.password);
+    assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
+    println!(
+        "| directory down | `adalice` | {AUTHINFO_UNAVAIL} | {AUTHINFO_UNAVAIL} | {:?} |",
+        run.elapsed()
+    );
+    dc.resume();
+    env.assert_sign_in(SVC_AD, ADALICE.name, ADALICE.password, SIGNED_IN);
+}
+
+/// Nested groups and the primary group (issue 15 items 2 and 3), for the whitelist and for
+/// `required_groups`: `nested_groups = "auto"` follows AD's chain; `false` does not. The
+/// primary group (AD does not list its members in `member`) counts in both.
+#[test]
+fn nested_and_primary_groups_count_for_whitelist_and_required_groups() {
+    let dc = SambaDc::start("groups");
+    let whitelisted = |name: &str, whitelist: &str, extra: &str, required: &[&str]| {
+        let section = AdSection {
+            whitelist: vec![whitelist.to_string()],
+            extra: extra.to_string(),
+            ..AdSection::default()
+        };
+        let env = samba_env(&format!("ad-groups-{name}"), &dc, &section, required);
+        (
+            env.sign_in(SVC_AD, ADNESTED.name, ADNESTED.password)
+                .verdicts(),
+            env.sign_in(SVC_AD, ADPRIMARY.name, ADPRIMARY.password)
+                .verdicts(),
+            env.sign_in(SVC_AD, ADALICE.name, ADALICE.password)
+                .verdicts(),
+        )
+    };
+    let ok = || SIGNED_IN.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let no = || vec![AUTH_ERR.to_string()];
+    // whitelist rstudio-ad: adnested through ad-team (auto = in-chain on AD), adalice directly.
+    assert_eq!(
+        whitelisted("auto", RSTUDIO_AD_DN, "", &[]),
+        (ok(), no(), ok())
+    );
+    assert_eq!(
+        whitelisted("off", RSTUDIO_AD_DN, "nested_groups = false\n", &[]),
+        (no(), no(), ok())
+    );
+    // whitelist rstudio-ad-primary: only adprimary, whose primary group it is.
+    assert_eq!(
+        whitelisted("primary", RSTUDIO_AD_PRIMARY_DN, "", &[]),
+        (no(), ok(), no())
+    );
+    // whitelist Domain Users: everyone whose primary group it is (adnested, adalice); Samba
+    // lists adprimary in its `member` (it was added before its primary group changed).
+    assert_eq!(
+        whitelisted("domain-users", DOMAIN_USERS_DN, "", &[]),
+        (ok(), ok(), ok())
+    );
+    // required_groups by name: the nested group and the primary group count like direct ones.
+    assert_eq!(
+        whitelisted("required", DOMAIN_USERS_DN, "", &[RSTUDIO_AD]),
+        (ok(), no(), ok())
+    );
+    assert_eq!(
+        whitelisted(
+            "required-primary",
+            DOMAIN_USERS_DN,
+            "",
+            &[RSTUDIO_AD_PRIMARY]
+        ),
+        (no(), ok(), no())
+    );
+}
+
+/// Samba's self-generated certificate (a CN, no subjectAltName; issue 15 item 6): the sign-in
+/// is PAM_AUTHINFO_UNAVAIL, and the log and `accountmapctl status` name the cause and the fix.
+/// And a plain-LDAP section (item 8): `--check` warns that AD refuses it, `status` says why.
+#[test]
+fn a_certificate_without_subject_alt_name_and_plain_ldap_are_explained() {
+    let dc = SambaDc::start_self_signed("no-san");
+    let env = samba_env("ad-no-san", &dc, &AdSection::default(), &[RSTUDIO_AD]);
+    let run = env.sign_in(SVC_AD, ADALICE.name, ADALICE.password);
+    assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
+    let log = env.daemon_log();
+    assert!(
+        log.contains("the server's certificate has no subjectAltName"),
+        "{log}"
+    );
+    let (_, status, out) = env.ctl_json(&["status"]);
+    let text = status.to_string();
+    assert!(
+        text.contains("has no subjectAltName"),
+        "{}\n{text}",
+        out.all()
+    );
+    assert!(text.contains("tls certfile"), "{text}");
+
+    let plain = AdSection {
+        ldaps: false,
+        omit: vec!["start_tls"],
+        ..AdSection::default()
+    };
+    let env = samba_env("ad-plain", &dc, &plain, &[RSTUDIO_AD]);
+    let check = ctl_check(&env.config_path);
+    assert!(
+        check.all().contains("Transport encryption required"),
+        "{}",
+        check.all()
+    );
+    let run = env.sign_in(SVC_AD, ADALICE.name, ADALICE.password);
+    assert_eq!(run.verdicts(), vec![AUTHINFO_UNAVAIL], "{}", run.out.all());
+    let (_, status, _) = env.ctl_json(&["status"]);
+    assert!(
+        status
+            .to_string()
+            .contains("accepts simple binds only over TLS"),
+        "{status}"
+    );
+}

@@ -100,12 +100,6 @@ impl AccountState {
                     format!("{COMPUTED_UAC} {computed:#x} has LOCKOUT (0x10): the account is locked out"),
                 );
             }
-            if computed & UF_PASSWORD_EXPIRED != 0 {
-                set(
-                    Block::PasswordExpired,
-                    format!("{COMPUTED_UAC} {computed:#x} has PASSWORD_EXPIRED (0x800000): the password has expired and must be changed"),
-                );
-            }
         }
         if get("pwdAccountLockedTime").map(str::trim) == Some(PPOLICY_PERMANENT_LOCK) {
             set(
@@ -117,6 +111,14 @@ impl AccountState {
             set(
                 Block::MustChange,
                 "pwdLastSet is 0: the user must change the password at next logon".into(),
+            );
+        }
+        // After pwdLastSet: AD also sets PASSWORD_EXPIRED for "must change at next logon", and
+        // the more specific reason is the one to report.
+        if let Some(computed) = flags(COMPUTED_UAC).filter(|c| c & UF_PASSWORD_EXPIRED != 0) {
+            set(
+                Block::PasswordExpired,
+                format!("{COMPUTED_UAC} {computed:#x} has PASSWORD_EXPIRED (0x800000): the password has expired and must be changed"),
             );
         }
         if get("pwdReset").is_some_and(|v| v.trim().eq_ignore_ascii_case("TRUE")) {

@@ -31,6 +31,7 @@ fn ticks(t: SystemTime) -> String {
 #[case::locked(&[("userAccountControl", "512"), ("msDS-User-Account-Control-Computed", "16")], Some((Verdict::PolicyDenied, "LOCKOUT")))]
 #[case::password_expired(&[("msDS-User-Account-Control-Computed", "8388608")], Some((Verdict::NewAuthtokRequired, "PASSWORD_EXPIRED")))]
 #[case::must_change(&[("userAccountControl", "512"), ("pwdLastSet", "0")], Some((Verdict::NewAuthtokRequired, "pwdLastSet is 0")))]
+#[case::must_change_named_before_the_computed_flag(&[("pwdLastSet", "0"), ("msDS-User-Account-Control-Computed", "8388608")], Some((Verdict::NewAuthtokRequired, "pwdLastSet is 0")))]
 #[case::disabled_wins_over_must_change(&[("userAccountControl", "514"), ("pwdLastSet", "0")], Some((Verdict::PolicyDenied, "ACCOUNTDISABLE")))]
 #[case::ppolicy_admin_lock(&[("pwdAccountLockedTime", "000001010000Z")], Some((Verdict::PolicyDenied, "locked by an administrator")))]
 #[case::ppolicy_timed_lock_left_to_the_bind(&[("pwdAccountLockedTime", "20261207101500Z")], None)]
