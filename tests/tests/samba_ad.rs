@@ -466,3 +466,82 @@ fn a_certificate_without_subject_alt_name_and_plain_ldap_are_explained() {
         "{status}"
     );
 }
+
+/// The README's "Active Directory, step by step" as written: its `[[ldap]]` block is read from
+/// README.md, only the host, file paths and domain names are replaced by the test domain's,
+/// and what the README says an administrator will see is checked: `--check` passes,
+/// `accountmapctl status` reports the server reachable, `resolve` maps the UPN, a nested member
+/// signs in, and a disabled user's refusal names the attribute.
+#[test]
+fn the_readme_active_directory_walkthrough_works() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- ad-walkthrough:begin -->")
+        .expect("README has the walk-through");
+    let block = &readme[start..];
+    let block = &block[block.find("```toml\n").unwrap() + 8..];
+    let block = &block[..block.find("```").unwrap()];
+    let dc = SambaDc::start("walkthrough");
+    let mut env = Env::builder("ad-walkthrough")
+        .world(|w| *w = ad_local_world())
+        .accounts("")
+        .no_daemon()
+        .build();
+    let pw = env.path("ad-bind-password");
+    write_with_mode(&pw, &format!("{SVC_PASSWORD}\n"), 0o600);
+    let section = block
+        .replace("dc1.corp.example.com:636", &dc.tls_address())
+        .replace(
+            "/etc/accountmap/corp-ca.pem",
+            &dc.ca().display().to_string(),
+        )
+        .replace(
+            "/etc/accountmap/ad-bind-password",
+            &pw.display().to_string(),
+        )
+        .replace("CN=svc-rstudio,", &format!("CN={SVC_USER},"))
+        .replace("CN=rstudio-users,", &format!("CN={RSTUDIO_AD},"))
+        .replace("DC=corp,DC=example,DC=com", BASE_DN);
+    assert!(!section.contains("example"), "{section}");
+    let config = Config {
+        required_groups: vec![RSTUDIO_AD.to_string()],
+        denied_users: vec![],
+        rewrite: vec![],
+        cache_ttl: 0,
+        negative_cache_ttl: 0,
+        extra: format!("\n{section}"),
+        ..Config::default()
+    };
+    env.write_config(&config);
+    let check = daemon_check(&env.config_path);
+    assert_eq!(check.code, 0, "{section}\n{}", check.all());
+    env.add_service(SVC_AD, "verify=ldap", true);
+    env.start_daemon();
+
+    let status = env.ctl(&["status"]);
+    println!("{}", status.stdout);
+    let prefix = format!("ldap ad {}:", dc.tls_address());
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(&prefix) && l.trim_end().ends_with(" reachable")),
+        "{}",
+        status.all()
+    );
+    let resolve = env.ctl(&["resolve", ADALICE_UPN]);
+    println!("{}", resolve.stdout);
+    assert_eq!(resolve.code, 0, "{}", resolve.all());
+    assert!(resolve.stdout.contains("adalice"), "{}", resolve.all());
+    env.assert_sign_in(SVC_AD, ADNESTED.name, ADNESTED.password, SIGNED_IN);
+    let from = env.log_len();
+    let run = env.pam(SVC_AD, ADDISABLED.name, &["acct_mgmt"]);
+    assert_eq!(run.verdicts(), vec![PERM_DENIED], "{}", run.out.all());
+    let log = env.daemon_log();
+    let line = log[from..]
+        .lines()
+        .find(|l| l.contains("verdict="))
+        .unwrap_or_default();
+    println!("{line}");
+    assert!(line.contains("ACCOUNTDISABLE"), "{line}");
+}
