@@ -329,7 +329,6 @@ fn active_directory_cases() {
         "verdict=",
     );
     case("wildcard", "*", "x", USER_UNKNOWN, USER_UNKNOWN, "verdict=");
-    drop(case);
     // The state is read from the directory at sign-in: disabling adalice takes effect at once
     // (cache_ttl 0 here; `accountmapctl cache flush` otherwise).
     dc.modify(&format!(
