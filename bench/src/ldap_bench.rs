@@ -76,14 +76,14 @@ impl Figures {
     }
 }
 
-fn sign_in_once(socket: &std::path::Path) -> Duration {
+fn sign_in_once(socket: &std::path::Path, (user, password): (&str, &str)) -> Duration {
     let req = Request::Pam(PamRequest {
         service: "bench".into(),
         phase: Phase::Auth,
-        user: "alice".into(),
+        user: user.into(),
         rhost: String::new(),
         verify: Verify::Ldap,
-        credential: Some(Credential::new(b"alice-pw".to_vec())),
+        credential: Some(Credential::new(password.as_bytes().to_vec())),
     });
     let t = Instant::now();
     let response = accountmap_wire::call(socket, &req, Duration::from_secs(10))
@@ -95,11 +95,11 @@ fn sign_in_once(socket: &std::path::Path) -> Duration {
     }
 }
 
-fn run_sign_ins(env: &Env, what: &str) -> Vec<Figures> {
+fn run_sign_ins(env: &Env, what: &str, who: (&'static str, &'static str)) -> Vec<Figures> {
     // one warm-up, so that the pool holds a service connection as in steady state
-    sign_in_once(&env.socket);
+    sign_in_once(&env.socket, who);
     let t = Instant::now();
-    let single: Vec<Duration> = (0..SINGLE).map(|_| sign_in_once(&env.socket)).collect();
+    let single: Vec<Duration> = (0..SINGLE).map(|_| sign_in_once(&env.socket, who)).collect();
     let single = Figures::new(&format!("{what}, 1 client"), t.elapsed(), single);
     let socket = Arc::new(env.socket.clone());
     let t = Instant::now();
@@ -108,7 +108,7 @@ fn run_sign_ins(env: &Env, what: &str) -> Vec<Figures> {
             let socket = socket.clone();
             std::thread::spawn(move || {
                 (0..PER_THREAD)
-                    .map(|_| sign_in_once(&socket))
+                    .map(|_| sign_in_once(&socket, who))
                     .collect::<Vec<_>>()
             })
         })
@@ -261,12 +261,39 @@ fn main() {
         };
         for (ttl, what) in [(0, "cold"), (300, "warm")] {
             let env = ldap_env("ldap-bench", &slapd, &section, ttl);
-            rows.extend(run_sign_ins(&env, &format!("sign-in, {tag}, {what}")));
+            rows.extend(run_sign_ins(
+                &env,
+                &format!("sign-in, {tag}, {what}"),
+                ("alice", "alice-pw"),
+            ));
         }
         rows.extend(raw_ldap(&slapd, transport == Transport::StartTls));
     }
+    drop(slapd);
+    // The same sign-ins against a Samba AD DC (issue 15): the README's AD configuration
+    // (sAMAccountName, groups by DN, nested groups through the in-chain rule, the primary
+    // group, account state read with the identity).
+    let dc = samba::SambaDc::start("bench");
+    for (ldaps, tag) in [(true, "Samba AD, LDAPS"), (false, "Samba AD, StartTLS")] {
+        let section = samba::AdSection {
+            ldaps,
+            ..samba::AdSection::default()
+        };
+        for (ttl, what) in [(0, "cold"), (300, "warm")] {
+            let env = samba::samba_env_with("ad-bench", &dc, &section, |c| {
+                c.cache_ttl = ttl;
+                c.negative_cache_ttl = ttl;
+            });
+            let adalice = samba::ADALICE;
+            rows.extend(run_sign_ins(
+                &env,
+                &format!("sign-in, {tag}, {what}"),
+                (adalice.name, adalice.password),
+            ));
+        }
+    }
     println!(
-        "\nLDAP benchmark: slapd on loopback, service bind, groups + whitelist; cold = nothing cached, warm = identity cached (the password is always bound); accountmapd from {}\n",
+        "\nLDAP benchmark: slapd and a Samba AD DC on loopback, service bind, groups (+ whitelist for slapd); cold = nothing cached, warm = identity cached (the password is always bound); accountmapd from {}\n",
         build_dir().display()
     );
     println!("| case | n | per second | µs per sign-in | p50 µs | p99 µs |");
