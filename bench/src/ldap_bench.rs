@@ -99,7 +99,9 @@ fn run_sign_ins(env: &Env, what: &str, who: (&'static str, &'static str)) -> Vec
     // one warm-up, so that the pool holds a service connection as in steady state
     sign_in_once(&env.socket, who);
     let t = Instant::now();
-    let single: Vec<Duration> = (0..SINGLE).map(|_| sign_in_once(&env.socket, who)).collect();
+    let single: Vec<Duration> = (0..SINGLE)
+        .map(|_| sign_in_once(&env.socket, who))
+        .collect();
     let single = Figures::new(&format!("{what}, 1 client"), t.elapsed(), single);
     let socket = Arc::new(env.socket.clone());
     let t = Instant::now();

@@ -54,11 +54,10 @@ impl Engine {
         let Some(source) = source else {
             return Ok(None);
         };
-        match self
-            .guards
-            .brake
-            .admit(&account.name, source, Instant::now())
-        {
+        // Checks in progress may hold the budget's last tokens: wait for them as long as a
+        // check itself may take, rather than refuse a right password for being concurrent.
+        let wait = self.config.daemon.backend_timeout;
+        match self.guards.brake.admit_within(&account.name, source, wait) {
             Ok(ticket) => Ok(Some(ticket)),
             // The same verdict as a wrong password: the guesser cannot tell.
             Err(held) => Err(fail(

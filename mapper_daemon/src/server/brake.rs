@@ -107,6 +107,9 @@ struct Bucket {
     tokens: f64,
     /// When `tokens` was last brought up to date.
     at: Instant,
+    /// Checks admitted and not yet settled: each holds one of `tokens` until its outcome is
+    /// known, so that parallel guesses cannot all pass on the same tokens.
+    reserved: u32,
 }
 
 impl Bucket {
@@ -153,10 +156,20 @@ pub struct Held {
     pub budget: Budget,
     /// When the budget has a token again.
     pub retry_in: Duration,
+    /// The budget has tokens, but checks in progress hold all of them (and did not finish
+    /// within the wait).
+    pub busy: bool,
 }
 
 impl std::fmt::Display for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.busy {
+            return write!(
+                f,
+                "{HELD} as many checks of {} are in progress as its failure budget has left",
+                self.budget
+            );
+        }
         write!(
             f,
             "{HELD} the failure budget of {} is spent (the next check in {} ms)",
@@ -186,6 +199,8 @@ pub const UNCHECKED_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// The budgets; one per daemon, in [`crate::server::guards::Guards`] (a reload keeps them).
 pub struct Brake {
     books: Mutex<Books>,
+    /// Signalled when a check is settled (a reserved token is free again).
+    settled: std::sync::Condvar,
     max_keys: usize,
     /// The refusals unchecked log: start of the current interval, lines logged in it, and
     /// refusals left out since the last line.
@@ -201,6 +216,7 @@ impl Brake {
                 familiar: HashMap::new(),
             }),
             max_keys: max_keys.max(1),
+            settled: std::sync::Condvar::new(),
             unchecked_log: Mutex::new((None, 0, 0)),
         }
     }
@@ -252,32 +268,72 @@ impl Brake {
         budgets
     }
 
-    /// May a credential of `account` from `source` be checked at `now`? Takes a token of each
-    /// budget involved, or none when one of them is empty.
+    /// May a credential of `account` from `source` be checked at `now`? Reserves a token of
+    /// each budget involved, or none when one of them is spent or all its tokens are reserved
+    /// by checks in progress (`busy`).
     pub fn admit(&self, account: &str, source: &Source, now: Instant) -> Result<Ticket, Held> {
         let mut books = self.lock();
-        let budgets = Self::budgets(&books, account, source, now);
+        Self::try_admit(&mut books, self.max_keys, account, source, now)
+    }
+
+    /// As [`Brake::admit`] at the current time, but an attempt that finds its budget's tokens
+    /// all reserved by checks in progress waits up to `wait` for one of them to finish, instead
+    /// of being refused: concurrent sign-ins with the right password (8 clients of one
+    /// account) are not refused for being concurrent. A spent budget is refused at once.
+    pub fn admit_within(
+        &self,
+        account: &str,
+        source: &Source,
+        wait: Duration,
+    ) -> Result<Ticket, Held> {
+        let deadline = Instant::now() + wait;
+        let mut books = self.lock();
+        loop {
+            let now = Instant::now();
+            match Self::try_admit(&mut books, self.max_keys, account, source, now) {
+                Err(held) if held.busy && now < deadline => {
+                    books = self
+                        .settled
+                        .wait_timeout(books, deadline - now)
+                        .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_admit(
+        books: &mut Books,
+        max_keys: usize,
+        account: &str,
+        source: &Source,
+        now: Instant,
+    ) -> Result<Ticket, Held> {
+        let budgets = Self::budgets(books, account, source, now);
         for budget in &budgets {
             let shape = budget.shape(books.account);
-            if !books.buckets.contains_key(budget) && books.buckets.len() >= self.max_keys {
+            if !books.buckets.contains_key(budget) && books.buckets.len() >= max_keys {
                 let account = books.account;
                 make_room(&mut books.buckets, now, &budgets, account);
             }
             let bucket = books.buckets.entry(budget.clone()).or_insert(Bucket {
                 tokens: shape.0,
                 at: now,
+                reserved: 0,
             });
             bucket.refill(now, shape);
-            if bucket.tokens < 1.0 {
+            let free = bucket.tokens - f64::from(bucket.reserved);
+            if free < 1.0 {
                 return Err(Held {
                     budget: budget.clone(),
                     retry_in: bucket.wait(shape),
+                    busy: bucket.tokens >= 1.0,
                 });
             }
         }
         for budget in &budgets {
             if let Some(b) = books.buckets.get_mut(budget) {
-                b.tokens -= 1.0;
+                b.reserved += 1;
             }
         }
         Ok(Ticket {
@@ -289,17 +345,18 @@ impl Brake {
 
     /// The outcome of an admitted check.
     pub fn settle(&self, ticket: Ticket, outcome: Outcome, now: Instant) {
-        if outcome == Outcome::Failed {
-            return;
-        }
         let mut books = self.lock();
         for budget in &ticket.spent {
             let shape = budget.shape(books.account);
             if let Some(b) = books.buckets.get_mut(budget) {
-                b.refill(now, shape);
-                b.tokens = (b.tokens + 1.0).min(shape.0);
+                b.reserved = b.reserved.saturating_sub(1);
+                if outcome == Outcome::Failed {
+                    b.refill(now, shape);
+                    b.tokens -= 1.0;
+                }
             }
         }
+        self.settled.notify_all();
         if outcome == Outcome::Allowed {
             let key = (ticket.account, ticket.source);
             if !books.familiar.contains_key(&key) && books.familiar.len() >= self.max_keys {
@@ -335,14 +392,14 @@ fn make_room(buckets: &mut HashMap<Budget, Bucket>, now: Instant, keep: &[Budget
         let mut b = *b;
         let shape = budget.shape(account);
         b.refill(now, shape);
-        b.tokens < shape.0 || keep.contains(budget)
+        b.tokens < shape.0 || b.reserved > 0 || keep.contains(budget)
     });
     if buckets.len() < before {
         return;
     }
     if let Some(oldest) = buckets
         .iter()
-        .filter(|(k, _)| !keep.contains(k))
+        .filter(|(k, b)| !keep.contains(k) && b.reserved == 0)
         .min_by_key(|(_, b)| b.at)
         .map(|(k, _)| k.clone())
     {

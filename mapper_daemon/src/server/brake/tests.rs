@@ -154,6 +154,7 @@ fn the_refusal_names_the_budget_and_when_to_retry() {
     let held = Held {
         budget: Budget::Account("alice".into()),
         retry_in: Duration::from_millis(1500),
+        busy: false,
     };
     assert_eq!(
         held.to_string(),
@@ -190,4 +191,58 @@ fn refusals_unchecked_are_logged_ten_a_second_with_a_count() {
     }
     assert_eq!(b.log_unchecked(t + UNCHECKED_LOG_INTERVAL), Some(100));
     assert_eq!(b.log_unchecked(t + UNCHECKED_LOG_INTERVAL), Some(0));
+}
+
+#[test]
+fn concurrent_right_passwords_wait_for_checks_in_progress_instead_of_being_refused() {
+    let b = std::sync::Arc::new(Brake::new(MAX_KEYS));
+    let allowed: usize = (0..16)
+        .map(|_| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                (0..20)
+                    .filter(|_| {
+                        match b.admit_within("alice", &Source::Local, Duration::from_secs(5)) {
+                            Ok(t) => {
+                                std::thread::sleep(Duration::from_millis(2));
+                                b.settle(t, Outcome::Allowed, Instant::now());
+                                true
+                            }
+                            Err(_) => false,
+                        }
+                    })
+                    .count()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum();
+    assert_eq!(allowed, 16 * 20);
+}
+
+#[test]
+fn a_spent_budget_is_refused_at_once_and_a_busy_one_says_so() {
+    let b = Brake::new(MAX_KEYS);
+    let t = Instant::now();
+    let tickets: Vec<Ticket> = (0..BURST)
+        .map(|_| b.admit("alice", &Source::Local, t).unwrap())
+        .collect();
+    let busy = b.admit("alice", &Source::Local, t).unwrap_err();
+    assert!(
+        busy.busy && busy.to_string().contains("in progress"),
+        "{busy}"
+    );
+    for ticket in tickets {
+        b.settle(ticket, Outcome::Failed, t);
+    }
+    let started = Instant::now();
+    let spent = b
+        .admit_within("alice", &Source::Local, Duration::from_secs(5))
+        .unwrap_err();
+    assert!(!spent.busy, "{spent}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a spent budget must not wait"
+    );
 }
