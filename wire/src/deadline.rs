@@ -2,7 +2,7 @@
 //! clients and for the daemon's connection threads alike. The socket timeout is set to the time
 //! left before every call, so a peer that trickles one byte at a time cannot stretch the total.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -25,14 +25,35 @@ fn timed_out(e: io::Error) -> io::Error {
 }
 
 /// Writes all of `buf` before `deadline`; `TimedOut` if it cannot.
+///
+/// With `send(MSG_NOSIGNAL)`, not `write`: the modules run inside other programs (su, sshd,
+/// anything calling getpwnam), and a daemon that refuses a connection closes it, maybe before
+/// the request is written. `write` would then raise SIGPIPE, whose default action kills the
+/// host program; `send` with MSG_NOSIGNAL returns EPIPE instead, and the caller reads the
+/// refusal that is waiting.
 pub fn write_all_by(stream: &mut UnixStream, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
     while !buf.is_empty() {
         stream.set_write_timeout(Some(remaining(deadline)?))?;
-        match stream.write(buf) {
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call,
+        // and the descriptor is owned by `stream`, which outlives it.
+        let rc = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                buf.as_ptr().cast::<libc::c_void>(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        match usize::try_from(rc) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(timed_out(e)),
+            Ok(n) => buf = buf.get(n..).unwrap_or_default(),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(timed_out(e));
+                }
+            }
         }
     }
     Ok(())

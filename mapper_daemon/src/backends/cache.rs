@@ -121,6 +121,20 @@ impl<V: Clone> TtlCache<V> {
         map.insert(key.to_string(), Entry { value, expires });
     }
 
+    /// For an idle daemon: drops the expired answers and every "no such name" (cheap to ask
+    /// again, and what a flood of made-up names leaves behind), then, when the table is mostly
+    /// empty, gives its room back (it was sized for up to [`MAX_ENTRIES`]).
+    /// Returns how many answers were dropped.
+    pub fn purge_idle(&self, now: Instant) -> usize {
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, e| e.expires > now && e.value.is_some());
+        if map.capacity() > 2 * map.len() + 64 {
+            map.shrink_to_fit();
+        }
+        before - map.len()
+    }
+
     /// Drops every cached answer; returns how many there were.
     pub fn flush(&self) -> usize {
         let mut map = self.lock();
@@ -157,6 +171,17 @@ impl CachedDirectory {
     pub fn account(&self, name: &str) -> Result<(Option<Account>, Freshness), LookupError> {
         self.cache
             .get_or_fetch(name, || self.inner.account(name), |_| {})
+    }
+
+    /// See [`TtlCache::purge_idle`].
+    pub fn purge_idle(&self) -> usize {
+        self.cache.purge_idle(Instant::now())
+    }
+
+    /// The login name of `uid`, asked every time (not cached: only non-root callers need it,
+    /// and their requests are rate-limited).
+    pub fn name_of_uid(&self, uid: u32) -> Result<Option<String>, LookupError> {
+        self.inner.name_of_uid(uid)
     }
 
     /// Drops every cached answer; returns how many there were.

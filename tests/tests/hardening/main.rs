@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// Issue 14: fair budgets, the non-root rule, the connection pool, memory after a flood.
+mod limits;
+
 fn slowloris_command(env: &Env, mode: &str, conns: usize, secs: u64) -> Command {
     let helper = artifact("slowloris");
     let mut cmd = if is_root() {
