@@ -704,7 +704,8 @@ fn fail(decision: &Decision, failure: Failure) -> Decision {
 }
 
 /// The answer a non-root peer gets about any name other than its own ([`Engine::screen`]).
-pub const NOT_YOUR_NAME: &str = "refused: a non-root caller may ask only about its own account";
+pub const NOT_YOUR_NAME: &str =
+    "refused: an unprivileged caller may ask only about its own account";
 
 /// [`NOT_YOUR_NAME`] as a decision: no account, uid, rule or group.
 fn not_your_name() -> Decision {
