@@ -138,6 +138,7 @@ impl FrameReader {
 mod tests {
     use super::*;
     use crate::{decode_request, encode_request, encode_response, Request, Response};
+    use std::io::Write;
 
     #[test]
     fn frames_split_and_joined_arbitrarily_come_out_whole() {
@@ -191,5 +192,37 @@ mod tests {
         a.write_all(&u32::MAX.to_be_bytes()).unwrap();
         let got = FrameReader::new().next(&mut b, Instant::now() + Duration::from_secs(1), None);
         assert!(matches!(got, Err(FrameError::TooLarge(_))), "{got:?}");
+    }
+
+    /// The peer closed before we wrote: an error to read the answer after, never SIGPIPE
+    /// (whose default action would kill the program the PAM or NSS module runs in).
+    #[test]
+    fn writing_to_a_closed_peer_is_an_error_not_a_signal() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        // In a child with SIGPIPE's default action (the test harness ignores it, as every
+        // Rust program does; the C programs the modules run in do not).
+        // SAFETY: the child calls only async-signal-safe functions (signal, setsockopt, send,
+        // clock_gettime, _exit) before exiting; the parent waits for it.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: see above.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                let code = match write_all_by(&mut a, b"hello", deadline) {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+                    _ => 1,
+                };
+                libc::_exit(code);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is valid for writes.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child was killed or failed: wait status {status}"
+        );
     }
 }
