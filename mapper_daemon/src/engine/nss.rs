@@ -14,7 +14,9 @@
 //! the local name with the same result.
 //!
 //! Any local process may ask (passwd data is public, and the NSS module runs inside every
-//! program on the host), so each peer uid is rate-limited instead ([`crate::server::nss_limit`]).
+//! program on the host), so each asking uid is rate-limited instead: the real uid of the asking
+//! process, so that setuid programs spend the budget of the user who ran them
+//! ([`crate::server::nss_limit`]).
 //!
 //! Logging, chosen for a path that sshd drives with every invalid user name of a brute-force
 //! run: an alias answered is logged at info (under RStudio it is the only record of the name the
