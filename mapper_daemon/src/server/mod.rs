@@ -464,10 +464,11 @@ fn serve_connection(mut stream: UnixStream, state: &State) {
 ///
 /// Best effort and non-blocking in practice (the reply fits the empty socket buffer); the
 /// client sees "refused", which its module reports as unavailable. The request that has
-/// already arrived is read first: closing a Unix socket with unread data would make the
-/// client's read fail with ECONNRESET instead of returning the answer waiting for it. A client
-/// whose request comes after the close gets EPIPE on its write; ours then read the answer
-/// (accountmap_wire::call), and they write with MSG_NOSIGNAL, so no host process gets SIGPIPE.
+/// already arrived is read first: closing a Unix socket with unread data marks the client's
+/// end reset, so a client reading on after the answer would get ECONNRESET instead of an
+/// orderly end. A client whose request comes after the close gets EPIPE on its write (the
+/// "broken pipes" of issue 14's finding 7); ours then read the answer waiting for them
+/// (accountmap_wire::call) and write with MSG_NOSIGNAL, so no host program gets SIGPIPE.
 fn refuse_over_limit(mut stream: UnixStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
     let reply = encode_response(&Response::Error("connection limit reached".into()));
