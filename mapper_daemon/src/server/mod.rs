@@ -13,7 +13,7 @@
 //! and the connection is closed; nobody else notices.
 //!
 //! Deadlines alone do not stop a local user who keeps opening slow connections (slowloris):
-//! 64 of them hold every thread, and sign-ins queue behind them until their PAM timeout.
+//! enough of them hold every thread, and sign-ins queue behind them until their PAM timeout.
 //! So right after `accept`, before reading anything, a connection from a non-root peer takes a
 //! slot from the non-root pool ([`NON_ROOT_CONNECTIONS`]); the remaining threads are kept for
 //! root, which is who runs the PAM services (sshd, login, rserver-pam). The pool is shared

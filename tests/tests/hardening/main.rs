@@ -46,7 +46,7 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 }
 
 /// 200 silent and 200 trickling connections from one unprivileged user, re-opened as soon as
-/// the daemon cuts them, for 12 s: more than the daemon's 64 connection threads. Meanwhile
+/// the daemon cuts them, for 12 s: more than the daemon's 72 connection threads. Meanwhile
 /// root signs users in through real PAM stacks and an NSS lookup runs: all must succeed, and
 /// none may wait anywhere near its timeout.
 #[test]
