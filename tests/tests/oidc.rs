@@ -536,3 +536,58 @@ fn device_flow_signs_in_after_approval_and_checks_whose_approval_it_was() {
         "the client secret reached the log"
     );
 }
+
+/// Issue 14 finding 9: pending device authorizations are capped per account. Root (as sshd
+/// would) starts four for alice, under name variants that map to her (an alias, a display
+/// name): the fifth is refused with the cap named, while jdoe can still start one; no code is
+/// ever approved, so all stay pending.
+#[test]
+fn device_sessions_are_capped_per_account_whatever_name_asks() {
+    use accountmap_wire::{call, Request, Response, Verdict};
+    let provider = OidcProvider::start("device-caps");
+    let mut env = oidc_env("oidc-device-caps", &provider, false);
+    let secret = env.path("oidc-client-secret");
+    write_with_mode(&secret, CLIENT_SECRET, 0o600);
+    let mut config = env.config().clone();
+    config.extra += &format!("client_secret_file = \"{}\"\n", secret.display());
+    env.write_config(&config);
+    env.start_daemon();
+    let start = |user: &str| {
+        call(
+            &env.socket,
+            &Request::DeviceStart {
+                service: "sshd".into(),
+                user: user.into(),
+                rhost: "192.0.2.7".into(),
+            },
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    };
+    for (i, user) in ["alice", "ALICE", "alice/Alice A.", "alice@company.com"]
+        .iter()
+        .enumerate()
+    {
+        let r = start(user);
+        assert!(
+            matches!(r, Response::DeviceStarted { .. }),
+            "{i}: {user}: {r:?}\n{}",
+            env.daemon_log()
+        );
+    }
+    match start("Alice@Company.com") {
+        Response::Decision(d) => {
+            assert_ne!(d.verdict, Verdict::Allowed);
+            assert!(
+                d.reason
+                    .contains("\"alice\" already has 4 device authorizations in progress"),
+                "{d:?}"
+            );
+        }
+        other => panic!("a fifth for alice: {other:?}"),
+    }
+    assert!(
+        matches!(start("jdoe"), Response::DeviceStarted { .. }),
+        "another account is not blocked"
+    );
+}

@@ -2,7 +2,7 @@
 //! clients and for the daemon's connection threads alike. The socket timeout is set to the time
 //! left before every call, so a peer that trickles one byte at a time cannot stretch the total.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -25,14 +25,35 @@ fn timed_out(e: io::Error) -> io::Error {
 }
 
 /// Writes all of `buf` before `deadline`; `TimedOut` if it cannot.
+///
+/// With `send(MSG_NOSIGNAL)`, not `write`: the modules run inside other programs (su, sshd,
+/// anything calling getpwnam), and a daemon that refuses a connection closes it, maybe before
+/// the request is written. `write` would then raise SIGPIPE, whose default action kills the
+/// host program; `send` with MSG_NOSIGNAL returns EPIPE instead, and the caller reads the
+/// refusal that is waiting.
 pub fn write_all_by(stream: &mut UnixStream, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
     while !buf.is_empty() {
         stream.set_write_timeout(Some(remaining(deadline)?))?;
-        match stream.write(buf) {
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call,
+        // and the descriptor is owned by `stream`, which outlives it.
+        let rc = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                buf.as_ptr().cast::<libc::c_void>(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        match usize::try_from(rc) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(timed_out(e)),
+            Ok(n) => buf = buf.get(n..).unwrap_or_default(),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(timed_out(e));
+                }
+            }
         }
     }
     Ok(())
@@ -117,6 +138,7 @@ impl FrameReader {
 mod tests {
     use super::*;
     use crate::{decode_request, encode_request, encode_response, Request, Response};
+    use std::io::Write;
 
     #[test]
     fn frames_split_and_joined_arbitrarily_come_out_whole() {
@@ -170,5 +192,37 @@ mod tests {
         a.write_all(&u32::MAX.to_be_bytes()).unwrap();
         let got = FrameReader::new().next(&mut b, Instant::now() + Duration::from_secs(1), None);
         assert!(matches!(got, Err(FrameError::TooLarge(_))), "{got:?}");
+    }
+
+    /// The peer closed before we wrote: an error to read the answer after, never SIGPIPE
+    /// (whose default action would kill the program the PAM or NSS module runs in).
+    #[test]
+    fn writing_to_a_closed_peer_is_an_error_not_a_signal() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        // In a child with SIGPIPE's default action (the test harness ignores it, as every
+        // Rust program does; the C programs the modules run in do not).
+        // SAFETY: the child calls only async-signal-safe functions (signal, setsockopt, send,
+        // clock_gettime, _exit) before exiting; the parent waits for it.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: see above.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                let code = match write_all_by(&mut a, b"hello", deadline) {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+                    _ => 1,
+                };
+                libc::_exit(code);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is valid for writes.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child was killed or failed: wait status {status}"
+        );
     }
 }

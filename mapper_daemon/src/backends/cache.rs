@@ -5,13 +5,19 @@
 
 use crate::backends::system::{Account, Directory, LookupError};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// More entries than this and expired ones are dropped before inserting; a bound, so that a
 /// flood of made-up names cannot grow the daemon without limit.
 const MAX_ENTRIES: usize = 65_536;
+/// "No such name" answers kept at most: made-up names are what a flood sends (sshd relaying
+/// invalid users, a root service asked random names), and each costs a key of up to a few
+/// hundred bytes. Beyond this many, every negative answer is forgotten at once (they are
+/// cheap to ask again) and the table shrinks, so a flood holds at most about 4,096 names
+/// (~2 MiB) here, whatever its length.
+pub const MAX_NEGATIVE: usize = 4_096;
 
 #[derive(Clone, Debug)]
 struct Entry<V> {
@@ -42,6 +48,8 @@ pub struct TtlCache<V> {
     ttl: Duration,
     negative_ttl: Duration,
     entries: Mutex<HashMap<String, Entry<V>>>,
+    /// Negative entries in `entries`; changed only under its lock.
+    negatives: AtomicUsize,
     hits: AtomicU64,
     misses: AtomicU64,
     stale: AtomicU64,
@@ -53,6 +61,7 @@ impl<V: Clone> TtlCache<V> {
             ttl,
             negative_ttl,
             entries: Mutex::new(HashMap::new()),
+            negatives: AtomicUsize::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             stale: AtomicU64::new(0),
@@ -109,7 +118,15 @@ impl<V: Clone> TtlCache<V> {
     /// Remembers `value` for `key` until `expires`.
     pub fn insert(&self, key: &str, value: Option<V>, expires: Instant) {
         let mut map = self.lock();
-        if map.len() >= MAX_ENTRIES && !map.contains_key(key) {
+        let new = !map.contains_key(key);
+        if new && value.is_none() && self.negatives.load(Ordering::Relaxed) >= MAX_NEGATIVE {
+            // Made-up names take only so much room: forget them all rather than grow.
+            let now = Instant::now();
+            map.retain(|_, e| e.expires > now && e.value.is_some());
+            self.negatives.store(0, Ordering::Relaxed);
+            shrink_if_sparse(&mut map);
+        }
+        if new && map.len() >= MAX_ENTRIES {
             let now = Instant::now();
             map.retain(|_, e| e.expires > now);
             if map.len() >= MAX_ENTRIES {
@@ -117,8 +134,38 @@ impl<V: Clone> TtlCache<V> {
                 // depend on the cache, only speed.
                 map.clear();
             }
+            self.recount(&map);
         }
-        map.insert(key.to_string(), Entry { value, expires });
+        let negative = value.is_none();
+        let old = map.insert(key.to_string(), Entry { value, expires });
+        match (old.map(|e| e.value.is_none()), negative) {
+            (Some(true), false) => {
+                self.negatives.fetch_sub(1, Ordering::Relaxed);
+            }
+            (None | Some(false), true) => {
+                self.negatives.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts the negative entries again (after a bulk change; called under the lock).
+    fn recount(&self, map: &HashMap<String, Entry<V>>) {
+        let n = map.values().filter(|e| e.value.is_none()).count();
+        self.negatives.store(n, Ordering::Relaxed);
+    }
+
+    /// For an idle daemon: drops the expired answers and every "no such name" (cheap to ask
+    /// again, and what a flood of made-up names leaves behind), then, when the table is mostly
+    /// empty, gives its room back (it was sized for up to [`MAX_ENTRIES`]).
+    /// Returns how many answers were dropped.
+    pub fn purge_idle(&self, now: Instant) -> usize {
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, e| e.expires > now && e.value.is_some());
+        self.negatives.store(0, Ordering::Relaxed);
+        shrink_if_sparse(&mut map);
+        before - map.len()
     }
 
     /// Drops every cached answer; returns how many there were.
@@ -126,6 +173,7 @@ impl<V: Clone> TtlCache<V> {
         let mut map = self.lock();
         let n = map.len();
         map.clear();
+        self.negatives.store(0, Ordering::Relaxed);
         n
     }
 
@@ -139,10 +187,19 @@ impl<V: Clone> TtlCache<V> {
     }
 }
 
+/// Gives a mostly empty table's room back.
+fn shrink_if_sparse<V>(map: &mut HashMap<String, Entry<V>>) {
+    if map.capacity() > 2 * map.len() + 64 {
+        map.shrink_to_fit();
+    }
+}
+
 /// The system's accounts (NSS), cached.
 pub struct CachedDirectory {
     inner: Arc<dyn Directory>,
     cache: TtlCache<Account>,
+    /// Login names by uid (the own name of non-root callers), keyed by the uid in decimal.
+    names: TtlCache<String>,
 }
 
 impl CachedDirectory {
@@ -150,6 +207,7 @@ impl CachedDirectory {
         CachedDirectory {
             inner,
             cache: TtlCache::new(ttl, negative_ttl),
+            names: TtlCache::new(ttl, negative_ttl),
         }
     }
 
@@ -159,9 +217,22 @@ impl CachedDirectory {
             .get_or_fetch(name, || self.inner.account(name), |_| {})
     }
 
+    /// See [`TtlCache::purge_idle`].
+    pub fn purge_idle(&self) -> usize {
+        let now = Instant::now();
+        self.cache.purge_idle(now) + self.names.purge_idle(now)
+    }
+
+    /// The login name of `uid`, from the cache when fresh.
+    pub fn name_of_uid(&self, uid: u32) -> Result<Option<String>, LookupError> {
+        self.names
+            .get_or_fetch(&uid.to_string(), || self.inner.name_of_uid(uid), |_| {})
+            .map(|(name, _)| name)
+    }
+
     /// Drops every cached answer; returns how many there were.
     pub fn flush(&self) -> usize {
-        self.cache.flush()
+        self.cache.flush() + self.names.flush()
     }
 
     pub fn stats(&self) -> CacheStats {

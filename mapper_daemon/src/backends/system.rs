@@ -58,6 +58,9 @@ impl std::error::Error for LookupError {}
 pub trait Directory: Send + Sync {
     /// The account called `name`, `Ok(None)` if there is none.
     fn account(&self, name: &str) -> Result<Option<Account>, LookupError>;
+    /// The login name of `uid`, `Ok(None)` if no account has it (a caller's own name, for the
+    /// rule that a non-root caller may ask only about itself).
+    fn name_of_uid(&self, uid: u32) -> Result<Option<String>, LookupError>;
 }
 
 /// The host's NSS, through libc.
@@ -83,6 +86,10 @@ impl Directory for SystemDirectory {
         let gids = getgrouplist(&pw_name, account.gid)?;
         account.groups = group_names(account.gid, &gids)?;
         Ok(Some(account))
+    }
+
+    fn name_of_uid(&self, uid: u32) -> Result<Option<String>, LookupError> {
+        Ok(passwd_by_uid(uid)?.map(|a| a.name))
     }
 }
 
@@ -181,7 +188,8 @@ fn getpwnam(cname: &CStr, name: &str) -> Result<Option<Account>, LookupError> {
 }
 
 /// The passwd entry of `uid` through the system's NSS (`getpwuid_r`), groups left empty.
-/// Used by `accountmapctl test-login` for RStudio's uid round trip; the daemon never asks by uid.
+/// Used by `accountmapctl test-login` for RStudio's uid round trip, and by the daemon for the
+/// own name of a non-root caller.
 pub fn passwd_by_uid(uid: u32) -> Result<Option<Account>, LookupError> {
     passwd_lookup(
         &format!("uid {uid}"),
@@ -363,6 +371,18 @@ impl Directory for StaticDirectory {
             return Err(error.clone());
         }
         Ok(self.accounts.get(name).cloned())
+    }
+
+    fn name_of_uid(&self, uid: u32) -> Result<Option<String>, LookupError> {
+        let mut names: Vec<&String> = self
+            .accounts
+            .values()
+            .filter(|a| a.uid == uid)
+            .map(|a| &a.name)
+            .collect();
+        // As getpwuid: one answer, the same every time.
+        names.sort();
+        Ok(names.first().map(|n| n.to_string()))
     }
 }
 

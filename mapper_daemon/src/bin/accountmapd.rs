@@ -29,6 +29,9 @@ fn main() -> ExitCode {
     // instead of calling the daemon from one of its own request threads. Set first thing, before
     // the runtime starts any thread (setenv is not thread-safe).
     std::env::set_var(accountmap_wire::DAEMON_ENV, "1");
+    // Before any thread too: fewer malloc arenas, so memory freed after a burst is reused and
+    // can be given back (server::memory).
+    server::memory::limit_arenas();
     let args = Args::parse();
     let path = args.config.unwrap_or_else(config::default_path);
     if args.check {

@@ -22,7 +22,7 @@ impl Engine {
                     "verify=device, but the configuration has no [oidc] section".to_string(),
                 )),
                 Some(oidc) => oidc
-                    .device_start(user, peer.uid)
+                    .device_start(user, &decision.account, peer.uid)
                     .map_err(|r| (r.verdict(), r.to_string())),
             };
             match started {

@@ -27,6 +27,7 @@ use crate::identity::resolve::{map_name_with, DirectoryAnswer, MapError, Mapped,
 use crate::log;
 use crate::server::brake::{Source, Ticket};
 use crate::server::guards::Guards;
+use crate::server::nss_limit::{payer, Admission, Payer, USER_REQUEST_RATE};
 use accountmap_wire::{Credential, Decision, Request, Response, Verdict, Verify};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -175,6 +176,13 @@ impl Engine {
         &self.guards
     }
 
+    /// For an idle daemon: drops expired and negative cached answers and shrinks the table
+    /// that held them (see [`crate::server::memory`]).
+    /// Returns how many answers were dropped.
+    pub fn purge_idle(&self) -> usize {
+        self.directory.purge_idle()
+    }
+
     /// The cached account data (shared with [`crate::engine::nss`]).
     pub(crate) fn directory(&self) -> &CachedDirectory {
         &self.directory
@@ -183,6 +191,33 @@ impl Engine {
     /// Answers one request from `peer`, and logs the decision.
     pub fn handle(&self, peer: &Peer, request: &Request) -> Response {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        // Requests about a name: a non-root peer is screened first (rate, then its own name
+        // only), before anything is mapped, looked up or braked.
+        let about = match request {
+            Request::Pam(p) => Some((p.service.as_str(), p.phase.as_str(), p.user.as_str())),
+            Request::Resolve { service, name } => {
+                Some((service.as_str(), "resolve", name.as_str()))
+            }
+            Request::DeviceStart { service, user, .. } => {
+                Some((service.as_str(), "device-start", user.as_str()))
+            }
+            Request::DevicePoll { service, user, .. } => {
+                Some((service.as_str(), "auth", user.as_str()))
+            }
+            _ => None,
+        };
+        if let Some((service, what, name)) = about {
+            if let Err(answer) = self.screen(
+                peer,
+                &Subject {
+                    service,
+                    what,
+                    name,
+                },
+            ) {
+                return answer;
+            }
+        }
         match request {
             Request::Pam(pam) => {
                 let decision = self.decide_pam(peer, pam);
@@ -397,19 +432,87 @@ impl Engine {
     }
 
     /// A local user may ask only about the account it runs as; otherwise a world-writable
-    /// socket would tell anyone who may sign in, and later check their passwords. The reply
-    /// says no more about the other account than the refusal itself.
+    /// socket would tell anyone who may sign in, and later check their passwords. Most such
+    /// requests are refused by [`Engine::screen`] before mapping; this catches the peer's own
+    /// name mapped to another account (an accounts-file line `alice = bob`), with the same
+    /// uniform answer.
     fn peer_may_ask(&self, peer: &Peer, account: &Account) -> Step<()> {
         if peer.is_root() || peer.uid == account.uid {
             return Ok(());
         }
-        Err(refusal(
-            Verdict::PolicyDenied,
-            format!(
-                "peer uid {} (pid {}) may only ask about its own account, not {:?}",
-                peer.uid, peer.pid, account.name
+        tracing::info!(
+            peer = %peer,
+            account = account.name.as_str(),
+            "its own name maps to another account; refused with the uniform answer"
+        );
+        Err(not_your_name())
+    }
+
+    /// The screen in front of every request about a name from a non-root peer: its real uid's
+    /// request budget ([`crate::server::nss_limit::USER_REQUEST_RATE`]), then the rule that it
+    /// may ask only about its own login name. Any other name gets [`NOT_YOUR_NAME`], the same
+    /// answer whatever the name (unknown, another user, an alias of root, a rewritten name):
+    /// nothing is mapped or looked up for it, so the answer and its timing say nothing about
+    /// it. The detail goes to the daemon's log only. `Err` is the answer to send.
+    fn screen(&self, peer: &Peer, subject: &Subject<'_>) -> Result<(), Response> {
+        if peer.is_root() {
+            return Ok(());
+        }
+        let payer = match payer(peer.pid, peer.uid) {
+            Payer::Uid(uid) => uid,
+            Payer::Gone => return Err(Response::Error(nss::PEER_GONE.into())),
+        };
+        if let Admission::Refused { warn } = self.guards.user_requests.admit(payer, Instant::now())
+        {
+            if warn {
+                log::warning(&format!(
+                    "real uid {payer} exceeds {USER_REQUEST_RATE} requests per second (latest: {peer}); refusing the excess (logged once a second)"
+                ));
+            }
+            return Err(Response::Error(nss::RATE_LIMITED.into()));
+        }
+        let own = match self.directory.name_of_uid(peer.uid) {
+            Ok(own) => own,
+            Err(e) => {
+                let d = refusal(
+                    Verdict::Unavailable,
+                    format!("cannot look up the caller's own account: {e}"),
+                );
+                self.log_decision(peer, subject, &d);
+                return Err(Response::Decision(d));
+            }
+        };
+        if own
+            .as_deref()
+            .is_some_and(|own| self.same_name(subject.name, own))
+        {
+            return Ok(());
+        }
+        let detail = Decision {
+            reason: format!(
+                "{NOT_YOUR_NAME} (peer uid {} is {}; nothing was looked up)",
+                peer.uid,
+                own.map_or_else(|| "no account".to_string(), |n| format!("{n:?}"))
             ),
-        ))
+            ..not_your_name()
+        };
+        self.log_decision(peer, subject, &detail);
+        Err(Response::Decision(not_your_name()))
+    }
+
+    /// Whether `typed` names the login `own` as the pipeline would read it: the display name
+    /// after the separator dropped, lower-cased when `mapping.lowercase` is on.
+    fn same_name(&self, typed: &str, own: &str) -> bool {
+        let mapping = &self.config.mapping;
+        let typed = match mapping.display_separator.as_deref() {
+            Some(sep) if !sep.is_empty() => typed.split_once(sep).map_or(typed, |(t, _)| t),
+            _ => typed,
+        };
+        if mapping.lowercase {
+            typed.to_lowercase() == own.to_lowercase()
+        } else {
+            typed == own
+        }
     }
 
     /// The verifier of `method`, or why there is none.
@@ -645,6 +748,15 @@ fn fail(decision: &Decision, failure: Failure) -> Decision {
         reason: failure.reason,
         ..decision.clone()
     }
+}
+
+/// The answer a non-root peer gets about any name other than its own ([`Engine::screen`]).
+pub const NOT_YOUR_NAME: &str =
+    "refused: an unprivileged caller may ask only about its own account";
+
+/// [`NOT_YOUR_NAME`] as a decision: no account, uid, rule or group.
+fn not_your_name() -> Decision {
+    refusal(Verdict::PolicyDenied, NOT_YOUR_NAME.to_string())
 }
 
 fn refusal(verdict: Verdict, reason: String) -> Decision {

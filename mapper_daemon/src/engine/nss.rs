@@ -14,7 +14,9 @@
 //! the local name with the same result.
 //!
 //! Any local process may ask (passwd data is public, and the NSS module runs inside every
-//! program on the host), so each peer uid is rate-limited instead ([`crate::server::nss_limit`]).
+//! program on the host), so each asking uid is rate-limited instead: the real uid of the asking
+//! process, so that setuid programs spend the budget of the user who ran them
+//! ([`crate::server::nss_limit`]).
 //!
 //! Logging, chosen for a path that sshd drives with every invalid user name of a brute-force
 //! run: an alias answered is logged at info (under RStudio it is the only record of the name the
@@ -26,21 +28,28 @@ use crate::backends::cache::Freshness;
 use crate::engine::{Engine, Peer};
 use crate::identity::resolve::MapError;
 use crate::log;
-use crate::server::nss_limit::{Admission, RATE_PER_SECOND};
+use crate::server::nss_limit::{payer, Admission, Payer, RATE_PER_SECOND};
 use accountmap_wire::{PasswdEntry, Response};
 use std::time::Instant;
 
 /// The reply to a peer over its rate. The module turns any error into NSS_STATUS_UNAVAIL.
 pub const RATE_LIMITED: &str = "rate limited";
+/// The reply to a peer whose process exited before the daemon could see whose it was.
+pub const PEER_GONE: &str = "the asking process is gone";
 
 impl Engine {
-    /// Answers the NSS module's `getpwnam(name)` for `peer`: rate limit, then [`Engine::passwd_for`].
+    /// Answers the NSS module's `getpwnam(name)` for `peer`: rate limit (billed to the peer's
+    /// real uid, so that setuid programs run by a user spend that user's budget), then
+    /// [`Engine::passwd_for`].
     pub fn nss_getpwnam(&self, peer: &Peer, name: &str) -> Response {
-        if let Admission::Refused { warn } = self.guards.nss.admit(peer.uid, Instant::now()) {
+        let uid = match payer(peer.pid, peer.uid) {
+            Payer::Uid(uid) => uid,
+            Payer::Gone => return Response::Error(PEER_GONE.into()),
+        };
+        if let Admission::Refused { warn } = self.guards.nss.admit(uid, Instant::now()) {
             if warn {
                 log::warning(&format!(
-                    "nss: uid {} (pid {}) exceeds {RATE_PER_SECOND} lookups per second; refusing the excess (logged once a second)",
-                    peer.uid, peer.pid
+                    "nss: real uid {uid} exceeds {RATE_PER_SECOND} lookups per second (latest: {peer}); refusing the excess (logged once a second)"
                 ));
             }
             return Response::Error(RATE_LIMITED.into());

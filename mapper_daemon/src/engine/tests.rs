@@ -83,23 +83,83 @@ fn root_peer_decisions(
     assert!(!d.reason.is_empty());
 }
 
+/// alice (uid 1001) as a peer; pid 0 so that her request budget is billed to uid 1001.
+const ALICE: Peer = Peer {
+    pid: 0,
+    uid: 1001,
+    gid: 1001,
+};
+
 #[test]
 fn an_unprivileged_peer_may_ask_only_about_itself() {
     let (e, _dir) = engine();
-    let alice = Peer {
-        pid: 7,
-        uid: 1001,
-        gid: 1001,
-    };
-    assert_eq!(decide(&e, &alice, "alice").verdict, Verdict::Allowed);
-    let d = decide(&e, &alice, "jdoe");
+    assert_eq!(decide(&e, &ALICE, "alice").verdict, Verdict::Allowed);
+    let d = decide(&e, &ALICE, "jdoe");
     assert_eq!(d.verdict, Verdict::PolicyDenied);
     assert_eq!(
         (d.uid, d.groups.len()),
         (None, 0),
         "nothing about jdoe leaks: {d:?}"
     );
-    assert!(d.reason.contains("peer uid 1001"), "{}", d.reason);
+    assert_eq!(d.reason, NOT_YOUR_NAME);
+}
+
+/// Issue 14 finding 6: whatever the other name (unknown, another user, an alias of root or of
+/// a low uid, a rewritten name, a display-name form, an unusable name), a non-root peer gets
+/// the same decision, with no account, uid, rule or group; its own name, however typed,
+/// goes through.
+#[rstest]
+#[case::unknown("nosuchuser")]
+#[case::other_user("jdoe")]
+#[case::alias_of_root("boss@company.com")]
+#[case::low_uid("sys")]
+#[case::rewritten("UID-jsmith")]
+#[case::rewritten_unknown("UID-nobody")]
+#[case::display_name("rsuser24/J Smith")]
+#[case::unusable("ali\nce")]
+#[case::backend_down("broken")]
+fn a_non_root_peer_gets_one_answer_about_any_other_name(#[case] name: &str) {
+    let (e, _dir) = engine();
+    assert_eq!(decide(&e, &ALICE, name), not_your_name(), "{name}");
+}
+
+#[rstest]
+#[case::as_is("alice")]
+#[case::upper_case("ALICE")]
+#[case::display_name("alice/Alice A.")]
+fn a_non_root_peer_may_ask_about_its_own_name(#[case] name: &str) {
+    let (e, _dir) = engine();
+    let d = decide(&e, &ALICE, name);
+    assert_eq!(
+        (d.verdict, d.account.as_str()),
+        (Verdict::Allowed, "alice"),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_non_root_peer_is_rate_limited_and_root_is_not() {
+    let (e, _dir) = engine();
+    let limited = (0..100)
+        .filter(|_| {
+            matches!(
+                e.handle(
+                    &ALICE,
+                    &Request::Resolve {
+                        service: "t".into(),
+                        name: "alice".into()
+                    }
+                ),
+                Response::Error(ref m) if m == crate::engine::nss::RATE_LIMITED
+            )
+        })
+        .count();
+    // The burst goes through at once, the rest of a hundred at once is refused.
+    assert_eq!(
+        limited,
+        100 - crate::server::nss_limit::USER_REQUEST_BURST as usize
+    );
+    assert!((0..100).all(|_| decide(&e, &ROOT, "alice").verdict == Verdict::Allowed));
 }
 
 fn pam(phase: Phase, verify: Verify, credential: Option<&[u8]>) -> Request {

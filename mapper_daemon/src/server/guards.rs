@@ -6,15 +6,19 @@
 
 use crate::backends::proxy::verify::{ReplayMemory, REPLAY_CAPACITY};
 use crate::server::brake::{Brake, MAX_KEYS};
-use crate::server::nss_limit::{RateLimiter, BURST, RATE_PER_SECOND};
+use crate::server::nss_limit::{
+    RateLimiter, BURST, RATE_PER_SECOND, USER_REQUEST_BURST, USER_REQUEST_RATE,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub struct Guards {
     /// Failure budgets per account, per familiar source and per source.
     pub brake: Brake,
-    /// NSS look-ups per peer uid.
+    /// NSS look-ups per paying uid (the peer's real uid, see [`crate::server::nss_limit`]).
     pub nss: RateLimiter,
+    /// PAM, `resolve` and device-flow requests of non-root peers, per paying uid.
+    pub user_requests: RateLimiter,
     /// Proxy signatures already used.
     pub replay: Arc<ReplayMemory>,
     /// When the daemon started: `status` counts its uptime from here, across reloads.
@@ -29,6 +33,7 @@ impl Guards {
         Guards {
             brake: Brake::new(MAX_KEYS),
             nss: RateLimiter::new(RATE_PER_SECOND, BURST),
+            user_requests: RateLimiter::new(USER_REQUEST_RATE, USER_REQUEST_BURST),
             replay: Arc::new(ReplayMemory::new(REPLAY_CAPACITY)),
             started: Instant::now(),
             reloads: Mutex::new((None, 0)),

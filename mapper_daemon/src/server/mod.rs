@@ -13,17 +13,22 @@
 //! and the connection is closed; nobody else notices.
 //!
 //! Deadlines alone do not stop a local user who keeps opening slow connections (slowloris):
-//! 64 of them hold every thread, and sign-ins queue behind them until their PAM timeout.
+//! enough of them hold every thread, and sign-ins queue behind them until their PAM timeout.
 //! So right after `accept`, before reading anything, a connection from a non-root peer takes a
-//! slot: at most [`PER_UID_CONNECTIONS`] per uid and [`NON_ROOT_CONNECTIONS`] for all non-root
-//! peers together; the remaining threads are kept for root, which is who runs the PAM services
-//! (sshd, login, rserver-pam). A connection over its limit is answered "connection limit" and
-//! closed at once, which costs microseconds, so the listen queue drains. Root's connections
-//! take no slot and no lock: the fast path is unchanged.
+//! slot from the non-root pool ([`NON_ROOT_CONNECTIONS`]); the remaining threads are kept for
+//! root, which is who runs the PAM services (sshd, login, rserver-pam). The pool is shared
+//! fairly ([`PeerSlots::take`]): a uid may hold at most its share, `max(`[`FAIR_MINIMUM`]`,
+//! pool / (uids in service + 1))` and never more than [`PER_UID_CONNECTIONS`], so the more
+//! uids are active the less each may hold and there is room for one more; and a uid holding
+//! fewer than [`FAIR_MINIMUM`] may take one of [`NEWCOMER_RESERVE`] slots beyond a full pool,
+//! so that users who already hold connections cannot deny a new one its first. A connection over its limit is answered "connection limit"
+//! and closed at once, which costs microseconds, so the listen queue drains. Root's
+//! connections take no slot and no lock: the fast path is unchanged.
 
 pub mod brake;
 pub mod guards;
 pub mod memcache;
+pub mod memory;
 pub mod notify;
 pub mod nss_limit;
 
@@ -38,7 +43,7 @@ use accountmap_wire::{
     Request, Response,
 };
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -53,15 +58,21 @@ pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(2);
 /// Time allowed to deliver the whole request once its first byte has arrived, and to take the
 /// answer.
 pub const FRAME_DEADLINE: Duration = Duration::from_secs(5);
+/// Connections one non-root uid may have in service at once when few uids are active (an NSS
+/// lookup or a screen locker needs one; a busy multi-threaded program a few).
+pub const PER_UID_CONNECTIONS: usize = 8;
+/// Connections all non-root peers together may have in service at once, shared fairly.
+pub const NON_ROOT_CONNECTIONS: usize = 48;
+/// A uid's share never falls below this many connections, however many uids are active.
+pub const FAIR_MINIMUM: usize = 2;
+/// Slots beyond a full pool for a uid that holds fewer than [`FAIR_MINIMUM`] connections: its
+/// first ones are served even while others hold the whole pool.
+pub const NEWCOMER_RESERVE: usize = 8;
+/// Threads that non-root peers can never occupy: root's sign-ins always find one free.
+pub const ROOT_RESERVE: usize = 16;
 /// Connection threads: connections served at once. More wait in the listen backlog (the PAM
 /// and NSS clients give up at their own deadlines).
-pub const WORKERS: usize = 64;
-/// Connections one non-root uid may have in service at once (an NSS lookup or a screen locker
-/// needs one; a busy multi-threaded program a few).
-pub const PER_UID_CONNECTIONS: usize = 8;
-/// Connections all non-root peers together may have in service at once: the other
-/// `WORKERS - NON_ROOT_CONNECTIONS` threads are always free for root's sign-ins.
-pub const NON_ROOT_CONNECTIONS: usize = WORKERS - 16;
+pub const WORKERS: usize = NON_ROOT_CONNECTIONS + NEWCOMER_RESERVE + ROOT_RESERVE;
 /// How often the daemon looks at the accounts file on its own (see [`State::check_accounts`]).
 const ACCOUNTS_CHECK: Duration = Duration::from_secs(1);
 /// How long SIGTERM waits for the requests in flight.
@@ -71,10 +82,11 @@ const STATUS_UPDATE: Duration = Duration::from_secs(10);
 
 /// Connections of non-root peers in service, per uid and in total (see the module comment).
 /// Memory is bounded: a uid's entry goes when its last connection ends, so the map never holds
-/// more than [`NON_ROOT_CONNECTIONS`] entries.
+/// more than `total + reserve` entries.
 pub struct PeerSlots {
     per_uid: usize,
     total: usize,
+    reserve: usize,
     inner: Mutex<SlotCounts>,
     refused: AtomicU64,
     /// Seconds since `epoch` at which a refusal was last logged (the log is rate-limited: an
@@ -96,10 +108,13 @@ pub struct Slot<'a> {
 }
 
 impl PeerSlots {
-    pub fn new(per_uid: usize, total: usize) -> PeerSlots {
+    /// At most `per_uid` per uid (less when many are active), `total` for all, plus `reserve`
+    /// for uids that hold none.
+    pub fn new(per_uid: usize, total: usize, reserve: usize) -> PeerSlots {
         PeerSlots {
             per_uid,
             total,
+            reserve,
             inner: Mutex::new(SlotCounts::default()),
             refused: AtomicU64::new(0),
             last_log: AtomicU64::new(0),
@@ -113,22 +128,39 @@ impl PeerSlots {
     }
 
     /// A slot for a connection of `uid`, or `Err` with why not. Root needs none.
+    ///
+    /// A uid may hold its fair share: the pool divided by one more than the uids in service
+    /// (itself included), at least [`FAIR_MINIMUM`], at most `per_uid`. The "one more" keeps
+    /// room for a uid that has none yet: N uids holding all they may leave `total / (N + 1)`
+    /// slots free. A uid over its share keeps what it holds but gets no more, so as
+    /// connections end (the deadlines end every one within seconds) the pool is shared out
+    /// again. The pool is full only while connections taken under a larger share last (at
+    /// most the deadlines, 7 s) or when so many uids are active that the minimum share fills
+    /// it (`N * FAIR_MINIMUM >= total`, 24 uids with the daemon's numbers); then a uid holding
+    /// fewer than [`FAIR_MINIMUM`] may still take one of the `reserve` slots. Beyond that (28
+    /// uids or more at once, each keeping its connections open until the deadlines) a
+    /// newcomer waits for a slot to come back; root never does.
     pub fn take(&self, uid: u32) -> Result<Option<Slot<'_>>, String> {
         if uid == 0 {
             return Ok(None);
         }
         let mut c = self.counts();
         let mine = c.by_uid.get(&uid).copied().unwrap_or(0);
-        if mine >= self.per_uid {
+        let active = c.by_uid.len() + usize::from(mine == 0);
+        let share = (self.total / (active + 1))
+            .max(FAIR_MINIMUM)
+            .min(self.per_uid);
+        if mine >= share {
             return Err(format!(
-                "uid {uid} already has {mine} connections in service (limit {})",
-                self.per_uid
+                "uid {uid} already has {mine} connections in service (its share: {share} while {active} uids are connected)"
             ));
         }
-        if c.total >= self.total {
+        if c.total >= self.total && !(mine < FAIR_MINIMUM && c.total < self.total + self.reserve) {
             return Err(format!(
-                "non-root peers already have {} connections in service (limit {})",
-                c.total, self.total
+                "non-root peers already have {} connections in service (limit {}, of which {} only for a uid's first)",
+                c.total,
+                self.total + self.reserve,
+                self.reserve
             ));
         }
         c.total += 1;
@@ -194,7 +226,7 @@ impl State {
             directory,
             guards: engine.guards().clone(),
             engine: RwLock::new(Arc::new(engine)),
-            slots: PeerSlots::new(PER_UID_CONNECTIONS, NON_ROOT_CONNECTIONS),
+            slots: PeerSlots::new(PER_UID_CONNECTIONS, NON_ROOT_CONNECTIONS, NEWCOMER_RESERVE),
             memcache: SharedCache::disabled(),
         }
     }
@@ -244,6 +276,17 @@ impl State {
             Ok(e) => e.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Once the daemon is idle ([`memory::IdleTrim`]): expired and negative cached answers
+    /// dropped, and free memory returned to the system.
+    pub fn give_memory_back(&self) {
+        let dropped = self.engine().purge_idle();
+        memory::trim();
+        tracing::trace!(
+            dropped,
+            "idle: expired and negative cached answers dropped, free memory returned to the system"
+        );
     }
 
     /// Every second: an accounts file edit empties the shared-memory cache even when no
@@ -410,7 +453,7 @@ fn serve_connection(mut stream: UnixStream, state: &State) {
         kind = tracing::field::Empty
     );
     let _in_request = span.enter();
-    let _slot = match state.slots.take(peer.uid) {
+    let slot = match state.slots.take(peer.uid) {
         Ok(slot) => slot,
         Err(why) => {
             if let Some(n) = state.slots.note_refusal() {
@@ -419,11 +462,7 @@ fn serve_connection(mut stream: UnixStream, state: &State) {
                     peer.pid
                 ));
             }
-            // Best effort and non-blocking in practice (the reply fits the empty socket
-            // buffer); the client sees "refused", which its module reports as unavailable.
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-            let reply = encode_response(&Response::Error("connection limit reached".into()));
-            let _ = stream.write_all(&reply);
+            refuse_over_limit(stream);
             return;
         }
     };
@@ -457,7 +496,37 @@ fn serve_connection(mut stream: UnixStream, state: &State) {
     };
     span.record("kind", kind(&request));
     let response = state.handle(&peer, &request);
+    // The slot goes back before the answer is written: a client that has its answer and
+    // connects again at once must not find its previous connection still counted. The write
+    // does not wait in practice (the answer fits the empty socket buffer).
+    drop(slot);
     let _ = stream.write_all(&encode_response(&response));
+}
+
+/// Answers a connection over its limit "connection limit reached" and closes it, without
+/// waiting for anything: a refusal costs microseconds of a connection thread.
+///
+/// Best effort and non-blocking in practice (the reply fits the empty socket buffer); the
+/// client sees "refused", which its module reports as unavailable. The request that has
+/// already arrived is read first: closing a Unix socket with unread data marks the client's
+/// end reset, so a client reading on after the answer would get ECONNRESET instead of an
+/// orderly end. A client whose request comes after the close gets EPIPE on its write (the
+/// "broken pipes" of issue 14's finding 7); ours then read the answer waiting for them
+/// (accountmap_wire::call) and write with MSG_NOSIGNAL, so no host program gets SIGPIPE.
+fn refuse_over_limit(mut stream: UnixStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let reply = encode_response(&Response::Error("connection limit reached".into()));
+    let _ = stream.write_all(&reply);
+    if stream.set_nonblocking(true).is_ok() {
+        let mut sink = [0u8; 4096];
+        // A request is at most a few KiB; a bounded number of reads, never a wait.
+        for _ in 0..4 {
+            match stream.read(&mut sink) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
 }
 
 /// What a request asks, for the request span.
@@ -560,6 +629,7 @@ pub fn serve(
     };
     let mut shown = status(&reload_failure);
     notify::ready(&shown);
+    let mut idle = memory::IdleTrim::new(Instant::now());
     runtime.block_on(async {
         let mut accounts_tick = tokio::time::interval(ACCOUNTS_CHECK);
         accounts_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -569,8 +639,15 @@ pub fn serve(
             tokio::select! {
                 _ = accounts_tick.tick() => {
                     let state = state.clone();
+                    let trim = idle.due(connections.load(Ordering::Relaxed), Instant::now());
                     // A stat, and a read when the file changed: off the runtime's threads.
-                    let _ = tokio::task::spawn_blocking(move || state.check_accounts()).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        state.check_accounts();
+                        if trim {
+                            state.give_memory_back();
+                        }
+                    })
+                    .await;
                 }
                 _ = status_tick.tick() => {
                     let now = status(&reload_failure);
@@ -729,7 +806,7 @@ mod tests {
 
     #[test]
     fn root_takes_no_slot_and_is_never_refused() {
-        let slots = PeerSlots::new(1, 1);
+        let slots = PeerSlots::new(1, 1, 0);
         let held: Vec<_> = (0..100).map(|_| slots.take(0)).collect();
         assert!(held.iter().all(|s| matches!(s, Ok(None))));
         assert_eq!(slots.in_service(), (0, 0));
@@ -737,7 +814,8 @@ mod tests {
 
     #[test]
     fn per_uid_and_total_limits_hold_and_slots_come_back() {
-        let slots = PeerSlots::new(2, 3);
+        // per uid 2; total 3 leaves a share of 3 / (active + 1) < 2, so the minimum, 2.
+        let slots = PeerSlots::new(2, 3, 0);
         let a1 = slots.take(1000);
         let a2 = slots.take(1000);
         assert!(matches!(a1, Ok(Some(_))) && matches!(a2, Ok(Some(_))));
@@ -825,9 +903,92 @@ mod tests {
         );
     }
 
+    /// Finding 7 of issue 14, in the small: six uids take all they may of the pool; a
+    /// seventh still gets connections, and as the six give connections back they cannot take
+    /// them again beyond their new, smaller share.
+    #[test]
+    fn many_uids_holding_the_pool_leave_a_new_uid_its_connections() {
+        let slots = PeerSlots::new(PER_UID_CONNECTIONS, NON_ROOT_CONNECTIONS, NEWCOMER_RESERVE);
+        let mut held: Vec<Vec<Slot<'_>>> = Vec::new();
+        for uid in 2001..=2006u32 {
+            held.push(
+                (0..9)
+                    .filter_map(|_| slots.take(uid).ok().flatten())
+                    .collect(),
+            );
+        }
+        let counts: Vec<usize> = held.iter().map(Vec::len).collect();
+        // The sixth arrives when five are in: 48 / 7 = 6.
+        assert_eq!(counts, [8, 8, 8, 8, 8, 6]);
+        let newcomer: Vec<_> = (0..4)
+            .filter_map(|_| slots.take(3000).ok().flatten())
+            .collect();
+        assert_eq!(
+            newcomer.len(),
+            2,
+            "the newcomer gets what is left of the pool"
+        );
+        // An attacker that holds more than its share of 6 (7 uids: 48 / 8) gets no more, and
+        // once its connections end, cannot take them back beyond its share.
+        assert!(slots.take(2001).is_err());
+        held[0].truncate(5);
+        let back = slots.take(2001);
+        assert!(matches!(back, Ok(Some(_))), "back up to 6");
+        assert!(slots.take(2001).is_err(), "not beyond");
+        drop((back, newcomer, held));
+        assert_eq!(slots.in_service(), (0, 0));
+    }
+
+    /// So many uids that the minimum share fills the pool: a uid holding less than the
+    /// minimum still gets its connections from the reserve, a third one waits.
+    #[test]
+    fn when_the_minimum_shares_fill_the_pool_a_newcomer_takes_a_reserve_slot() {
+        let slots = PeerSlots::new(PER_UID_CONNECTIONS, NON_ROOT_CONNECTIONS, NEWCOMER_RESERVE);
+        // 24 uids at their minimum share of 2 fill the 48.
+        let held: Vec<_> = (0..24u32)
+            .flat_map(|u| [5000 + u, 5000 + u])
+            .filter_map(|uid| slots.take(uid).ok().flatten())
+            .collect();
+        assert_eq!(slots.in_service().0, NON_ROOT_CONNECTIONS, "pool full");
+        let first: Vec<_> = (0..3)
+            .filter_map(|_| slots.take(9999).ok().flatten())
+            .collect();
+        assert_eq!(
+            first.len(),
+            FAIR_MINIMUM,
+            "the minimum share comes from the reserve"
+        );
+        let reserved: Vec<_> = (0..20u32)
+            .filter_map(|u| slots.take(7000 + u).ok().flatten())
+            .collect();
+        assert_eq!(
+            reserved.len(),
+            NEWCOMER_RESERVE - FAIR_MINIMUM,
+            "the reserve is bounded"
+        );
+        drop((first, held, reserved));
+    }
+
+    #[rstest::rstest]
+    #[case::one_uid(1, 8)]
+    #[case::six_uids(6, 6)]
+    #[case::seven_uids(7, 6)]
+    #[case::twelve_uids(12, 3)]
+    #[case::thirty_uids(30, 2)]
+    fn the_share_shrinks_as_uids_join(#[case] uids: u32, #[case] share: usize) {
+        let slots = PeerSlots::new(PER_UID_CONNECTIONS, NON_ROOT_CONNECTIONS, NEWCOMER_RESERVE);
+        // Every uid but the last holds one; the last takes all it may.
+        let held: Vec<_> = (1..uids).map(|u| slots.take(5000 + u)).collect();
+        let last: Vec<_> = (0..20)
+            .filter_map(|_| slots.take(9999).ok().flatten())
+            .collect();
+        assert_eq!(last.len(), share, "{uids} uids connected");
+        drop((held, last));
+    }
+
     #[test]
     fn refusals_are_logged_at_most_once_per_window() {
-        let slots = PeerSlots::new(0, 0);
+        let slots = PeerSlots::new(0, 0, 0);
         assert!(slots.note_refusal().is_some());
         assert!((0..1000).all(|_| slots.note_refusal().is_none()));
     }

@@ -22,6 +22,10 @@ impl Directory for Flaky {
             groups: vec!["alice".into()],
         }))
     }
+
+    fn name_of_uid(&self, uid: u32) -> Result<Option<String>, LookupError> {
+        Ok((uid == 1001).then(|| "alice".to_string()))
+    }
 }
 
 fn flaky() -> Arc<Flaky> {
@@ -88,4 +92,47 @@ fn jitter_stays_within_a_tenth() {
             "{name}: {j:?}"
         );
     }
+}
+
+#[test]
+fn an_idle_purge_keeps_fresh_positive_answers_only_and_shrinks_the_table() {
+    let cache: TtlCache<u32> = TtlCache::new(Duration::from_secs(300), Duration::from_secs(300));
+    let now = Instant::now();
+    for i in 0..10_000u32 {
+        cache.insert(
+            &format!("made-up-{i}"),
+            None,
+            now + Duration::from_secs(300),
+        );
+    }
+    cache.insert("alice", Some(1001), now + Duration::from_secs(300));
+    cache.insert("old", Some(1), now);
+    let before = cache.lock().capacity();
+    cache.purge_idle(now + Duration::from_secs(1));
+    let map = cache.lock();
+    assert_eq!(map.keys().collect::<Vec<_>>(), [&"alice".to_string()]);
+    assert!(
+        map.capacity() < before / 10,
+        "{} of {before}",
+        map.capacity()
+    );
+}
+
+#[test]
+fn made_up_names_take_at_most_max_negative_entries() {
+    let cache: TtlCache<u32> = TtlCache::new(Duration::from_secs(300), Duration::from_secs(300));
+    let later = Instant::now() + Duration::from_secs(300);
+    cache.insert("alice", Some(1001), later);
+    let mut most = 0;
+    for i in 0..(3 * MAX_NEGATIVE) {
+        cache.insert(&format!("made-up-{i}"), None, later);
+        most = most.max(cache.lock().len());
+    }
+    assert!(most <= MAX_NEGATIVE + 1, "{most} entries at once");
+    assert!(cache.lock().contains_key("alice"), "real answers are kept");
+    // A name that turns out to exist replaces its negative answer and is counted out.
+    cache.insert("made-up-0", None, later);
+    cache.insert("made-up-0", Some(7), later);
+    let negatives = cache.lock().values().filter(|e| e.value.is_none()).count();
+    assert_eq!(cache.negatives.load(Ordering::Relaxed), negatives);
 }

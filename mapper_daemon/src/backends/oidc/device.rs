@@ -12,6 +12,13 @@ use std::time::{Duration, Instant};
 
 /// Device authorizations in progress at most; more are refused as Unavailable.
 pub const MAX_DEVICE_SESSIONS: usize = 1024;
+/// Device authorizations in progress at most for one local account (whoever asks): a console
+/// sign-in needs one, a few retries a few more. Keeps one account's pending sessions, or an
+/// attacker's through sshd, from filling [`MAX_DEVICE_SESSIONS`] for everyone.
+pub const MAX_DEVICE_SESSIONS_PER_ACCOUNT: usize = 4;
+/// Device authorizations in progress at most started by one non-root peer uid (root's are
+/// the PAM services signing everyone in, bounded per account instead).
+pub const MAX_DEVICE_SESSIONS_PER_PEER: usize = 4;
 /// The longest a device authorization is waited for, whatever the provider says.
 pub const MAX_DEVICE_LIFETIME: Duration = Duration::from_secs(1800);
 /// RFC 8628 §3.2: the default polling interval, and §3.5: what `slow_down` adds.
@@ -24,6 +31,8 @@ const MAX_INTERVAL: u64 = 60;
 pub(super) struct DeviceSession {
     device_code: String,
     user: String,
+    /// The local account `user` resolved to, which [`MAX_DEVICE_SESSIONS_PER_ACCOUNT`] counts.
+    account: String,
     peer_uid: u32,
     expires: Instant,
     interval: Duration,
@@ -107,10 +116,54 @@ fn printable(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
+/// Whether one more device authorization may start for `account` on behalf of `peer_uid`,
+/// given the sessions in progress (expired ones dropped first): the global cap, then the
+/// per-account and per-peer caps, each with a reason that names it.
+pub(super) fn may_start(
+    devices: &mut HashMap<String, DeviceSession>,
+    account: &str,
+    peer_uid: u32,
+    now: Instant,
+) -> Result<(), Refusal> {
+    devices.retain(|_, d| d.expires > now);
+    if devices.len() >= MAX_DEVICE_SESSIONS {
+        return Err(Refusal::Unavailable(format!(
+            "{MAX_DEVICE_SESSIONS} device authorizations are in progress already"
+        )));
+    }
+    let of_account = devices.values().filter(|d| d.account == account).count();
+    if of_account >= MAX_DEVICE_SESSIONS_PER_ACCOUNT {
+        return Err(Refusal::Device(format!(
+            "{account:?} already has {of_account} device authorizations in progress (limit {MAX_DEVICE_SESSIONS_PER_ACCOUNT}); finish or wait out one first"
+        )));
+    }
+    if peer_uid != 0 {
+        let of_peer = devices.values().filter(|d| d.peer_uid == peer_uid).count();
+        if of_peer >= MAX_DEVICE_SESSIONS_PER_PEER {
+            return Err(Refusal::Device(format!(
+                "uid {peer_uid} already has {of_peer} device authorizations in progress (limit {MAX_DEVICE_SESSIONS_PER_PEER})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl OidcBackend {
-    /// Starts a device authorization for `user` (already resolved and allowed by policy) on
-    /// behalf of the peer with uid `peer_uid`.
-    pub fn device_start(&self, user: &str, peer_uid: u32) -> Result<DeviceStart, Refusal> {
+    /// Starts a device authorization for `user` (already resolved to `account` and allowed by
+    /// policy) on behalf of the peer with uid `peer_uid`, within the caps of [`may_start`]
+    /// (checked before the provider is asked, and again before the session is kept).
+    pub fn device_start(
+        &self,
+        user: &str,
+        account: &str,
+        peer_uid: u32,
+    ) -> Result<DeviceStart, Refusal> {
+        may_start(
+            &mut lock(&self.0.devices),
+            account,
+            peer_uid,
+            Instant::now(),
+        )?;
         let answer = self.run(async {
             let provider = self.provider().await?;
             let Some(url) = provider.device_authorization_endpoint.clone() else {
@@ -155,17 +208,14 @@ impl OidcBackend {
         let session: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let now = Instant::now();
         let mut devices = lock(&self.0.devices);
-        devices.retain(|_, d| d.expires > now);
-        if devices.len() >= MAX_DEVICE_SESSIONS {
-            return Err(Refusal::Unavailable(format!(
-                "{MAX_DEVICE_SESSIONS} device authorizations are in progress already"
-            )));
-        }
+        // Again: others may have started meanwhile, while the provider was asked.
+        may_start(&mut devices, account, peer_uid, now)?;
         devices.insert(
             session.clone(),
             DeviceSession {
                 device_code,
                 user: user.to_string(),
+                account: account.to_string(),
                 peer_uid,
                 expires: now + Duration::from_secs(expires_in),
                 interval: Duration::from_secs(interval),
@@ -285,5 +335,70 @@ impl OidcBackend {
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod caps {
+    use super::*;
+    use rstest::rstest;
+
+    fn session(account: &str, peer_uid: u32, expires: Instant) -> DeviceSession {
+        DeviceSession {
+            device_code: "code".into(),
+            user: account.into(),
+            account: account.into(),
+            peer_uid,
+            expires,
+            interval: Duration::from_secs(5),
+            next_poll: expires,
+        }
+    }
+
+    /// Sessions in progress: `(account, peer uid, count)`.
+    fn table(rows: &[(&str, u32, usize)], expires: Instant) -> HashMap<String, DeviceSession> {
+        let mut m = HashMap::new();
+        for (account, peer, n) in rows {
+            for i in 0..*n {
+                m.insert(
+                    format!("{account}-{peer}-{i}"),
+                    session(account, *peer, expires),
+                );
+            }
+        }
+        m
+    }
+
+    #[rstest]
+    #[case::first_of_a_user(&[], "alice", 1001, None)]
+    #[case::three_pending(&[("alice", 1001, 3)], "alice", 1001, None)]
+    #[case::account_full_as_itself(&[("alice", 1001, 4)], "alice", 1001, Some("\"alice\" already has 4"))]
+    #[case::account_full_through_root(&[("alice", 0, 4)], "alice", 0, Some("\"alice\" already has 4"))]
+    #[case::another_account_through_root(&[("alice", 0, 4)], "bob", 0, None)]
+    #[case::root_has_no_peer_cap(&[("a", 0, 3), ("b", 0, 3), ("c", 0, 3)], "d", 0, None)]
+    #[case::peer_full(&[("x1", 1001, 2), ("x2", 1001, 2)], "x3", 1001, Some("uid 1001 already has 4"))]
+    #[case::another_peer(&[("x1", 1001, 2), ("x2", 1001, 2)], "bob", 1002, None)]
+    #[case::global_full(&[("g", 0, MAX_DEVICE_SESSIONS)], "bob", 1002, Some("1024 device authorizations"))]
+    fn caps_per_account_per_peer_and_overall(
+        #[case] rows: &[(&str, u32, usize)],
+        #[case] account: &str,
+        #[case] peer: u32,
+        #[case] refused: Option<&str>,
+    ) {
+        let now = Instant::now();
+        let mut devices = table(rows, now + Duration::from_secs(60));
+        match (may_start(&mut devices, account, peer, now), refused) {
+            (Ok(()), None) => {}
+            (Err(r), Some(why)) => assert!(r.to_string().contains(why), "{r}"),
+            (got, want) => panic!("{account} by uid {peer}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn expired_sessions_do_not_count() {
+        let now = Instant::now();
+        let mut devices = table(&[("alice", 1001, 4)], now);
+        assert!(may_start(&mut devices, "alice", 1001, now).is_ok());
+        assert!(devices.is_empty(), "expired sessions are dropped");
     }
 }

@@ -35,7 +35,10 @@ mod discovery;
 mod http;
 mod jwt;
 
-pub use device::{DevicePoll, DeviceStart, MAX_DEVICE_LIFETIME, MAX_DEVICE_SESSIONS};
+pub use device::{
+    DevicePoll, DeviceStart, MAX_DEVICE_LIFETIME, MAX_DEVICE_SESSIONS,
+    MAX_DEVICE_SESSIONS_PER_ACCOUNT, MAX_DEVICE_SESSIONS_PER_PEER,
+};
 pub use jwt::{
     check_claims, email_allowed, identity, parse_jwks, parse_jws, precheck_header, verify_id_token,
     Alg, Claims, Expected, Header, Identity, Jwk, Jws, NumericDate, PublicKey,

@@ -25,9 +25,11 @@ fn engine() -> (Engine, tempfile::TempDir) {
     test_support::engine(&[("accounts", accounts, 0o644)], &config, directory)
 }
 
+/// A peer by uid alone: pid 0, as for a process in a pid namespace the daemon cannot see, so
+/// that its budget is its uid's (a real pid would be billed to that process's real uid).
 fn peer(uid: u32) -> Peer {
     Peer {
-        pid: 42,
+        pid: 0,
         uid,
         gid: uid,
     }
