@@ -53,6 +53,19 @@ fn oidc_env_with(name: &str, discovery: &str, start: bool, more: &str) -> Env {
     env
 }
 
+/// A daemon for the device flow, which authenticates the client at the token endpoint: the
+/// OIDC env with a `client_secret_file`.
+fn device_env(name: &str, provider: &OidcProvider) -> Env {
+    let mut env = oidc_env(name, provider, false);
+    let secret = env.path("oidc-client-secret");
+    write_with_mode(&secret, CLIENT_SECRET, 0o600);
+    let mut config = env.config().clone();
+    config.extra += &format!("client_secret_file = \"{}\"\n", secret.display());
+    env.write_config(&config);
+    env.start_daemon();
+    env
+}
+
 /// One sign-in with `token` as the password; returns the run and the daemon log lines it added.
 fn sign_in(env: &Env, user: &str, token: &str) -> (PamRun, String) {
     let from = env.log_len();
@@ -426,14 +439,7 @@ fn tokens_signed_with_a_rotated_key_verify() {
 #[test]
 fn device_flow_signs_in_after_approval_and_checks_whose_approval_it_was() {
     let provider = OidcProvider::start("device");
-    let mut env = oidc_env("oidc-device", &provider, false);
-    // The device grant authenticates the client at the token endpoint.
-    let secret = env.path("oidc-client-secret");
-    write_with_mode(&secret, CLIENT_SECRET, 0o600);
-    let mut config = env.config().clone();
-    config.extra += &format!("client_secret_file = \"{}\"\n", secret.display());
-    env.write_config(&config);
-    env.start_daemon();
+    let env = device_env("oidc-device", &provider);
     env.add_service("device", "verify=device", true);
 
     for (approver, want) in [
@@ -545,13 +551,7 @@ fn device_flow_signs_in_after_approval_and_checks_whose_approval_it_was() {
 fn device_sessions_are_capped_per_account_whatever_name_asks() {
     use accountmap_wire::{call, Request, Response, Verdict};
     let provider = OidcProvider::start("device-caps");
-    let mut env = oidc_env("oidc-device-caps", &provider, false);
-    let secret = env.path("oidc-client-secret");
-    write_with_mode(&secret, CLIENT_SECRET, 0o600);
-    let mut config = env.config().clone();
-    config.extra += &format!("client_secret_file = \"{}\"\n", secret.display());
-    env.write_config(&config);
-    env.start_daemon();
+    let env = device_env("oidc-device-caps", &provider);
     let start = |user: &str| {
         call(
             &env.socket,

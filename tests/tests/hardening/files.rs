@@ -139,6 +139,18 @@ fn value<'a>(out: &'a Outcome, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key}= in\n{}", out.all()))
 }
 
+/// What both full-filesystem tests check: the filesystem was full, the daemon lived and
+/// stopped cleanly, and all 64 look-ups and the sign-in succeeded. The daemon's log.
+fn served_while_full(env: &Env, out: &Outcome) -> String {
+    let log = env.daemon_log();
+    assert_eq!(value(out, "free_kib"), "0", "the filesystem was not full");
+    assert_eq!(value(out, "alive"), "1", "the daemon died\n{log}");
+    assert_eq!(value(out, "exit"), "0", "{log}");
+    assert_eq!(value(out, "getent_ok"), "64", "{log}");
+    assert_eq!(value(out, "pam_rc"), "0", "{log}");
+    log
+}
+
 /// Issue 14 finding 3, full before the start: the daemon dies of SIGBUS at its first write to
 /// the sparse cache file (before the fix: wait status 135, every sign-in fails). Now the cache
 /// is off, the log says so once and why, `status` says so, and NSS (through the socket) and
@@ -149,12 +161,7 @@ fn a_full_socket_filesystem_turns_the_cache_off_and_nothing_else() {
         return;
     };
     let out = on_a_small_filesystem(&env, &ns, true);
-    let log = env.daemon_log();
-    assert_eq!(value(&out, "free_kib"), "0", "the filesystem was not full");
-    assert_eq!(value(&out, "alive"), "1", "the daemon died\n{log}");
-    assert_eq!(value(&out, "exit"), "0", "{log}");
-    assert_eq!(value(&out, "getent_ok"), "64", "{log}");
-    assert_eq!(value(&out, "pam_rc"), "0", "{log}");
+    let log = served_while_full(&env, &out);
     let off: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("nss cache off"))
@@ -177,12 +184,7 @@ fn a_filesystem_that_fills_up_after_the_start_does_not_kill_the_daemon() {
         return;
     };
     let out = on_a_small_filesystem(&env, &ns, false);
-    let log = env.daemon_log();
-    assert_eq!(value(&out, "free_kib"), "0", "the filesystem was not full");
-    assert_eq!(value(&out, "alive"), "1", "the daemon died\n{log}");
-    assert_eq!(value(&out, "exit"), "0", "{log}");
-    assert_eq!(value(&out, "getent_ok"), "64", "{log}");
-    assert_eq!(value(&out, "pam_rc"), "0", "{log}");
+    let log = served_while_full(&env, &out);
     assert!(!log.contains("nss cache off"), "{log}");
     assert!(
         out.stdout.contains("/run/amsmall/passwd.cache"),

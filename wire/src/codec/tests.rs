@@ -102,7 +102,7 @@ fn wire_enums_are_their_bytes(
     DecodeError::BadValue("verify")
 )]
 #[case::bad_verdict(
-    decode_response(&[0, 1, OP_DECISION, 6]),
+    decode_response(&[0, 1, OP_DECISION, 8]),
     DecodeError::BadValue("verdict")
 )]
 fn unknown_enum_bytes_in_a_body_are_refused<T: std::fmt::Debug + PartialEq>(

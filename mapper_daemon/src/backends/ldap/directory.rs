@@ -482,16 +482,7 @@ impl Directory {
             self.member_of(who, nesting)
         );
         let as_user = via.is_user();
-        let entries = match self
-            .search_via(
-                via,
-                base,
-                Scope::Subtree,
-                &filter,
-                &[cfg.group_name_attribute.as_str()],
-            )
-            .await
-        {
+        let entries = match self.search_groups(via, base, &filter).await {
             Ok(e) if nesting == Nesting::Expand => {
                 self.expand(via, base, e, Some(&cfg.group_object_class))
                     .await?
@@ -619,6 +610,18 @@ impl Directory {
         Ok(false)
     }
 
+    /// The groups under `base` that `filter` matches, with their names.
+    async fn search_groups(
+        &self,
+        via: &mut Via<'_>,
+        base: &str,
+        filter: &str,
+    ) -> Result<Vec<SearchEntry>, OpError> {
+        let name = [self.cfg.group_name_attribute.as_str()];
+        self.search_via(via, base, Scope::Subtree, filter, &name)
+            .await
+    }
+
     /// A filter matching the groups `who` is a member of: directly (by the section's member
     /// attribute), through any nesting (AD's in-chain rule), or as its primary group.
     fn member_of(&self, who: Member<'_>, nesting: Nesting) -> String {
@@ -660,13 +663,7 @@ impl Directory {
                 None => format!("(|{any})"),
             };
             let parents = self
-                .search_via(
-                    via,
-                    base,
-                    Scope::Subtree,
-                    &filter,
-                    &[cfg.group_name_attribute.as_str()],
-                )
+                .search_groups(via, base, &filter)
                 .await
                 .map_err(|e| format!("nested group search {filter:?}: {e}"))?;
             frontier.clear();
