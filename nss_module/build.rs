@@ -17,8 +17,8 @@ fn main() {
 /// it defines every `_Unwind_*` symbol first, so `--as-needed` drops libgcc_s from DT_NEEDED
 /// and the copy stays private (the cdylib exports only its own symbols). Why (issue 16): a
 /// process that loads this module would otherwise load libgcc_s.so.1 too, whose constructor
-/// (`__cpu_indicator_init`) runs about 17 CPUID instructions; on a VM every CPUID traps to the
-/// hypervisor (7.8 µs each on the development VM), so that load cost ~140 µs per process, paid
+/// (`__cpu_indicator_init`) executes CPUID repeatedly (13 sites in its code); on a VM each one
+/// traps to the hypervisor (7.8 µs on the development VM), so that load cost ~140 µs, paid
 /// by every fresh sign-in helper (and, for the NSS module, every process whose getpwnam misses
 /// in `files`). When the compiler has no libgcc_eh.a, the module links libgcc_s as before.
 fn static_unwinder() {
