@@ -11,20 +11,48 @@ use std::time::Instant;
 /// given to pam_start and neither module asks for a password).
 pub static CONVERSATION_CALLS: AtomicU64 = AtomicU64::new(0);
 
-/// A conversation that answers nothing: every prompt fails the transaction with PAM_CONV_ERR.
+/// The conversation: with no password (`appdata_ptr` NULL) it answers nothing, so every prompt
+/// fails the transaction with PAM_CONV_ERR; with a password (`appdata_ptr` a NUL-terminated
+/// string) it answers echo-off prompts with it, as rserver-pam does (pam_unix stacks).
 extern "C" fn no_answer_conversation(
-    _num_msg: c_int,
-    _msg: *mut *const pam_message,
+    num_msg: c_int,
+    msg: *mut *const pam_message,
     resp: *mut *mut pam_response,
-    _appdata_ptr: *mut c_void,
+    appdata_ptr: *mut c_void,
 ) -> c_int {
     CONVERSATION_CALLS.fetch_add(1, Ordering::Relaxed);
-    if !resp.is_null() {
-        // SAFETY: libpam passes `resp` as a valid out-pointer for the reply array; we checked it
-        // is not NULL, and writing NULL there means "no replies", which libpam expects on error.
-        unsafe { *resp = ptr::null_mut() };
+    if resp.is_null() {
+        return PAM_CONV_ERR;
     }
-    PAM_CONV_ERR
+    // SAFETY: libpam passes `resp` as a valid out-pointer for the reply array; we checked it
+    // is not NULL, and writing NULL there means "no replies", which libpam expects on error.
+    unsafe { *resp = ptr::null_mut() };
+    let n = usize::try_from(num_msg).unwrap_or(0);
+    if appdata_ptr.is_null() || msg.is_null() || n == 0 || n > 32 {
+        return PAM_CONV_ERR;
+    }
+    // SAFETY: a non-NULL appdata_ptr is the NUL-terminated password `transaction` passed,
+    // alive for the whole transaction.
+    let password = unsafe { CStr::from_ptr(appdata_ptr as *const c_char) };
+    // SAFETY: calloc of n zeroed replies (NULL resp strings, resp_retcode 0); libpam frees it.
+    let replies =
+        unsafe { libc::calloc(n, std::mem::size_of::<pam_response>()) } as *mut pam_response;
+    if replies.is_null() {
+        return PAM_CONV_ERR;
+    }
+    for i in 0..n {
+        // SAFETY: Linux-PAM passes `msg` as an array of `n` pointers to messages.
+        let m = unsafe { &**msg.add(i) };
+        if m.msg_style == pam_ffi::PAM_PROMPT_ECHO_OFF {
+            // SAFETY: `password` is NUL-terminated; strdup's copy is freed by libpam.
+            let copy = unsafe { libc::strdup(password.as_ptr()) };
+            // SAFETY: `replies` has room for `n` entries.
+            unsafe { (*replies.add(i)).resp = copy };
+        }
+    }
+    // SAFETY: checked non-NULL above.
+    unsafe { *resp = replies };
+    PAM_SUCCESS
 }
 
 /// The return codes of one transaction and the time spent in each of its four calls.
@@ -44,13 +72,19 @@ fn ns(from: Instant, to: Instant) -> u64 {
 /// One full PAM transaction with a fresh handle, as sshd or rserver-pam does it:
 /// pam_start_confdir + pam_authenticate + pam_acct_mgmt + pam_end. Both phases are always called
 /// so that both verdicts are checked.
-pub fn transaction(service: &CStr, user: &CStr, confdir: &CStr) -> Transaction {
+/// With `password`, echo-off prompts are answered with it.
+pub fn transaction(
+    service: &CStr,
+    user: &CStr,
+    confdir: &CStr,
+    password: Option<&CStr>,
+) -> Transaction {
     let conv = pam_conv {
         conv: Some(no_answer_conversation),
-        appdata_ptr: ptr::null_mut(),
+        appdata_ptr: password.map_or(ptr::null_mut(), |p| p.as_ptr() as *mut c_void),
     };
     let t0 = Instant::now();
-    // SAFETY: the conversation keeps no data (`appdata_ptr` is NULL).
+    // SAFETY: the conversation's data is NULL or `password`, which outlives the handle.
     let started = unsafe { AppHandle::start_confdir(service, user, &conv, confdir) };
     let t1 = Instant::now();
     let mut pamh = match started {

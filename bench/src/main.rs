@@ -37,6 +37,11 @@ usage: policy-bench --confdir DIR --users FILE [options]
                        load/unload out of pam_start/pam_end); repeatable
   --warmup-threads N   clients for the warm-up (default: as many as measured); 1 fills the
                        daemon's cache one lookup at a time
+  --variant SUFFIX     use the services `policy-succeed-if`SUFFIX and `policy-accountmap`SUFFIX
+                       (run.sh writes `-permit` and `-unix`: the module, then pam_permit or
+                       pam_unix, in both phases)
+  --password PW        answer echo-off prompts with PW (pam_unix stacks); prompts are then
+                       expected and not counted as a failure
   --rss-pid PID        sample PID's resident memory (VmRSS) every 50 ms while measuring; print
                        peak and the mean of the first and last quarter of the run, and fail when
                        the last quarter exceeds the first by more than 10 % and 2 MiB (a leak)
@@ -63,11 +68,14 @@ impl Kind {
         }
     }
 
-    fn service(self) -> &'static CStr {
-        match self {
-            Kind::SucceedIf => c"policy-succeed-if",
-            Kind::Accountmap => c"policy-accountmap",
-        }
+    /// The PAM service: `policy-succeed-if` or `policy-accountmap`, plus `--variant`'s suffix.
+    fn service(self) -> CString {
+        let base = match self {
+            Kind::SucceedIf => "policy-succeed-if",
+            Kind::Accountmap => "policy-accountmap",
+        };
+        let variant = VARIANT.get().map_or("", String::as_str);
+        CString::new(format!("{base}{variant}")).unwrap_or_default()
     }
 
     /// The (pam_authenticate, pam_acct_mgmt) codes each stack must give: pam_succeed_if(8)
@@ -81,6 +89,11 @@ impl Kind {
         }
     }
 }
+
+/// `--variant`: the suffix of both service names (e.g. `-permit`: the module, then pam_permit).
+static VARIANT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// `--password`: the answer to echo-off prompts (stacks with pam_unix after the module).
+static PASSWORD: std::sync::OnceLock<CString> = std::sync::OnceLock::new();
 
 struct User {
     name: CString,
@@ -167,6 +180,13 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "--pin" => a.pin.push(value),
+            "--variant" => {
+                VARIANT.set(value).map_err(|_| "--variant given twice")?;
+            }
+            "--password" => {
+                let pw = CString::new(value).map_err(|_| "--password: NUL")?;
+                PASSWORD.set(pw).map_err(|_| "--password given twice")?;
+            }
             "--daemon-pid" => {
                 a.daemon_pid = Some(u32::try_from(num(&value)?).map_err(|_| "pid too large")?)
             }
@@ -307,7 +327,12 @@ fn client(
         }
         let u = &users[idx];
         idx = (idx + 1) % users.len();
-        let tx = ffi::transaction(kind.service(), &u.name, confdir);
+        let tx = ffi::transaction(
+            &kind.service(),
+            &u.name,
+            confdir,
+            PASSWORD.get().map(CString::as_c_str),
+        );
         t.count += 1;
         if record {
             t.lat_ns.push(tx.phase_ns.iter().sum());
@@ -560,7 +585,7 @@ fn measure(a: &Args, users: &[User]) -> Result<bool, String> {
     // as every login does in a helper that runs once per sign-in (rserver-pam). One sample each,
     // checked like the others. A transaction on `policy-warm` (pam_permit.so, when run.sh wrote
     // it) goes first, so that libpam's own first-use costs fall on neither stack.
-    let _ = ffi::transaction(c"policy-warm", &users[0].name, &a.confdir);
+    let _ = ffi::transaction(c"policy-warm", &users[0].name, &a.confdir, None);
     let mut first = Vec::new();
     for &kind in &a.stacks {
         let (t, _) = run_chunk(kind, users, &a.confdir, 1, 1, 0, hard_deadline, true)?;
@@ -651,7 +676,12 @@ fn measure(a: &Args, users: &[User]) -> Result<bool, String> {
     let mut ok = true;
     for m in &results {
         let wrong = m.tally.wrong() + m.warm.wrong();
-        if wrong > 0 || m.prompts > 0 {
+        let prompts = if PASSWORD.get().is_some() {
+            0
+        } else {
+            m.prompts
+        };
+        if wrong > 0 || prompts > 0 {
             ok = false;
             println!(
                 "FAIL {} with {} client(s): {} wrong decisions, {} wrong return codes, \
@@ -661,7 +691,7 @@ fn measure(a: &Args, users: &[User]) -> Result<bool, String> {
                 m.tally.wrong_decision + m.warm.wrong_decision,
                 m.tally.wrong_code + m.warm.wrong_code,
                 m.tally.start_failed + m.warm.start_failed,
-                m.prompts
+                prompts
             );
             for e in m.warm.examples.iter().chain(&m.tally.examples).take(5) {
                 println!("    {e}");

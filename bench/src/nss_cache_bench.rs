@@ -24,6 +24,10 @@ const CACHED_CALLS: &str = "200000";
 /// Under the daemon's per-peer burst (400): every call reaches the daemon and is answered.
 /// Per measurement; two measurements stay under it together.
 const SOCKET_CALLS: &str = "150";
+/// Fresh processes per case and round, 5 rounds + 10 warm-up: the miss case sends 510 look-ups
+/// to the daemon over about 2 s (the four cases interleaved, ~1 ms each), under the per-uid
+/// budget (400 at once, then 200/s).
+const FRESH_PER_ROUND: &str = "100";
 
 /// The module or `nss-bench`: from `ACCOUNTMAP_BENCH_DIR` when set, else the build directory.
 fn bench_artifact(name: &str) -> std::path::PathBuf {
@@ -81,6 +85,106 @@ fn through_glibc(env: &Env, sources: &str, name: &str, want: &str, calls: &str) 
     Some(ns_per_call(&out))
 }
 
+/// Fresh processes (issue 16): `fresh-bench` starts bench/fresh.c's `fresh-nss` helper (one
+/// `getpwnam`, then exit; libc only) for every look-up, inside a private mount namespace whose
+/// /etc/nsswitch.conf is a bind mount of a file in the test directory, rewritten before each
+/// case's batch: a miss with `passwd: files` against `files accountmap` (daemon up: every miss
+/// is a socket round trip, negative answers are not cached), and a `files` hit (last line of
+/// /etc/passwd) against an alias from the shared-memory cache. The module comes through
+/// LD_LIBRARY_PATH, set for every case alike. Misses reach the daemon, whose NSS budget per
+/// uid is 400 at once and 200/s: the counts stay under it (a refused look-up would look like
+/// a miss to the caller). Prints fresh-bench's markdown table; None when not root.
+fn fresh_processes(env: &Env) -> Option<String> {
+    if !is_root() || !std::path::Path::new("/usr/bin/unshare").exists() {
+        return None;
+    }
+    let libdir = env.path("lib");
+    std::fs::create_dir_all(&libdir).unwrap();
+    let link = libdir.join("libnss_accountmap.so.2");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(bench_artifact("libnss_accountmap.so"), &link).unwrap();
+    let nsswitch = env.path("nsswitch.conf");
+    let files = env.path("nsswitch-files");
+    let files_am = env.path("nsswitch-files-accountmap");
+    write_atomic(&files, "passwd: files\ngroup: files\n");
+    write_atomic(&files_am, "passwd: files accountmap\ngroup: files\n");
+    std::fs::copy(&files, &nsswitch).unwrap();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let last = passwd
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .next_back()
+        .unwrap_or("root")
+        .to_string();
+    let job = |label: &str, name: &str, want: &str| {
+        let path = env.path(&format!("{label}.jobs"));
+        write_atomic(&path, &format!("ok\t@nss {name} {want}\n"));
+        path
+    };
+    let cases = [
+        (
+            "files-miss",
+            job("files-miss", "nosuch-bench-user", "-"),
+            &files,
+        ),
+        (
+            "files-accountmap-miss",
+            job("am-miss", "nosuch-bench-user", "-"),
+            &files_am,
+        ),
+        (
+            "files-hit-last-line",
+            job("files-hit", &last, &last),
+            &files,
+        ),
+        ("alias-from-cache", job("alias", ALIAS, "jdoe"), &files_am),
+    ];
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/nsswitch.conf && shift && exec "$@""#)
+        .arg("sh")
+        .arg(&nsswitch)
+        .arg(bench_artifact("fresh-bench"));
+    for (label, jobs, conf) in &cases {
+        cmd.arg("--case").arg(format!("{label}={}", jobs.display()));
+        cmd.arg("--copy-before")
+            .arg(format!("{label}={}:{}", conf.display(), nsswitch.display()));
+    }
+    cmd.args([
+        "--clients",
+        "1",
+        "--per-round",
+        FRESH_PER_ROUND,
+        "--rounds",
+        "5",
+    ])
+    .args([
+        "--warmup",
+        "10",
+        "--inner",
+        "getpwnam",
+        "--max-seconds",
+        "200",
+    ])
+    .args([
+        "--title",
+        "fresh process per getpwnam (bench/fresh.c's fresh-nss), glibc NSS",
+    ])
+    .env("LD_LIBRARY_PATH", &libdir)
+    .env("ACCOUNTMAP_SOCKET", &env.socket)
+    .env_remove("LD_PRELOAD");
+    let out = run_bounded(&mut cmd, None, std::time::Duration::from_secs(240));
+    if out.code != 0 && out.stderr.contains("mount") {
+        eprintln!(
+            "fresh rows skipped (no private mount namespace here):\n{}",
+            out.all()
+        );
+        return None;
+    }
+    assert_eq!(out.code, 0, "{}", out.all());
+    Some(out.stdout)
+}
+
 fn through_nss_wrapper(env: &Env, calls: &str) -> u64 {
     let mut cmd = Command::new(bench_artifact("nss-bench"));
     cmd.args([ALIAS, "jdoe", calls]);
@@ -132,6 +236,10 @@ fn main() {
             "glibc `files`, last line, reference",
             through_glibc(&cached, "files", last, last, CACHED_CALLS),
         );
+    }
+    match fresh_processes(&cached) {
+        Some(table) => println!("\n{table}"),
+        None => println!("fresh-process rows: skipped (root and unshare needed)"),
     }
     show(
         "nss_wrapper, cached (shared memory)",

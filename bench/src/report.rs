@@ -102,6 +102,36 @@ pub struct Inputs {
     pub memory: Vec<Memory>,
     pub machine: Vec<(String, String)>,
     pub commands: String,
+    /// run.sh's realistic rows (issue 16), `policy-realistic.md`: fresh-bench's markdown tables
+    /// among policy-bench's plain-text ones. Empty: no section.
+    pub realistic: String,
+}
+
+/// Text whose lines starting with `|` or `#` are markdown and the rest plain output: the plain
+/// runs go in code blocks, the tables stay tables.
+fn embed_mixed(text: &str) -> String {
+    let mut o = String::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        let markdown = line.starts_with('|') || line.starts_with('#');
+        if markdown && in_code {
+            o.push_str("```\n\n");
+            in_code = false;
+        } else if !markdown && !in_code {
+            if line.trim().is_empty() {
+                o.push('\n');
+                continue;
+            }
+            o.push_str("\n```\n");
+            in_code = true;
+        }
+        o.push_str(line);
+        o.push('\n');
+    }
+    if in_code {
+        o.push_str("```\n");
+    }
+    o
 }
 
 pub fn parse_rows(text: &str) -> Vec<Row> {
@@ -551,6 +581,14 @@ pub fn render(inp: &Inputs) -> String {
         );
         table(&mut o, &policy, false);
     }
+    if !inp.realistic.trim().is_empty() {
+        o.push_str(
+            "## Realistic PAM rows (issue 16): stacks with pam_permit / pam_unix, fresh processes, a busy machine\n\n\
+             From `bench/run.sh` in the same run (what each row measures: bench/README.md).\n\n",
+        );
+        o.push_str(&embed_mixed(&inp.realistic));
+        o.push('\n');
+    }
     o.push_str("## Plot\n\n![sign-in p50 latency per system and case](benchmarks.png)\n\n");
     o.push_str("## Commands of this run\n\n```\n");
     o.push_str(inp.commands.trim_end());
@@ -629,6 +667,7 @@ pub fn render_main(args: &[String]) -> Result<(), String> {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         commands: read("commands.txt"),
+        realistic: read("policy-realistic.md"),
     };
     if inp.rows.is_empty() {
         return Err(format!("{dir}/results.tsv: no rows"));
@@ -699,7 +738,13 @@ mod tests {
             ),
             machine: vec![("cpu".into(), "test".into())],
             commands: "make bench".into(),
+            realistic: "== realistic\n| a | b |\n|---|---|\ntext\n".into(),
         };
+        let md = render(&inp);
+        assert!(
+            md.contains("```\n== realistic\n```\n\n| a | b |\n|---|---|\n\n```\ntext\n```"),
+            "{md}"
+        );
         let c = checks(&inp);
         let get = |t: &str| {
             c.iter()

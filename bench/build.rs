@@ -1,0 +1,36 @@
+//! Compiles `fresh.c` (the one-sign-in / one-look-up helper that fresh-bench starts as a new
+//! process each time) with the system C compiler: `fresh-pam` (linked to libpam) and `fresh-nss`
+//! (libc only). fresh-bench finds them through FRESH_PAM / FRESH_NSS, set here.
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    for (name, extra) in [
+        ("fresh-pam", &["-lpam"][..]),
+        ("fresh-nss", &["-DFRESH_NSS_ONLY"][..]),
+    ] {
+        let bin = out.join(name);
+        let status = Command::new(&cc)
+            .args(["-O2", "-Wall", "-Wextra", "-o"])
+            .arg(&bin)
+            .arg("fresh.c")
+            .args(extra)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            other => {
+                println!("cargo:warning={cc} could not build {name} from bench/fresh.c: {other:?}");
+                std::process::exit(1);
+            }
+        }
+        println!(
+            "cargo:rustc-env={}={}",
+            name.to_uppercase().replace('-', "_"),
+            bin.display()
+        );
+    }
+    println!("cargo:rerun-if-changed=fresh.c");
+    println!("cargo:rerun-if-changed=build.rs");
+}
