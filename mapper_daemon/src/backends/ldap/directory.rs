@@ -248,12 +248,7 @@ impl Directory {
             format!("({}={value})", cfg.username_attribute)
         };
         let filter = format!("(&(objectClass={}){by})", cfg.user_object_class);
-        let mut wanted = vec![
-            cfg.username_attribute.as_str(),
-            "primaryGroupID",
-            "objectSid",
-        ];
-        wanted.extend_from_slice(STATE_ATTRIBUTES);
+        let wanted = self.user_attributes();
         let user_search = async {
             self.search(&cfg.user_search_base_dn, Scope::Subtree, &filter, &wanted)
                 .await
@@ -350,6 +345,18 @@ impl Directory {
             single_bind: false,
             state,
         }))
+    }
+
+    /// What is read of a user's entry: the name, what finds the primary group, and the
+    /// account state.
+    fn user_attributes(&self) -> Vec<&str> {
+        let mut wanted = vec![
+            self.cfg.username_attribute.as_str(),
+            "primaryGroupID",
+            "objectSid",
+        ];
+        wanted.extend_from_slice(STATE_ATTRIBUTES);
+        wanted
     }
 
     /// The entry's account state. Active Directory computes lockout and password expiry in
@@ -816,12 +823,7 @@ impl Directory {
     async fn own_identity(&self, ldap: &mut Ldap, dn: &str, account: &str) -> SingleBind {
         let cfg = &self.cfg;
         let filter = format!("(objectClass={})", cfg.user_object_class);
-        let mut wanted = vec![
-            cfg.username_attribute.as_str(),
-            "primaryGroupID",
-            "objectSid",
-        ];
-        wanted.extend_from_slice(STATE_ATTRIBUTES);
+        let wanted = self.user_attributes();
         let entries = match self
             .search_on(ldap, dn, Scope::Base, &filter, &wanted)
             .await
