@@ -169,10 +169,21 @@ impl Env {
         let dir = self.dir.join("world-readable");
         fs::create_dir_all(&dir).expect("create DIR/world-readable");
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
-        let copy = dir.join(path.file_name().expect("an artifact has a file name"));
+        let name = path.file_name().expect("an artifact has a file name");
+        let copy = dir.join(name);
         if !copy.exists() {
-            fs::copy(path, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", path.display()));
-            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+            // Copied by `cp`, not by this process: a file this process held open for writing
+            // would be inherited by the children other test threads fork at that moment, and
+            // exec of the copy would then fail with ETXTBSY ("Text file busy") until they exec.
+            let tmp = dir.join(format!(
+                ".{}.{}",
+                name.to_string_lossy(),
+                std::process::id()
+            ));
+            let out = run_bounded(Command::new("cp").arg(path).arg(&tmp), None, COMMAND_LIMIT);
+            assert_eq!(out.code, 0, "cp {}: {}", path.display(), out.all());
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+            fs::rename(&tmp, &copy).expect("rename the copy into place");
         }
         copy
     }

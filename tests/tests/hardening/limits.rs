@@ -323,6 +323,14 @@ fn f7_six_uids_holding_the_pool_do_not_starve_a_seventh() {
         })
         .build();
     const SECS: u64 = 14;
+    // Warm the daemon's answers before anything runs at once: the seventh user's own name
+    // (the daemon looks its uid up) and the alias it will ask for. Looked up concurrently
+    // with a cold cache, nss_wrapper can answer "no such uid", which would then be cached.
+    for (kind, name) in [("resolve", "nobody"), ("getpwnam", "John.Doe@Company.com")] {
+        let mut c = asker(&env, 65534, kind, name, 1, 5);
+        c.arg("1");
+        output(c.spawn().unwrap(), Duration::from_secs(10));
+    }
     let slowloris = artifact("slowloris");
     let socket = env.socket.display().to_string();
     let attackers: Vec<Child> = (3001..=3006)
