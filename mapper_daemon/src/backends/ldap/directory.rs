@@ -393,13 +393,17 @@ impl Directory {
         )
     }
 
-    /// Whether nested groups count in this section: `nested_groups`, and for `"auto"` whether
-    /// the server is Active Directory (asked once, in its root DSE).
-    async fn nested(&self) -> bool {
-        match self.cfg.nested_groups {
-            NestedGroups::On => true,
-            NestedGroups::Off => false,
-            NestedGroups::Auto => self.is_ad().await,
+    /// How membership through nested groups is found for `who` in this section:
+    /// `nested_groups`, where `"auto"` follows the chain on Active Directory (asked once, in
+    /// its root DSE) and nowhere else. Nothing to follow without the entry's DN.
+    async fn nesting(&self, who: Member<'_>) -> Nesting {
+        if who.dn.is_empty() || self.cfg.nested_groups == NestedGroups::Off {
+            return Nesting::Direct;
+        }
+        match (self.cfg.nested_groups, self.is_ad().await) {
+            (_, true) => Nesting::InChain,
+            (NestedGroups::On, false) => Nesting::Expand,
+            _ => Nesting::Direct,
         }
     }
 
@@ -440,13 +444,7 @@ impl Directory {
         &self,
         who: Member<'_>,
     ) -> (Result<Vec<String>, String>, Result<bool, String>) {
-        let nesting = if who.dn.is_empty() || !self.nested().await {
-            Nesting::Direct
-        } else if self.is_ad().await {
-            Nesting::InChain
-        } else {
-            Nesting::Expand
-        };
+        let nesting = self.nesting(who).await;
         let (mut for_groups, mut for_whitelist) = (Via::Pool, Via::Pool);
         tokio::join!(
             Box::pin(self.groups(&mut for_groups, who, nesting)),
