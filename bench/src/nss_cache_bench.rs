@@ -51,17 +51,24 @@ fn ns_per_call(out: &Outcome) -> u64 {
         .unwrap_or_else(|| panic!("no ns/call in {}", out.all()))
 }
 
+/// A directory holding the NSS module under the name glibc loads (`libnss_accountmap.so.2`),
+/// for LD_LIBRARY_PATH.
+fn module_dir(env: &Env) -> std::path::PathBuf {
+    let libdir = env.path("lib");
+    std::fs::create_dir_all(&libdir).unwrap();
+    let link = libdir.join("libnss_accountmap.so.2");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(bench_artifact("libnss_accountmap.so"), &link).unwrap();
+    libdir
+}
+
 /// nss-bench through glibc's NSS with `passwd: SOURCES`, in a private mount namespace:
 /// `getpwnam_r(name)` must give `want`.
 fn through_glibc(env: &Env, sources: &str, name: &str, want: &str, calls: &str) -> Option<u64> {
     if !is_root() || !std::path::Path::new("/usr/bin/unshare").exists() {
         return None;
     }
-    let libdir = env.path("lib");
-    std::fs::create_dir_all(&libdir).unwrap();
-    let link = libdir.join("libnss_accountmap.so.2");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(bench_artifact("libnss_accountmap.so"), &link).unwrap();
+    let libdir = module_dir(env);
     let nsswitch = env.path("nsswitch.conf");
     write_atomic(&nsswitch, &format!("passwd: {sources}\ngroup: files\n"));
     let mut cmd = Command::new("unshare");
@@ -98,11 +105,7 @@ fn fresh_processes(env: &Env) -> Option<String> {
     if !is_root() || !std::path::Path::new("/usr/bin/unshare").exists() {
         return None;
     }
-    let libdir = env.path("lib");
-    std::fs::create_dir_all(&libdir).unwrap();
-    let link = libdir.join("libnss_accountmap.so.2");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(bench_artifact("libnss_accountmap.so"), &link).unwrap();
+    let libdir = module_dir(env);
     let nsswitch = env.path("nsswitch.conf");
     let files = env.path("nsswitch-files");
     let files_am = env.path("nsswitch-files-accountmap");
