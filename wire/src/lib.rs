@@ -116,6 +116,7 @@ wire_enum! {
         Oidc = 2,
         Device = 3,
         Proxy = 4,
+        Ticket = 5,
     }
     else |_| DecodeError::BadValue("verify")
 }
@@ -128,6 +129,7 @@ impl Verify {
             Verify::Oidc => "oidc",
             Verify::Device => "device",
             Verify::Proxy => "proxy",
+            Verify::Ticket => "ticket",
         }
     }
 
@@ -138,6 +140,7 @@ impl Verify {
             "oidc" => Verify::Oidc,
             "device" => Verify::Device,
             "proxy" => Verify::Proxy,
+            "ticket" => Verify::Ticket,
             _ => return None,
         })
     }
@@ -217,6 +220,17 @@ pub enum Request {
         user: String,
         session: String,
     },
+    /// `accountmap-gate` (a caller `[gate] ticket_callers` names): `name` signed in with
+    /// `credential` (`verify` = `oidc`: an ID token, `proxy`: a proxy signature) from `rhost`;
+    /// if the pipeline and policy allow the account, answered with [`Response::Ticket`],
+    /// otherwise with the refusal ([`Response::Decision`]).
+    IssueTicket {
+        service: String,
+        name: String,
+        rhost: String,
+        verify: Verify,
+        credential: Credential,
+    },
 }
 
 impl Request {
@@ -244,6 +258,15 @@ impl Request {
             Request::DevicePoll { service, user, .. } => {
                 format!("device poll service={service:?} user={user:?}")
             }
+            Request::IssueTicket {
+                service,
+                name,
+                verify,
+                ..
+            } => format!(
+                "issue ticket service={service:?} name={name:?} verify={}",
+                verify.as_str()
+            ),
         }
     }
 }
@@ -337,6 +360,9 @@ pub enum Response {
         expires_in: u32,
         interval: u32,
     },
+    /// The answer to an allowed [`Request::IssueTicket`]: the decision, and the one-time
+    /// ticket for `decision.account` (`verify=ticket`).
+    Ticket { decision: Decision, ticket: String },
     /// Not approved yet: poll again in `interval` seconds.
     DevicePending {
         interval: u32,
