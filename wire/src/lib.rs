@@ -191,6 +191,22 @@ pub struct PamRequest {
     pub credential: Option<Credential>,
 }
 
+/// How every `verify=ticket` sign-in ticket begins (`amt1.` and 43 characters of base64url:
+/// 256 random bits), so that the PAM module can tell a ticket from a password without sending
+/// the password anywhere.
+pub const TICKET_PREFIX: &str = "amt1.";
+/// A ticket's length.
+pub const TICKET_LEN: usize = TICKET_PREFIX.len() + 43;
+
+/// Whether `text` has a sign-in ticket's form.
+pub fn looks_like_ticket(text: &[u8]) -> bool {
+    text.len() == TICKET_LEN
+        && text.starts_with(TICKET_PREFIX.as_bytes())
+        && text[TICKET_PREFIX.len()..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
 /// A request to the daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -362,7 +378,10 @@ pub enum Response {
     },
     /// The answer to an allowed [`Request::IssueTicket`]: the decision, and the one-time
     /// ticket for `decision.account` (`verify=ticket`).
-    Ticket { decision: Decision, ticket: String },
+    Ticket {
+        decision: Decision,
+        ticket: String,
+    },
     /// Not approved yet: poll again in `interval` seconds.
     DevicePending {
         interval: u32,

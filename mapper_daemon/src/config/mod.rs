@@ -207,6 +207,7 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
     pub ldap: Vec<LdapConfig>,
     pub proxy: Option<ProxyConfig>,
+    pub gate: Option<GateConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -378,6 +379,15 @@ impl LdapConfig {
             ),
         }
     }
+}
+
+/// `[gate]`: what accountmapd needs for `accountmap-gate`'s sign-in tickets.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// Local users whose processes may ask for tickets (the gate's own user).
+    pub ticket_callers: Vec<String>,
+    /// How long a ticket stays usable.
+    pub ticket_lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]

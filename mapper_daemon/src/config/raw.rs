@@ -20,6 +20,7 @@ pub(super) struct RawFile {
     pub(super) oidc: S<RawOidc>,
     pub(super) ldap: S<Vec<Spanned<RawLdap>>>,
     pub(super) proxy: S<RawProxy>,
+    pub(super) gate: S<RawGate>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +89,13 @@ pub(super) struct RawLdap {
     pub(super) whitelisted_login_groups: S<List>,
     /// `"auto"`, `true` or `false`.
     pub(super) nested_groups: S<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGate {
+    pub(super) ticket_callers: S<List>,
+    pub(super) ticket_lifetime: S<i64>,
 }
 
 #[derive(Deserialize)]
@@ -198,6 +206,9 @@ pub(super) fn oidc(f: &RawFile) -> Option<&RawOidc> {
 }
 pub(super) fn proxy(f: &RawFile) -> Option<&RawProxy> {
     f.proxy.as_ref().map(Spanned::get_ref)
+}
+pub(super) fn gate(f: &RawFile) -> Option<&RawGate> {
+    f.gate.as_ref().map(Spanned::get_ref)
 }
 
 /// 1-based line and character column of a byte offset.

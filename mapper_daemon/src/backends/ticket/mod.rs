@@ -22,10 +22,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How every ticket begins: tells a ticket from a password without asking the daemon.
-pub const PREFIX: &str = "amt1.";
-/// Length of a ticket: the prefix and 32 bytes in unpadded base64url.
-pub const TICKET_LEN: usize = PREFIX.len() + 43;
+pub use accountmap_wire::{looks_like_ticket, TICKET_LEN, TICKET_PREFIX as PREFIX};
 /// How long a ticket stays usable: the gate uses it within the same request.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
 /// Live tickets at most.
@@ -100,15 +97,6 @@ fn digest(ticket: &str) -> [u8; 32] {
     Sha256::digest(ticket.as_bytes()).into()
 }
 
-/// Whether `text` has a ticket's form (the PAM module's own test is the same).
-pub fn looks_like_ticket(text: &[u8]) -> bool {
-    text.len() == TICKET_LEN
-        && text.starts_with(PREFIX.as_bytes())
-        && text[PREFIX.len()..]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-}
-
 impl TicketStore {
     pub fn new(capacity: usize) -> TicketStore {
         TicketStore {
@@ -119,7 +107,12 @@ impl TicketStore {
     }
 
     /// A new ticket for `account`, usable once until `now + lifetime`.
-    pub fn mint(&self, account: &str, lifetime: Duration, now: Instant) -> Result<String, MintError> {
+    pub fn mint(
+        &self,
+        account: &str,
+        lifetime: Duration,
+        now: Instant,
+    ) -> Result<String, MintError> {
         let mut bytes = [0u8; 32];
         self.random
             .fill(&mut bytes)

@@ -74,7 +74,10 @@ fn a_full_store_forgets_expired_tickets_but_never_a_live_one() {
     let t = Instant::now();
     let first = store.mint("alice", Duration::from_secs(1), t).unwrap();
     store.mint("bob", TICKET_LIFETIME, t).unwrap();
-    assert_eq!(store.mint("carol", TICKET_LIFETIME, t), Err(MintError::Full));
+    assert_eq!(
+        store.mint("carol", TICKET_LIFETIME, t),
+        Err(MintError::Full)
+    );
     let later = t + Duration::from_secs(2);
     store.mint("carol", TICKET_LIFETIME, later).unwrap();
     assert_eq!(

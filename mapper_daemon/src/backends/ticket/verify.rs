@@ -19,7 +19,10 @@ impl TicketVerifier {
 
 impl Backend for TicketVerifier {
     fn status(&self) -> Vec<(String, String)> {
-        vec![("sign-in tickets".into(), format!("{} live", self.store.len()))]
+        vec![(
+            "sign-in tickets".into(),
+            format!("{} live", self.store.len()),
+        )]
     }
 }
 
@@ -30,7 +33,11 @@ impl CredentialVerifier for TicketVerifier {
 
     fn verify(&self, claim: &Claim<'_>) -> Result<Verified, Failure> {
         self.store
-            .consume(claim.credential.expose(), &claim.account.name, Instant::now())
+            .consume(
+                claim.credential.expose(),
+                &claim.account.name,
+                Instant::now(),
+            )
             .map(|()| Verified {
                 note: Some("with a sign-in ticket".into()),
                 entry: None,
