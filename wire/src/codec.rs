@@ -451,7 +451,7 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
     let resp = match ResponseOp::try_from(op)? {
         ResponseOp::Decision => Response::Decision(read_decision(&mut r)?),
         ResponseOp::Ticket => Response::Ticket {
-            decision: read_decision(&mut r)?,
+            decision: Box::new(read_decision(&mut r)?),
             ticket: r.str("ticket")?,
         },
         ResponseOp::Status => {

@@ -377,9 +377,10 @@ pub enum Response {
         interval: u32,
     },
     /// The answer to an allowed [`Request::IssueTicket`]: the decision, and the one-time
-    /// ticket for `decision.account` (`verify=ticket`).
+    /// ticket for `decision.account` (`verify=ticket`). The decision is boxed: inline, it
+    /// would make every other answer as large.
     Ticket {
-        decision: Decision,
+        decision: Box<Decision>,
         ticket: String,
     },
     /// Not approved yet: poll again in `interval` seconds.

@@ -91,7 +91,10 @@ impl Engine {
                     gate.ticket_lifetime.as_secs()
                 );
                 self.log_decision(peer, &subject, &decision);
-                Response::Ticket { decision, ticket }
+                Response::Ticket {
+                    decision: Box::new(decision),
+                    ticket,
+                }
             }
             Err(e) => {
                 let d = fail(&decision, Failure::new(Verdict::Unavailable, e.to_string()));

@@ -168,7 +168,7 @@ fn requests_round_trip(#[case] req: Request) {
 #[case::passwd_none(Response::Passwd(None))]
 #[case::device_started(Response::DeviceStarted { session: "s".into(), verification_uri: "https://idp/device".into(), user_code: "ABCD-EFGH".into(), expires_in: 600, interval: 5 })]
 #[case::device_pending(Response::DevicePending { interval: 10 })]
-#[case::ticket(Response::Ticket { decision: Decision { verdict: Verdict::Allowed, account: "alice".into(), uid: Some(1001), reason: "allowed".into(), rule: "identity".into(), groups: vec!["alice".into()] }, ticket: "amt1.x".into() })]
+#[case::ticket(Response::Ticket { decision: Box::new(Decision { verdict: Verdict::Allowed, account: "alice".into(), uid: Some(1001), reason: "allowed".into(), rule: "identity".into(), groups: vec!["alice".into()] }), ticket: "amt1.x".into() })]
 fn responses_round_trip(#[case] resp: Response) {
     let frame = encode_response(&resp);
     assert_eq!(decode_response(&frame[FRAME_HEADER_LEN..]), Ok(resp));
