@@ -99,11 +99,23 @@ pub fn encrypt_credentials(
 
 /// The body of `POST /auth-do-sign-in`; `csrf` must also go in the `rs-csrf-token` cookie.
 pub fn sign_in_form(csrf: &str, app_uri: &str, v: &str) -> String {
+    sign_in_form_with(csrf, app_uri, app_uri, false, v)
+}
+
+/// As [`sign_in_form`], with rserver's `clientPath` (the sign-in page's path as the browser
+/// saw it) and `persist` ("Stay signed in").
+pub fn sign_in_form_with(
+    csrf: &str,
+    app_uri: &str,
+    client_path: &str,
+    persist: bool,
+    v: &str,
+) -> String {
     form_urlencoded::Serializer::new(String::new())
-        .append_pair("persist", "0")
+        .append_pair("persist", if persist { "1" } else { "0" })
         .append_pair("rs-csrf-token", csrf)
         .append_pair("appUri", app_uri)
-        .append_pair("clientPath", app_uri)
+        .append_pair("clientPath", client_path)
         .append_pair("v", v)
         .finish()
 }

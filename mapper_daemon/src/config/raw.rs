@@ -96,6 +96,32 @@ pub(super) struct RawLdap {
 pub(super) struct RawGate {
     pub(super) ticket_callers: S<List>,
     pub(super) ticket_lifetime: S<i64>,
+    /// `"oidc"` or `"header"`: accountmapd mints without a credential only for an unsigned
+    /// header gate.
+    pub(super) mode: S<String>,
+    pub(super) require_signature: S<bool>,
+    // The gate's own keys: accountmap-gate reads and checks them (`accountmap-gate --check`);
+    // accepted here so that one file serves both programs.
+    #[allow(dead_code)]
+    pub(super) listen: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) public_url: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) rserver_url: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) user_header: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) client_secret_file: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) scopes: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) service: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) rserver_encryption: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) stay_signed_in: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) timeout: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]

@@ -720,9 +720,35 @@ impl Ctx {
             self.missing(table, "ticket_callers", "[gate]");
             return None;
         }
+        let header = match pick(s, |f| gate(f)?.mode.as_ref()) {
+            None => false,
+            Some(v) => match v.get().as_str() {
+                "oidc" => false,
+                "header" => true,
+                other => {
+                    self.err(
+                        v,
+                        format!("mode must be \"oidc\" or \"header\", found {other:?}"),
+                    );
+                    false
+                }
+            },
+        };
+        let signed =
+            !matches!(pick(s, |f| gate(f)?.require_signature.as_ref()), Some(v) if !*v.get());
+        if header && signed && pick(s, |f| f.proxy.as_ref()).is_none() {
+            // The signatures are checked with [proxy]'s key: without it every sign-in fails.
+            if self.complete {
+                self.err(
+                    table,
+                    "[gate] mode = \"header\" checks X-Proxy-Signature with [proxy] hmac_key_file, and there is no [proxy] section: add it, or set require_signature = false in [gate] if the proxy cannot sign",
+                );
+            }
+        }
         Some(GateConfig {
             ticket_callers,
             ticket_lifetime,
+            unsigned_header: header && !signed,
         })
     }
 

@@ -49,11 +49,12 @@ impl Engine {
             what: "ticket",
             name: req.name,
         };
-        if !matches!(req.verify, Verify::Oidc | Verify::Proxy) {
+        let vouched = req.verify == Verify::None && gate.unsigned_header;
+        if !matches!(req.verify, Verify::Oidc | Verify::Proxy) && !vouched {
             let d = refusal(
                 Verdict::BadInput,
                 format!(
-                    "a ticket needs a credential the daemon checks (verify=oidc or proxy), not verify={}",
+                    "a ticket needs a credential the daemon checks (verify=oidc or proxy; none only with [gate] mode = \"header\" and require_signature = false), not verify={}",
                     req.verify.as_str()
                 ),
             );
@@ -74,7 +75,14 @@ impl Engine {
             credential: req.credential,
             braked_from: Some(source),
         };
-        let mut decision = self.decide(&service, req.name, Some(check));
+        // An unsigned header gate has no credential to show: the policy alone decides.
+        let mut decision = self.decide(&service, req.name, (!vouched).then_some(check));
+        if vouched {
+            decision.reason = format!(
+                "{}; vouched for by the gate's unsigned proxy header",
+                decision.reason
+            );
+        }
         if decision.verdict != Verdict::Allowed {
             self.log_decision(peer, &subject, &decision);
             return Response::Decision(decision);

@@ -141,3 +141,59 @@ fn a_bad_signature_gets_no_ticket() {
         other => panic!("{other:?}"),
     }
 }
+
+fn engine_with_gate(gate: &str) -> (Engine, tempfile::TempDir) {
+    let directory = StaticDirectory::new(vec![
+        account("jsmith", 1004, 1004, &["jsmith", "rstudio-users"]),
+        account("bob", 1002, 1002, &["bob"]),
+        account("gate", 990, 990, &["gate"]),
+    ]);
+    let config = format!("{EXAMPLE_CONFIG}[gate]\nticket_callers = [\"gate\"]\n{gate}");
+    test_support::engine(&[("accounts", b"", 0o644)], &config, directory)
+}
+
+fn ask_unsigned(e: &Engine, name: &str) -> Response {
+    e.handle(
+        &peer(990),
+        &Request::IssueTicket {
+            service: "rstudio".into(),
+            name: name.into(),
+            rhost: "192.0.2.7".into(),
+            verify: Verify::None,
+            credential: Credential::new(Vec::new()),
+        },
+    )
+}
+
+#[test]
+fn an_unsigned_header_gate_gets_tickets_by_policy_alone() {
+    let (e, _dir) = engine_with_gate(
+        "mode = \"header\"\nuser_header = \"X-Auth-User\"\nrequire_signature = false\n",
+    );
+    let Response::Ticket { decision, ticket } = ask_unsigned(&e, "UID-jsmith") else {
+        panic!("no ticket")
+    };
+    assert_eq!(decision.account, "jsmith");
+    assert!(
+        decision.reason.contains("unsigned proxy header"),
+        "{}",
+        decision.reason
+    );
+    assert_eq!(use_ticket(&e, "jsmith", &ticket).verdict, Verdict::Allowed);
+    // The policy still applies: bob is outside the required group.
+    let Response::Decision(d) = ask_unsigned(&e, "bob") else {
+        panic!("a ticket for bob")
+    };
+    assert_eq!(d.verdict, Verdict::PolicyDenied);
+}
+
+#[test]
+fn without_an_unsigned_header_gate_a_ticket_needs_a_credential() {
+    for gate in ["", "mode = \"oidc\"\n"] {
+        let (e, _dir) = engine_with_gate(gate);
+        let Response::Decision(d) = ask_unsigned(&e, "jsmith") else {
+            panic!("a ticket without a credential ({gate:?})")
+        };
+        assert_eq!(d.verdict, Verdict::BadInput, "{gate:?}");
+    }
+}
