@@ -49,6 +49,7 @@ pub mod config;
 pub mod daemon;
 pub mod env;
 pub mod files;
+pub mod gate;
 pub mod namespace;
 pub mod net;
 pub mod oidc_provider;

@@ -33,6 +33,8 @@ pub const ACCOUNTS: &[(&str, &str, bool)] = &[
     ("carol-sub", "carol@company.com", false),
     ("eve-sub", "eve@elsewhere.org", true),
     ("partner-sub", "partner@elsewhere.org", true),
+    // bob exists locally but is outside the required group (the gate's browser test).
+    ("bob-sub", "bob@company.com", true),
 ];
 
 /// The PAM service of the OIDC tests: our module with `verify=oidc`, PAM_USER echoed.
