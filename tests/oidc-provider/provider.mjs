@@ -68,6 +68,8 @@ const provider = new Provider(issuer, {
   ttl: { IdToken: 600, AccessToken: 600, AuthorizationCode: 60, Interaction: 600, Session: 600, Grant: 600 },
 });
 provider.on('server_error', (ctx, err) => { console.error('server_error', err); });
+// Why a token request was refused (the client only sees "invalid_grant"), for test logs.
+provider.on('grant.error', (ctx, err) => { console.error('grant.error', err.error_detail || err.message); });
 
 const server = provider.listen(cfg.port, '127.0.0.1', () => {
   console.log(`listening ${issuer}`);
