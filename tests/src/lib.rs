@@ -35,7 +35,8 @@
 //!   and forwarding for the tests' proxies;
 //! - [`server`]: the long-running processes a test owns (spawn with a log, wait, kill, clean up);
 //! - [`slapd`], [`oidc_provider`]: a real OpenLDAP and a real OpenID Provider on loopback;
-//! - [`samba`]: a real Samba Active Directory domain controller on loopback (ports 389/636).
+//! - [`samba`]: a real Samba Active Directory domain controller on loopback (ports 389/636);
+//! - [`nginx`], [`browser`]: a real nginx in front, and a real headless Chromium over WebDriver.
 
 // This crate is test support: failing loudly with a message is what it is for.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -43,6 +44,7 @@
 pub use serde_json;
 
 pub mod artifacts;
+pub mod browser;
 pub mod clients;
 pub mod command;
 pub mod config;
@@ -52,6 +54,7 @@ pub mod files;
 pub mod gate;
 pub mod namespace;
 pub mod net;
+pub mod nginx;
 pub mod oidc_provider;
 pub mod pamtester;
 pub mod raw_client;
