@@ -193,9 +193,8 @@ server {{
     listen 127.0.0.1:{port};
     server_name localhost;
 
-    # The gate, under its path prefix. It builds its own URLs (the OIDC redirect URI, the
-    # redirect back to RStudio) from the host and scheme the browser used, so those are passed
-    # on; the prefix is kept (no trailing slash on proxy_pass).
+    # The gate, under its path prefix (kept: no trailing slash on proxy_pass). Its own URLs
+    # come from [gate] public_url; the client's address goes on for accountmapd's brake.
     location /gate/ {{
         proxy_pass http://127.0.0.1:{gate_port};
         proxy_set_header Host $host:$server_port;
