@@ -35,7 +35,9 @@
 //!   and forwarding for the tests' proxies;
 //! - [`server`]: the long-running processes a test owns (spawn with a log, wait, kill, clean up);
 //! - [`slapd`], [`oidc_provider`]: a real OpenLDAP and a real OpenID Provider on loopback;
-//! - [`samba`]: a real Samba Active Directory domain controller on loopback (ports 389/636).
+//! - [`samba`]: a real Samba Active Directory domain controller on loopback (ports 389/636);
+//! - [`rserver`]: the TEST STAND-IN for RStudio Server's sign-in (`rserver_standin`, not
+//!   RStudio) on loopback, and a small blocking HTTP client for it.
 
 // This crate is test support: failing loudly with a message is what it is for.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -54,6 +56,7 @@ pub mod net;
 pub mod oidc_provider;
 pub mod pamtester;
 pub mod raw_client;
+pub mod rserver;
 pub mod samba;
 pub mod server;
 pub mod slapd;
@@ -70,6 +73,7 @@ pub use files::*;
 pub use net::*;
 pub use pamtester::*;
 pub use raw_client::*;
+pub use rserver::*;
 pub use server::*;
 pub use wait::*;
 pub use world::*;

@@ -747,7 +747,7 @@ struct SpawnLock {
 }
 
 impl SpawnLock {
-    fn take(path: &PathBuf) -> Option<SpawnLock> {
+    fn take(path: &std::path::Path) -> Option<SpawnLock> {
         use std::os::fd::AsRawFd;
         let file = std::fs::OpenOptions::new()
             .create(true)
