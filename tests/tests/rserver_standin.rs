@@ -11,7 +11,7 @@ use accountmap_gate::rserver::{encrypt_credentials, parse_public_key, sign_in_fo
 use accountmap_tests::*;
 use accountmap_wire::{call, Credential, Request, Response, Verify};
 use rand_core::OsRng;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const KEY: &str = "rserver stand-in test hmac key";
@@ -42,16 +42,22 @@ fn standin_env(name: &str) -> Env {
 
 /// A one-time ticket for `name` (an alias or an account), as the gate gets it.
 fn ticket_for(env: &Env, name: &str) -> String {
-    // The daemon refuses a proxy signature replayed (same user and date): each ticket of this
-    // process is asked for with a date a second further back, well inside max_clock_skew.
-    static BACK: AtomicU64 = AtomicU64::new(0);
-    let back = BACK.fetch_add(1, Ordering::SeqCst) % 30;
-    let date = (SystemTime::now()
+    // The daemon refuses a proxy signature replayed (same user and date): each ticket for a
+    // name gets a date of its own, now or a few seconds back, well inside max_clock_skew.
+    static USED: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_secs()
-        - back)
-        .to_string();
+        .as_secs();
+    let date = {
+        let mut used = USED.lock().unwrap_or_else(|p| p.into_inner());
+        let date = (0..)
+            .map(|back| now - back)
+            .find(|d| !used.contains(&(name.to_string(), *d)))
+            .unwrap();
+        used.push((name.to_string(), date));
+        date.to_string()
+    };
     let sig = openssl_proxy_signature(KEY, name, &date, "");
     let req = Request::IssueTicket {
         service: "gate".into(),
@@ -423,4 +429,70 @@ fn a_tampered_or_signed_out_user_id_cookie_is_not_accepted() {
         home.status, 302,
         "a signed-out cookie still works: {home:?}"
     );
+}
+
+/// pam_wrapper's chatty module: sends one PAM_TEXT_INFO (`info`) or PAM_ERROR_MSG (`error`).
+const PAM_CHATTY: &str = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_chatty.so";
+
+#[test]
+fn the_helper_answers_info_messages_and_refuses_error_messages() {
+    let env = standin_env("rs-conv");
+    let rs = RServer::start(&env, &quick(RServerOptions::default()));
+    // The helper is a new process per sign-in: it reads the service file as it is then.
+    let stack = |first: &str| {
+        env.add_service_text(
+            "rstudio",
+            &format!(
+                "auth requisite {PAM_CHATTY} {first}\n{}{}",
+                env.module_line("auth", "required", "verify=ticket"),
+                env.module_line("account", "required", "")
+            ),
+        )
+    };
+    // PAM_TEXT_INFO is answered (with empty replies, three messages in one call)...
+    stack("info num_lines=3");
+    let resp = sign_in(
+        &rs,
+        "alice",
+        &ticket_for(&env, "alice"),
+        Scheme::Pkcs1v15,
+        "/",
+    );
+    assert_signed_in(&resp, "/", "alice", &rs, &env);
+    // ...PAM_ERROR_MSG fails the conversation (PAM_CONV_ERR to the module). pam_chatty ignores
+    // its conversation's result, so the sign-in goes on, as it would under rserver-pam.
+    stack("error");
+    let resp = sign_in(
+        &rs,
+        "alice",
+        &ticket_for(&env, "alice"),
+        Scheme::Pkcs1v15,
+        "/",
+    );
+    assert_signed_in(&resp, "/", "alice", &rs, &env);
+    assert!(
+        rs.log().contains("conversation refused: style 3"),
+        "{}",
+        rs.log()
+    );
+}
+
+#[test]
+fn the_helper_takes_at_most_200_bytes_of_password_on_stdin() {
+    let env = standin_env("rs-helper");
+    let helper = |stdin: &[u8]| {
+        let mut cmd = std::process::Command::new(artifact("rserver_pam"));
+        cmd.args(["alice", "rstudio", "1"]);
+        env.pam_wrapped(&mut cmd);
+        run_bounded_pam(&mut cmd, Some(stdin), COMMAND_LIMIT)
+    };
+    let out = helper(&[b'a'; 201]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("exceeded maximum length"),
+        "{}",
+        out.all()
+    );
+    let out = helper(ticket_for(&env, "alice").as_bytes());
+    assert_eq!(out.code, 0, "{}\n{}", out.all(), env.daemon_log());
 }
