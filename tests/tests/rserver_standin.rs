@@ -245,6 +245,10 @@ fn a_csrf_mismatch_is_refused_as_rserver_refuses_it() {
         assert_eq!(resp.location(), Some("/auth-sign-in?appUri=appUri&error=2"));
     }
     assert!(!rs.log().contains("pam="), "PAM ran: {}", rs.log());
+    // Request bodies are bounded (64 KiB).
+    let huge = format!("v={}", "A".repeat(100 * 1024));
+    let resp = rs.post_form("/auth-do-sign-in", &[("rs-csrf-token", "t")], &huge);
+    assert_eq!(resp.status, 413, "{resp:?}");
 }
 
 #[test]
