@@ -67,9 +67,12 @@ impl Browser {
     }
 
     /// Starts chromedriver and a headless Chromium session whose profile and logs live in
-    /// `dir/browser`.
+    /// `dir/browser-N`: each browser a new profile, as a new user's would be (no cookies, no
+    /// provider session left by an earlier one).
     pub fn start(dir: &Path) -> Result<Browser, String> {
-        let dir = dir.join("browser");
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = dir.join(format!("browser-{n}"));
         let profile = dir.join("profile");
         fs::create_dir_all(&profile).map_err(|e| format!("create {}: {e}", profile.display()))?;
         let port = free_port();
