@@ -50,7 +50,9 @@ pub struct GateConfig {
     pub scopes: Vec<String>,
     /// The PAM service named in ticket requests (rserver runs `rstudio`).
     pub service: String,
-    pub rserver_encryption: Scheme,
+    /// `None` (`"auto"`, the default): the scheme the key's format implies
+    /// ([`crate::rserver::parse_public_key_with_scheme`]).
+    pub rserver_encryption: Option<Scheme>,
     /// rserver's "Stay signed in" (`persist`).
     pub stay_signed_in: bool,
     pub discovery_endpoint: String,
@@ -419,12 +421,13 @@ fn from_sections(
         ));
     }
     let rserver_encryption = match g.string("rserver_encryption")?.as_deref() {
-        None | Some("pkcs1") => Scheme::Pkcs1v15,
-        Some("oaep") => Scheme::OaepSha256,
+        None | Some("auto") => None,
+        Some("pkcs1") => Some(Scheme::Pkcs1v15),
+        Some("oaep") => Some(Scheme::OaepSha256),
         Some(other) => {
             return Err(g.err(
                 "rserver_encryption",
-                format!("must be \"pkcs1\" (every rserver) or \"oaep\" (rserver since late 2025), found {other:?}"),
+                format!("must be \"auto\" (by the key rserver publishes), \"pkcs1\" or \"oaep\", found {other:?}"),
             ))
         }
     };

@@ -54,9 +54,29 @@ pub const MAX_PUBLIC_KEY_ANSWER: usize = 4096;
 
 /// rserver's public key from the body of `/auth-public-key`.
 pub fn parse_public_key(body: &str) -> Result<RsaPublicKey, ProtocolError> {
+    parse_public_key_with_scheme(body).map(|(key, _)| key)
+}
+
+/// As [`parse_public_key`], with the scheme that key's rserver expects: `EXPONENT:MODULUS`
+/// comes from rservers that take PKCS#1 v1.5 (and, since late 2025, `$RSA-OAEP$` too); a PEM
+/// key (`-----BEGIN PUBLIC KEY-----`, which rstudio's newest `Crypto.cpp` exports) from those
+/// that decrypt OAEP only.
+pub fn parse_public_key_with_scheme(body: &str) -> Result<(RsaPublicKey, Scheme), ProtocolError> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
     let body = body.trim();
     if body.len() > MAX_PUBLIC_KEY_ANSWER {
         return Err(ProtocolError::BadPublicKey("too long"));
+    }
+    if body.starts_with("-----BEGIN PUBLIC KEY-----") {
+        return RsaPublicKey::from_public_key_pem(body)
+            .map(|k| (k, Scheme::OaepSha256))
+            .map_err(|_| ProtocolError::BadPublicKey("not a PEM RSA public key"));
+    }
+    if body.starts_with("-----BEGIN RSA PUBLIC KEY-----") {
+        return RsaPublicKey::from_pkcs1_pem(body)
+            .map(|k| (k, Scheme::OaepSha256))
+            .map_err(|_| ProtocolError::BadPublicKey("not a PEM RSA public key"));
     }
     let (e, n) = body
         .split_once(':')
@@ -68,7 +88,9 @@ pub fn parse_public_key(body: &str) -> Result<RsaPublicKey, ProtocolError> {
     };
     let e = hex(e).ok_or(ProtocolError::BadPublicKey("the exponent is not hex"))?;
     let n = hex(n).ok_or(ProtocolError::BadPublicKey("the modulus is not hex"))?;
-    RsaPublicKey::new(n, e).map_err(|_| ProtocolError::BadPublicKey("not a usable RSA key"))
+    RsaPublicKey::new(n, e)
+        .map(|k| (k, Scheme::Pkcs1v15))
+        .map_err(|_| ProtocolError::BadPublicKey("not a usable RSA key"))
 }
 
 /// The `v` field: `user + "\n" + secret` encrypted with rserver's key.

@@ -199,11 +199,11 @@ impl Upstream {
             ));
         }
         let body = bounded_body(resp, MAX_PUBLIC_KEY_ANSWER, &key_url).await?;
-        let key = rserver::parse_public_key(&String::from_utf8_lossy(&body))
+        let (key, implied) = rserver::parse_public_key_with_scheme(&String::from_utf8_lossy(&body))
             .map_err(|e| format!("{key_url}: {e}"))?;
         let v = rserver::encrypt_credentials(
             &key,
-            self.cfg.rserver_encryption,
+            self.cfg.rserver_encryption.unwrap_or(implied),
             account,
             ticket,
             &mut rand_core::OsRng,

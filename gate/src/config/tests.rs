@@ -30,7 +30,7 @@ fn defaults_for_google_and_a_local_rserver() {
     );
     assert_eq!(c.scopes, ["openid", "email"]);
     assert_eq!(c.service, "rstudio");
-    assert_eq!(c.rserver_encryption, Scheme::Pkcs1v15);
+    assert_eq!(c.rserver_encryption, None);
     assert_eq!(c.socket, PathBuf::from("/run/test/accountmapd.sock"));
     assert_eq!(
         c.public_url.join("gate/callback"),
@@ -66,7 +66,7 @@ fn a_root_path_is_kept() {
 #[case::no_header("mode = \"header\"", "has no user_header")]
 #[case::bad_header("mode = \"header\"\nuser_header = \"X User\"", "is not a header name")]
 #[case::scopes("scopes = [\"email\"]", "must include \"openid\"")]
-#[case::encryption("rserver_encryption = \"rsa\"", "must be \"pkcs1\"")]
+#[case::encryption("rserver_encryption = \"rsa\"", "must be \"auto\"")]
 #[case::timeout("timeout = 0", "from 1 to 300")]
 #[case::type_("stay_signed_in = \"yes\"", "must be true or false")]
 fn mistakes_name_the_key_and_the_fix(#[case] line: &str, #[case] want: &str) {

@@ -68,3 +68,20 @@ fn the_form_carries_the_token_and_an_encoded_ciphertext() {
         "persist=0&rs-csrf-token=tok123&appUri=%2Fs%2Fabc%2F%3Fx%3D1&clientPath=%2Fs%2Fabc%2F%3Fx%3D1&v=a%2Bb%2Fc%3D"
     );
 }
+
+#[test]
+fn a_pem_key_is_read_and_implies_oaep() {
+    use rsa::pkcs8::EncodePublicKey;
+    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 1024).unwrap();
+    let pem = private
+        .to_public_key()
+        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+        .unwrap();
+    let (key, scheme) = parse_public_key_with_scheme(&pem).unwrap();
+    assert_eq!(key, private.to_public_key());
+    assert_eq!(scheme, Scheme::OaepSha256);
+    assert!(parse_public_key_with_scheme(
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
+    )
+    .is_err());
+}
