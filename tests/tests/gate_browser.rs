@@ -559,3 +559,68 @@ fn write_config(site: &Site, gate_lines: &str) -> String {
     );
     path.to_string_lossy().into_owned()
 }
+
+/// The README's "Google sign-in for RStudio Server" as written: its TOML passes accountmapd's
+/// and the gate's checks (only the secret's path replaced), the gate prints the redirect URI
+/// step 1 tells the administrator to register, and the nginx lines that route users to the gate
+/// are the ones the browser test runs.
+#[test]
+fn the_readme_gate_walkthrough_is_what_the_tests_run() {
+    if !is_root() {
+        eprintln!("gate_browser: SKIPPED: runs the gate as uid 65534 with setpriv: needs root");
+        return;
+    }
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- gate-walkthrough:begin -->")
+        .expect("README has the gate walk-through");
+    let block = &readme[start..readme.find("<!-- gate-walkthrough:end -->").unwrap()];
+    let toml = &block[block.find("```toml\n").unwrap() + 8..];
+    let toml = &toml[..toml.find("```").unwrap()];
+    let env = Env::builder("gate-readme").no_daemon().build();
+    let secret = env.path("gate-client-secret");
+    write_with_mode(&secret, "GOCSPX-readme-test\n", 0o600);
+    std::os::unix::fs::chown(&secret, Some(65534), Some(65534)).unwrap();
+    let toml = toml.replace(
+        "/etc/accountmap/gate/client-secret",
+        &secret.to_string_lossy(),
+    );
+    let config = env.path("readme.toml");
+    write_with_mode(
+        &config,
+        &format!("[daemon]\nsocket = \"{}\"\n{toml}", env.socket.display()),
+        0o644,
+    );
+    let out = daemon_check(&config);
+    assert_eq!(
+        out.code,
+        0,
+        "accountmapd --check of the README's config\n{}",
+        out.all()
+    );
+    let out = Gate::run(&env, &["--config", &config.to_string_lossy(), "--check"]);
+    assert_eq!(
+        out.code,
+        0,
+        "accountmap-gate --check of the README's config\n{}",
+        out.all()
+    );
+    assert!(
+        out.stdout
+            .contains("redirect URI https://rstudio.example.com/gate/callback"),
+        "{}",
+        out.all()
+    );
+    assert!(block.contains("`https://rstudio.example.com/gate/callback`"));
+    let site = rstudio_site(8080, 8788, 8787);
+    for line in [
+        "return 302 /gate/login$is_args$args;",
+        "location = /auth-sign-in {",
+        "location /gate/ {",
+        "proxy_pass http://127.0.0.1:8788;",
+        "proxy_pass http://127.0.0.1:8787;",
+    ] {
+        assert!(block.contains(line), "README's nginx lines lack {line:?}");
+        assert!(site.contains(line), "the tested site lacks {line:?}");
+    }
+}
