@@ -15,7 +15,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -138,10 +138,11 @@ pub fn check_app_uri(app_uri: &str) -> Result<(), &'static str> {
 }
 
 /// The `state`s already used, until their logins would have expired anyway. Bounded: only a
-/// callback with a valid sealed cookie gets here, and each costs a real sign-in at the
-/// provider; past the bound the oldest are dropped (their codes are spent at the provider).
+/// callback with a valid sealed cookie gets here; past the bound the oldest recorded are
+/// dropped first (a code is single use at the provider anyway, so a dropped state's callback
+/// still fails at the token exchange).
 pub struct Spent {
-    seen: Mutex<HashMap<String, u64>>,
+    seen: Mutex<(HashMap<String, u64>, VecDeque<String>)>,
 }
 
 const MAX_SPENT: usize = 100_000;
@@ -149,23 +150,30 @@ const MAX_SPENT: usize = 100_000;
 impl Spent {
     pub fn new() -> Spent {
         Spent {
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new((HashMap::new(), VecDeque::new())),
         }
     }
 
     /// Records `login.state`; false when it was already used.
     pub fn first_use(&self, login: &Login, now: u64) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= MAX_SPENT {
-            seen.retain(|_, expires| *expires >= now);
-            if seen.len() >= MAX_SPENT {
-                let oldest = seen.iter().min_by_key(|(_, e)| **e).map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    seen.remove(&k);
-                }
+        let mut guard = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (seen, order) = &mut *guard;
+        // Forget what has expired, oldest first, and the oldest beyond the bound.
+        while let Some(oldest) = order.front() {
+            let expired = seen.get(oldest).is_none_or(|e| *e < now);
+            if !expired && order.len() < MAX_SPENT {
+                break;
+            }
+            if let Some(k) = order.pop_front() {
+                seen.remove(&k);
             }
         }
-        seen.insert(login.state.clone(), login.expires).is_none()
+        if seen.contains_key(&login.state) {
+            return false;
+        }
+        seen.insert(login.state.clone(), login.expires);
+        order.push_back(login.state.clone());
+        true
     }
 }
 

@@ -63,3 +63,12 @@ fn a_state_is_used_once() {
     assert!(!s.first_use(&login("a"), 10));
     assert!(s.first_use(&login("b"), 10));
 }
+
+#[test]
+fn expired_states_are_forgotten() {
+    let s = Spent::new();
+    assert!(s.first_use(&login("a"), 10));
+    // login("a") expires at 1000: after that its record goes (the cookie is refused anyway).
+    assert!(s.first_use(&login("b"), 2_000));
+    assert!(s.first_use(&login("a"), 2_000));
+}

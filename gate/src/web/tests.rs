@@ -5,6 +5,7 @@
 use super::*;
 use crate::config::from_text;
 use axum::http::Method;
+use base64::Engine as _;
 use std::path::Path;
 use tower::ServiceExt as _;
 
@@ -35,16 +36,26 @@ async fn text(r: Response) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// A provider that only publishes its discovery document, on loopback.
-async fn discovery_server() -> String {
+/// A provider that publishes its discovery document and answers every code with an ID token
+/// whose payload is `claims` (unsigned: the gate does not verify it, accountmapd does), on
+/// loopback.
+async fn provider(claims: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let doc = format!(
         r#"{{"issuer":"http://127.0.0.1:{port}","authorization_endpoint":"http://127.0.0.1:{port}/auth","token_endpoint":"http://127.0.0.1:{port}/token"}}"#
     );
-    let app = Router::new().route("/.well-known/openid-configuration", get_route(doc));
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
+    let token = format!(r#"{{"id_token":"e30.{payload}.c2ln","token_type":"Bearer"}}"#);
+    let app = Router::new()
+        .route("/.well-known/openid-configuration", get_route(doc))
+        .route("/token", axum::routing::post(move || async move { token }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://127.0.0.1:{port}/.well-known/openid-configuration")
+}
+
+async fn discovery_server() -> String {
+    provider("{}").await
 }
 
 fn get_route(doc: String) -> axum::routing::MethodRouter {
@@ -221,4 +232,85 @@ fn rhost_is_the_last_forwarded_hop_only_behind_a_loopback_proxy() {
     assert_eq!(g.rhost(local, &h), "192.0.2.7");
     assert_eq!(g.rhost(remote, &h), "192.0.2.99");
     assert_eq!(g.rhost(local, &HeaderMap::new()), "127.0.0.1");
+}
+
+#[tokio::test]
+async fn an_id_token_without_this_logins_nonce_is_refused_before_accountmapd_is_asked() {
+    let g = gate(
+        "",
+        &provider(r#"{"email":"alice@company.com","nonce":"not-this-one"}"#).await,
+    );
+    let sealed = g.keys.seal(&Login {
+        state: "s".into(),
+        expires: flow::now_secs() + 60,
+        app_uri: "/".into(),
+    });
+    let cookie = format!("{}={sealed}", flow::COOKIE);
+    let r = get(&g, "/gate/callback?code=c&state=s", &[("cookie", &cookie)]).await;
+    // 403 refused, not 503: accountmapd (absent here) was never asked.
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(text(r).await.contains("may not sign in"));
+    // With this login's nonce the gate goes on to accountmapd (absent: unavailable).
+    let keys = Keys::random();
+    let nonce = keys.nonce("s2");
+    let other = gate(
+        "",
+        &provider(&format!(
+            r#"{{"email":"alice@company.com","nonce":"{nonce}"}}"#
+        ))
+        .await,
+    );
+    let g2 = Arc::new(Gate {
+        up: Upstream::new(other.up.cfg.clone()).unwrap(),
+        keys,
+        spent: Spent::new(),
+    });
+    let sealed = g2.keys.seal(&Login {
+        state: "s2".into(),
+        expires: flow::now_secs() + 60,
+        app_uri: "/".into(),
+    });
+    let cookie = format!("{}={sealed}", flow::COOKIE);
+    let r = get(
+        &g2,
+        "/gate/callback?code=c&state=s2",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_is_refused_and_the_gate_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let g = gate("", "http://127.0.0.1:9/none");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(crate::serve::run(listener, router(g)));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let big = "a".repeat(crate::serve::MAX_HEAD * 2);
+    let req = format!("GET /gate/health HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
+    let _ = s.write_all(req.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        s.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /gate/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok\n"),
+        "{answer}"
+    );
 }
