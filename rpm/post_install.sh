@@ -1,6 +1,12 @@
 # %post of accountmap ($1: 1 = install, 2 = upgrade). Never edits /etc/pam.d,
 # /etc/nsswitch.conf or authselect profiles. systemctl only when systemd is running.
 ldconfig || :
+# The system user accountmap-gate runs as (accountmap-gate.service, not enabled by the package).
+if command -v getent >/dev/null 2>&1 && command -v useradd >/dev/null 2>&1; then
+    getent passwd accountmap-gate >/dev/null || \
+        useradd --system --user-group --no-create-home --home-dir / \
+            --shell /sbin/nologin --comment "accountmap-gate web front" accountmap-gate || :
+fi
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     systemctl daemon-reload >/dev/null 2>&1 || :
     if [ "$1" -eq 1 ]; then

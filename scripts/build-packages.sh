@@ -45,7 +45,7 @@ echo "build-packages: cargo build --release --workspace" >&2
 "$CARGO" build --release --workspace >&2
 
 echo "build-packages: strip" >&2
-for f in accountmapd accountmapctl libpam_accountmap.so libnss_accountmap.so; do
+for f in accountmapd accountmapctl accountmap-gate libpam_accountmap.so libnss_accountmap.so; do
     strip --strip-unneeded "$REL/$f"
 done
 

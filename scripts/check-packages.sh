@@ -25,6 +25,7 @@ MAN="usr/share/man/man8/pam_accountmap.8.gz
 usr/share/man/man8/nss_accountmap.8.gz
 usr/share/man/man8/accountmapd.8.gz
 usr/share/man/man1/accountmapctl.1.gz
+usr/share/man/man8/accountmap-gate.8.gz
 usr/share/man/man5/accountmap.toml.5.gz"
 DOC="usr/share/doc/accountmap/README.md
 usr/share/doc/accountmap/deployment.md
@@ -35,6 +36,8 @@ usr/share/doc/accountmap/examples/pam.d/sshd.accountmap"
 
 DEB_EXPECTED="usr/sbin/accountmapd
 usr/bin/accountmapctl
+usr/sbin/accountmap-gate
+usr/lib/systemd/system/accountmap-gate.service
 usr/lib/x86_64-linux-gnu/security/pam_accountmap.so
 usr/lib/x86_64-linux-gnu/libnss_accountmap.so.2
 usr/lib/systemd/system/accountmapd.service
@@ -48,6 +51,8 @@ $MAN"
 
 RPM_EXPECTED="usr/sbin/accountmapd
 usr/bin/accountmapctl
+usr/sbin/accountmap-gate
+usr/lib/systemd/system/accountmap-gate.service
 usr/lib64/security/pam_accountmap.so
 usr/lib64/libnss_accountmap.so.2
 usr/lib/systemd/system/accountmapd.service

@@ -27,6 +27,12 @@
 #                                                the OIDC tests run a real OpenID Provider
 #                                                (tests/oidc-provider, `npm ci` below; Node 18+)
 #   valgrind                                     memcheck of the PAM and NSS modules (make valgrind)
+#   nginx                                        the browser tests run their own nginx in front of
+#                                                the gate, from a private nginx.conf; the package's
+#                                                service is kept from starting (policy-rc.d below),
+#                                                stopped and disabled
+#   chromium, chromium-driver                    the browser tests drive a real headless Chromium
+#                                                over WebDriver (chromedriver)
 # then the cargo subcommands cargo-deb and cargo-generate-rpm (scripts/install-tools.sh).
 # Runs `apt-get update` first when something is missing; uses sudo only when not root.
 set -euo pipefail
@@ -43,7 +49,8 @@ fi
 
 PACKAGES=(pamtester libpam-wrapper libnss-wrapper libpam0g-dev openssl util-linux build-essential pkg-config
     rpm rpm2cpio lintian binutils slapd ldap-utils valgrind openssh-server openssh-client sshpass python3
-    python3-pamela python3-venv samba-ad-dc samba-ad-provision samba-dsdb-modules winbind)
+    python3-pamela python3-venv samba-ad-dc samba-ad-provision samba-dsdb-modules winbind nginx chromium
+    chromium-driver)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -114,12 +121,12 @@ echo "install-deps: installing ${missing[*]}"
 if [[ " ${missing[*]} " == *" slapd "* ]] && command -v debconf-set-selections >/dev/null 2>&1; then
     echo "slapd slapd/no_configuration boolean true" | "${SUDO[@]}" debconf-set-selections
 fi
-# openssh-server's postinst starts the ssh service, samba's and winbind's start smbd, nmbd and
-# winbind (samba-ad-dc's starts the DC when /etc/samba/smb.conf makes this host one): the suite
-# starts its own sshd and its own Samba only, so a policy-rc.d that refuses every start
-# (exit 101) is put in place for the install when there is none, and removed afterwards.
-# (openssh-server still enables ssh.service for the next boot: `systemctl disable ssh` if this
-# machine must not run one; the Samba services are disabled below.)
+# openssh-server's postinst starts the ssh service, nginx's starts nginx, samba's and winbind's
+# start smbd, nmbd and winbind (samba-ad-dc's starts the DC when /etc/samba/smb.conf makes this
+# host one): the suite starts its own sshd, nginx and Samba only, so a policy-rc.d that refuses
+# every start (exit 101) is put in place for the install when there is none, and removed
+# afterwards. (openssh-server still enables ssh.service for the next boot: `systemctl disable
+# ssh` if this machine must not run one; the Samba and nginx services are disabled below.)
 POLICY=/usr/sbin/policy-rc.d
 own_policy=no
 installing_samba=no
@@ -128,7 +135,12 @@ for pkg in samba-ad-dc samba-ad-provision samba-dsdb-modules winbind; do
         installing_samba=yes
     fi
 done
-if { [[ " ${missing[*]} " == *" openssh-server "* ]] || [ "$installing_samba" = yes ]; } \
+installing_nginx=no
+if [[ " ${missing[*]} " == *" nginx "* ]]; then
+    installing_nginx=yes
+fi
+if { [[ " ${missing[*]} " == *" openssh-server "* ]] || [ "$installing_samba" = yes ] \
+    || [ "$installing_nginx" = yes ]; } \
     && [ ! -e "$POLICY" ]; then
     printf '#!/bin/sh\n# accountmap install-deps: no service starts during this install\nexit 101\n' \
         | "${SUDO[@]}" tee "$POLICY" >/dev/null
@@ -147,9 +159,9 @@ trap remove_policy EXIT
 # from a private smb.conf: when this run installed Samba, any of its services that runs anyway
 # (a policy-rc.d that allowed it, or systemd starting it) is stopped, and disabled for the next
 # boot. A Samba that was installed before is left alone: the tests say who holds the ports.
-stop_samba_services() {
+stop_services() {
     local svc
-    for svc in samba-ad-dc smbd nmbd winbind; do
+    for svc in "$@"; do
         if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
             "${SUDO[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
         elif [ -x "/etc/init.d/$svc" ]; then
@@ -161,6 +173,11 @@ stop_samba_services() {
     done
 }
 if [ "$installing_samba" = yes ]; then
-    stop_samba_services
+    stop_services samba-ad-dc smbd nmbd winbind
+fi
+# The same for nginx: the browser tests start their own on free loopback ports, and a system
+# nginx left on port 80 serves nothing of ours.
+if [ "$installing_nginx" = yes ]; then
+    stop_services nginx
 fi
 install_tools

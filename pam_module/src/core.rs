@@ -246,6 +246,17 @@ fn auth_decide<H: PamHandle, D: Daemon>(
             Verify::None => None,
             _ => Some(obtain_credential(h, opts)?),
         };
+        // `verify=ticket` sits before the password modules: what is not a ticket is someone's
+        // password, which is left to them and never sent to the daemon.
+        if let (Verify::Ticket, Some(c)) = (opts.verify, &credential) {
+            if !accountmap_wire::looks_like_ticket(c.expose()) {
+                h.log(
+                    Level::Debug,
+                    "verify=ticket: the password is not a sign-in ticket; left to the next module",
+                );
+                return Err(PAM_AUTH_ERR);
+            }
+        }
         ask_daemon(h, opts, env, daemon, Phase::Auth, &user, credential)?
     };
     let code = code_for(decision.verdict, Phase::Auth);
@@ -740,6 +751,7 @@ fn response_kind(r: &Response) -> &'static str {
         Response::Error(_) => "error",
         Response::DeviceStarted { .. } => "device started",
         Response::DevicePending { .. } => "device pending",
+        Response::Ticket { .. } => "ticket",
     }
 }
 

@@ -6,7 +6,9 @@
 //   "port": 41234,
 //   "issuer"?: "http://127.0.0.1:41235",  default http://127.0.0.1:PORT (a proxy in front: its URL)
 //   "keys": [<private JWKs>],          the signing keys, the first one of a client's alg signs
-//   "clients": [{"client_id", "client_secret", "id_token_signed_response_alg"?}],
+//   "clients": [{"client_id", "client_secret", "id_token_signed_response_alg"?,
+//                "redirect_uris"?: [...],            default ["http://127.0.0.1/callback"]
+//                "token_endpoint_auth_method"?}],   default client_secret_basic
 //   "accounts": {"<sub>": {"email": "...", "email_verified": true, "hd"?: "..."}},
 //   "clock_offset": -7200              optional: the provider's clock runs this many seconds off
 // }
@@ -41,7 +43,11 @@ const provider = new Provider(issuer, {
   clients: cfg.clients.map((c) => ({
     client_id: c.client_id,
     client_secret: c.client_secret,
-    redirect_uris: ['http://127.0.0.1/callback'],
+    // A web client (the default application_type) with the code flow may register http and
+    // localhost redirect URIs (oidc-provider refuses them for the implicit flow only): the
+    // browser tests' gate is reached at http://localhost:PORT/gate/callback through nginx.
+    redirect_uris: c.redirect_uris || ['http://127.0.0.1/callback'],
+    token_endpoint_auth_method: c.token_endpoint_auth_method || 'client_secret_basic',
     grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
     response_types: ['code'],
     id_token_signed_response_alg: c.id_token_signed_response_alg || 'RS256',
@@ -62,6 +68,8 @@ const provider = new Provider(issuer, {
   ttl: { IdToken: 600, AccessToken: 600, AuthorizationCode: 60, Interaction: 600, Session: 600, Grant: 600 },
 });
 provider.on('server_error', (ctx, err) => { console.error('server_error', err); });
+// Why a token request was refused (the client only sees "invalid_grant"), for test logs.
+provider.on('grant.error', (ctx, err) => { console.error('grant.error', err.error_detail || err.message); });
 
 const server = provider.listen(cfg.port, '127.0.0.1', () => {
   console.log(`listening ${issuer}`);

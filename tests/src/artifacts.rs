@@ -55,6 +55,10 @@ pub fn accountmapctl() -> PathBuf {
     artifact("accountmapctl")
 }
 
+pub fn accountmap_gate() -> PathBuf {
+    artifact("accountmap-gate")
+}
+
 pub fn pam_module() -> PathBuf {
     artifact("libpam_accountmap.so")
 }

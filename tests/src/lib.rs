@@ -35,7 +35,10 @@
 //!   and forwarding for the tests' proxies;
 //! - [`server`]: the long-running processes a test owns (spawn with a log, wait, kill, clean up);
 //! - [`slapd`], [`oidc_provider`]: a real OpenLDAP and a real OpenID Provider on loopback;
-//! - [`samba`]: a real Samba Active Directory domain controller on loopback (ports 389/636).
+//! - [`samba`]: a real Samba Active Directory domain controller on loopback (ports 389/636);
+//! - [`nginx`], [`browser`]: a real nginx in front, and a real headless Chromium over WebDriver.
+//! - [`rserver`]: the TEST STAND-IN for RStudio Server's sign-in (`rserver_standin`, not
+//!   RStudio) on loopback, and a small blocking HTTP client for it.
 
 // This crate is test support: failing loudly with a message is what it is for.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -43,17 +46,21 @@
 pub use serde_json;
 
 pub mod artifacts;
+pub mod browser;
 pub mod clients;
 pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod env;
 pub mod files;
+pub mod gate;
 pub mod namespace;
 pub mod net;
+pub mod nginx;
 pub mod oidc_provider;
 pub mod pamtester;
 pub mod raw_client;
+pub mod rserver;
 pub mod samba;
 pub mod server;
 pub mod slapd;
@@ -70,6 +77,7 @@ pub use files::*;
 pub use net::*;
 pub use pamtester::*;
 pub use raw_client::*;
+pub use rserver::*;
 pub use server::*;
 pub use wait::*;
 pub use world::*;

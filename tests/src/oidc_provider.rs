@@ -33,6 +33,8 @@ pub const ACCOUNTS: &[(&str, &str, bool)] = &[
     ("carol-sub", "carol@company.com", false),
     ("eve-sub", "eve@elsewhere.org", true),
     ("partner-sub", "partner@elsewhere.org", true),
+    // bob exists locally but is outside the required group (the gate's browser test).
+    ("bob-sub", "bob@company.com", true),
 ];
 
 /// The PAM service of the OIDC tests: our module with `verify=oidc`, PAM_USER echoed.
@@ -107,7 +109,29 @@ pub struct Setup {
     pub alg: String,
     /// Seconds the provider's clock is off.
     pub clock_offset: i64,
+    /// Redirect URIs both clients register besides [`LOGIN_REDIRECT_URI`] (which `login`
+    /// uses), e.g. the gate's `http://localhost:PORT/gate/callback`.
+    pub redirect_uris: Vec<String>,
+    /// Both clients' `token_endpoint_auth_method`; `None`: the provider's default,
+    /// `client_secret_basic`.
+    pub token_endpoint_auth_method: Option<String>,
 }
+
+impl Setup {
+    /// One new RSA key, RS256, a correct clock, the default redirect URI and client auth.
+    pub fn rsa() -> Setup {
+        Setup {
+            keys: vec![generate_key("RSA")],
+            alg: "RS256".into(),
+            clock_offset: 0,
+            redirect_uris: Vec::new(),
+            token_endpoint_auth_method: None,
+        }
+    }
+}
+
+/// The redirect URI `login.mjs` signs in with, registered for every client.
+pub const LOGIN_REDIRECT_URI: &str = "http://127.0.0.1/callback";
 
 /// The ID token and access token of one sign-in.
 #[derive(Clone, Debug)]
@@ -131,11 +155,12 @@ pub struct OidcProvider {
 impl OidcProvider {
     /// Starts a provider on a free port with one new RSA key.
     pub fn start(name: &str) -> OidcProvider {
-        let setup = Setup {
-            keys: vec![generate_key("RSA")],
-            alg: "RS256".into(),
-            clock_offset: 0,
-        };
+        OidcProvider::start_on(name, free_port(), Setup::rsa())
+    }
+
+    /// Starts a provider on a free port with `setup` (e.g. [`Setup::rsa`] with the gate's
+    /// redirect URI).
+    pub fn start_with(name: &str, setup: Setup) -> OidcProvider {
         OidcProvider::start_on(name, free_port(), setup)
     }
 
@@ -147,12 +172,7 @@ impl OidcProvider {
     /// document) is `http://127.0.0.1:{public_port}`: a proxy on `public_port` sees all
     /// traffic to it.
     pub fn start_behind(name: &str, port: u16, public_port: u16) -> OidcProvider {
-        let setup = Setup {
-            keys: vec![generate_key("RSA")],
-            alg: "RS256".into(),
-            clock_offset: 0,
-        };
-        OidcProvider::start_inner(name, port, public_port, setup)
+        OidcProvider::start_inner(name, port, public_port, Setup::rsa())
     }
 
     fn start_inner(name: &str, port: u16, public_port: u16, setup: Setup) -> OidcProvider {
@@ -190,21 +210,29 @@ impl OidcProvider {
                 format!("\"{sub}\": {{\"email\": \"{email}\", \"email_verified\": {verified}}}")
             })
             .collect();
-        let clients: Vec<String> = [CLIENT_ID, OTHER_CLIENT_ID]
+        let mut redirect_uris = vec![LOGIN_REDIRECT_URI.to_string()];
+        redirect_uris.extend(self.setup.redirect_uris.iter().cloned());
+        let clients: Vec<serde_json::Value> = [CLIENT_ID, OTHER_CLIENT_ID]
             .iter()
             .map(|id| {
-                format!(
-                    "{{\"client_id\": \"{id}\", \"client_secret\": \"{CLIENT_SECRET}\", \"id_token_signed_response_alg\": \"{}\"}}",
-                    self.setup.alg
-                )
+                let mut c = serde_json::json!({
+                    "client_id": id,
+                    "client_secret": CLIENT_SECRET,
+                    "id_token_signed_response_alg": self.setup.alg,
+                    "redirect_uris": redirect_uris,
+                });
+                if let Some(m) = &self.setup.token_endpoint_auth_method {
+                    c["token_endpoint_auth_method"] = m.as_str().into();
+                }
+                c
             })
             .collect();
         let config = format!(
-            "{{\"port\": {}, \"issuer\": \"{}\", \"keys\": [{}], \"clients\": [{}], \"accounts\": {{{}}}, \"clock_offset\": {}}}",
+            "{{\"port\": {}, \"issuer\": \"{}\", \"keys\": [{}], \"clients\": {}, \"accounts\": {{{}}}, \"clock_offset\": {}}}",
             self.port,
             self.issuer(),
             self.setup.keys.join(", "),
-            clients.join(", "),
+            serde_json::Value::from(clients),
             accounts.join(", "),
             self.setup.clock_offset
         );

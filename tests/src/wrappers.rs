@@ -20,7 +20,7 @@ pub(crate) struct StartLock {
     _file: fs::File,
 }
 
-const PAM_WRAPPER_LOCK: &str = "/tmp/accountmap-tests.pam_wrapper.lock";
+pub(crate) const PAM_WRAPPER_LOCK: &str = "/tmp/accountmap-tests.pam_wrapper.lock";
 
 impl StartLock {
     pub(crate) fn acquire() -> StartLock {

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const PAGES: [(&str, &str); 5] = [
+const PAGES: [(&str, &str); 6] = [
     ("accountmapd", "8"),
+    ("accountmap-gate", "8"),
     ("accountmapctl", "1"),
     ("pam_accountmap", "8"),
     ("nss_accountmap", "8"),
@@ -81,6 +82,19 @@ fn accountmapd_options_are_in_its_man_page() {
     let page = page_text("accountmapd", "8");
     for option in long_options(&help(&accountmapd(), &[])) {
         assert_documented(&page, "accountmapd.8", "accountmapd option", &option);
+    }
+}
+
+#[test]
+fn accountmap_gate_options_are_in_its_man_page() {
+    let page = page_text("accountmap-gate", "8");
+    for option in long_options(&help(&accountmap_gate(), &[])) {
+        assert_documented(
+            &page,
+            "accountmap-gate.8",
+            "accountmap-gate option",
+            &option,
+        );
     }
 }
 

@@ -39,6 +39,8 @@ const DROP_IN: &str = "/etc/accountmap/conf.d/90-accountmap-e2e.toml";
 const SOCKET: &str = "/run/accountmap/accountmapd.sock";
 const DAEMON: &str = "/usr/sbin/accountmapd";
 const CTL: &str = "/usr/bin/accountmapctl";
+const GATE: &str = "/usr/sbin/accountmap-gate";
+const GATE_USER: &str = "accountmap-gate";
 const LOCK: &str = "/run/lock/accountmap-package-e2e.lock";
 
 /// The release build may start from nothing on a CI machine.
@@ -89,10 +91,12 @@ fn installed_deb_signs_users_in_and_purges_cleanly() {
     step("built", &deb.display().to_string(), t);
 
     let mut guard = Guard::default();
+    let gate_user_before = run(Command::new("getent").args(["passwd", GATE_USER])).code == 0;
 
     // --- install -------------------------------------------------------------------------
     let t = Instant::now();
     guard.installed = true;
+    guard.gate_user_created = !gate_user_before;
     let out = dpkg(&["-i", deb.to_str().unwrap()]);
     assert_eq!(out.code, 0, "dpkg -i\n{}", out.all());
     assert_eq!(package_status(), "install ok installed");
@@ -107,6 +111,9 @@ fn installed_deb_signs_users_in_and_purges_cleanly() {
         "/etc/accountmap/accounts",
         "/usr/share/pam-configs/accountmap",
         "/usr/share/man/man8/pam_accountmap.8.gz",
+        GATE,
+        "/usr/lib/systemd/system/accountmap-gate.service",
+        "/usr/share/man/man8/accountmap-gate.8.gz",
     ] {
         assert!(
             files.iter().any(|p| p == Path::new(f)),
@@ -121,18 +128,46 @@ fn installed_deb_signs_users_in_and_purges_cleanly() {
     );
     step("installed", &format!("{} files", files.len()), t);
 
-    // The unit as installed, where systemd-analyze exists (it checks the ExecStart binary too).
+    // The units as installed, where systemd-analyze exists (it checks the ExecStart binary
+    // and, for the gate, that its User= exists).
     if Path::new("/usr/bin/systemd-analyze").exists() {
-        let out = run(Command::new("systemd-analyze")
-            .arg("verify")
-            .arg("/usr/lib/systemd/system/accountmapd.service"));
-        assert_eq!(out.code, 0, "systemd-analyze verify\n{}", out.all());
-        assert!(
-            out.stderr.trim().is_empty() && out.stdout.trim().is_empty(),
-            "systemd-analyze verify complained\n{}",
-            out.all()
-        );
+        for unit in ["accountmapd.service", "accountmap-gate.service"] {
+            let out = run(Command::new("systemd-analyze")
+                .arg("verify")
+                .arg(format!("/usr/lib/systemd/system/{unit}")));
+            assert_eq!(out.code, 0, "systemd-analyze verify {unit}\n{}", out.all());
+            assert!(
+                out.stderr.trim().is_empty() && out.stdout.trim().is_empty(),
+                "systemd-analyze verify {unit} complained\n{}",
+                out.all()
+            );
+        }
     }
+    // The gate: its system user exists, and before any [gate] section is written it says what
+    // to add (the package does not enable it).
+    let out = run(Command::new("getent").args(["passwd", GATE_USER]));
+    assert_eq!(
+        out.code,
+        0,
+        "postinst did not create {GATE_USER}\n{}",
+        out.all()
+    );
+    let out = run(Command::new(GATE).arg("--check"));
+    assert_eq!(
+        out.code,
+        2,
+        "accountmap-gate --check without [gate]\n{}",
+        out.all()
+    );
+    assert!(
+        out.stderr.contains("no [gate] section"),
+        "accountmap-gate --check without [gate]\n{}",
+        out.all()
+    );
+    assert!(
+        !Path::new("/etc/systemd/system/multi-user.target.wants/accountmap-gate.service").exists(),
+        "the package enabled accountmap-gate.service"
+    );
     // Valid as shipped.
     let out = run(Command::new(DAEMON)
         .arg("--check")
@@ -389,6 +424,9 @@ struct Guard {
     files: bool,
     accounts: bool,
     installed: bool,
+    /// The package's postinst created the gate's system user: removed at the end (the package
+    /// keeps it on purge, as Debian packages keep their users).
+    gate_user_created: bool,
 }
 
 impl Guard {
@@ -450,6 +488,12 @@ impl Drop for Guard {
         }
         if self.accounts {
             remove_leftover_accounts();
+        }
+        if self.gate_user_created {
+            let out = run(Command::new("userdel").arg(GATE_USER));
+            if out.code != 0 {
+                eprintln!("package_e2e: cleanup: userdel {GATE_USER}\n{}", out.all());
+            }
         }
         for path in [&self.log, &self.notify].into_iter().flatten() {
             let _ = fs::remove_file(path);

@@ -20,6 +20,7 @@ wire_enum! {
         Getpwnam = 0x05,
         DeviceStart = 0x06,
         DevicePoll = 0x07,
+        IssueTicket = 0x08,
     }
     else DecodeError::UnknownOp
 }
@@ -33,6 +34,7 @@ wire_enum! {
         Passwd = 0x85,
         DeviceStarted = 0x86,
         DevicePending = 0x87,
+        Ticket = 0x88,
         Error = 0xFF,
     }
     else DecodeError::UnknownOp
@@ -269,6 +271,21 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
             w.str(session);
             w.finish()
         }
+        Request::IssueTicket {
+            service,
+            name,
+            rhost,
+            verify,
+            credential,
+        } => {
+            let mut w = Writer::new(RequestOp::IssueTicket as u8);
+            w.str(service);
+            w.str(name);
+            w.str(rhost);
+            w.u8(*verify as u8);
+            w.bytes(credential.expose());
+            w.finish()
+        }
     }
 }
 
@@ -315,9 +332,45 @@ pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
             user: r.str("user")?,
             session: r.str("session")?,
         },
+        RequestOp::IssueTicket => Request::IssueTicket {
+            service: r.str("service")?,
+            name: r.str("name")?,
+            rhost: r.str("rhost")?,
+            verify: Verify::try_from(r.u8()?)?,
+            credential: Credential::new(r.bytes()?.to_vec()),
+        },
     };
     r.end()?;
     Ok(req)
+}
+
+fn write_decision(w: &mut Writer, d: &Decision) {
+    w.u8(d.verdict as u8);
+    w.str(&d.account);
+    match d.uid {
+        None => w.u8(0),
+        Some(uid) => {
+            w.u8(1);
+            w.u32(uid);
+        }
+    }
+    w.str(&d.reason);
+    w.str(&d.rule);
+    w.list(&d.groups);
+}
+
+fn read_decision(r: &mut Reader<'_>) -> Result<Decision, DecodeError> {
+    let verdict = Verdict::try_from(r.u8()?)?;
+    let account = r.str("account")?;
+    let uid = if r.bool("uid")? { Some(r.u32()?) } else { None };
+    Ok(Decision {
+        verdict,
+        account,
+        uid,
+        reason: r.str("reason")?,
+        rule: r.str("rule")?,
+        groups: r.list("groups")?,
+    })
 }
 
 /// Encodes a response as a complete frame (length prefix included).
@@ -325,18 +378,13 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
     match resp {
         Response::Decision(d) => {
             let mut w = Writer::new(ResponseOp::Decision as u8);
-            w.u8(d.verdict as u8);
-            w.str(&d.account);
-            match d.uid {
-                None => w.u8(0),
-                Some(uid) => {
-                    w.u8(1);
-                    w.u32(uid);
-                }
-            }
-            w.str(&d.reason);
-            w.str(&d.rule);
-            w.list(&d.groups);
+            write_decision(&mut w, d);
+            w.finish()
+        }
+        Response::Ticket { decision, ticket } => {
+            let mut w = Writer::new(ResponseOp::Ticket as u8);
+            write_decision(&mut w, decision);
+            w.str(ticket);
             w.finish()
         }
         Response::Status(pairs) => {
@@ -401,19 +449,11 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
 pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
     let (mut r, op) = header(body)?;
     let resp = match ResponseOp::try_from(op)? {
-        ResponseOp::Decision => {
-            let verdict = Verdict::try_from(r.u8()?)?;
-            let account = r.str("account")?;
-            let uid = if r.bool("uid")? { Some(r.u32()?) } else { None };
-            Response::Decision(Decision {
-                verdict,
-                account,
-                uid,
-                reason: r.str("reason")?,
-                rule: r.str("rule")?,
-                groups: r.list("groups")?,
-            })
-        }
+        ResponseOp::Decision => Response::Decision(read_decision(&mut r)?),
+        ResponseOp::Ticket => Response::Ticket {
+            decision: Box::new(read_decision(&mut r)?),
+            ticket: r.str("ticket")?,
+        },
         ResponseOp::Status => {
             let flat = r.list("status")?;
             if flat.len() % 2 != 0 {

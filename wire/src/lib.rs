@@ -116,6 +116,7 @@ wire_enum! {
         Oidc = 2,
         Device = 3,
         Proxy = 4,
+        Ticket = 5,
     }
     else |_| DecodeError::BadValue("verify")
 }
@@ -128,6 +129,7 @@ impl Verify {
             Verify::Oidc => "oidc",
             Verify::Device => "device",
             Verify::Proxy => "proxy",
+            Verify::Ticket => "ticket",
         }
     }
 
@@ -138,6 +140,7 @@ impl Verify {
             "oidc" => Verify::Oidc,
             "device" => Verify::Device,
             "proxy" => Verify::Proxy,
+            "ticket" => Verify::Ticket,
             _ => return None,
         })
     }
@@ -188,6 +191,22 @@ pub struct PamRequest {
     pub credential: Option<Credential>,
 }
 
+/// How every `verify=ticket` sign-in ticket begins (`amt1.` and 43 characters of base64url:
+/// 256 random bits), so that the PAM module can tell a ticket from a password without sending
+/// the password anywhere.
+pub const TICKET_PREFIX: &str = "amt1.";
+/// A ticket's length.
+pub const TICKET_LEN: usize = TICKET_PREFIX.len() + 43;
+
+/// Whether `text` has a sign-in ticket's form.
+pub fn looks_like_ticket(text: &[u8]) -> bool {
+    text.len() == TICKET_LEN
+        && text.starts_with(TICKET_PREFIX.as_bytes())
+        && text[TICKET_PREFIX.len()..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
 /// A request to the daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -217,6 +236,17 @@ pub enum Request {
         user: String,
         session: String,
     },
+    /// `accountmap-gate` (a caller `[gate] ticket_callers` names): `name` signed in with
+    /// `credential` (`verify` = `oidc`: an ID token, `proxy`: a proxy signature) from `rhost`;
+    /// if the pipeline and policy allow the account, answered with [`Response::Ticket`],
+    /// otherwise with the refusal ([`Response::Decision`]).
+    IssueTicket {
+        service: String,
+        name: String,
+        rhost: String,
+        verify: Verify,
+        credential: Credential,
+    },
 }
 
 impl Request {
@@ -244,6 +274,15 @@ impl Request {
             Request::DevicePoll { service, user, .. } => {
                 format!("device poll service={service:?} user={user:?}")
             }
+            Request::IssueTicket {
+                service,
+                name,
+                verify,
+                ..
+            } => format!(
+                "issue ticket service={service:?} name={name:?} verify={}",
+                verify.as_str()
+            ),
         }
     }
 }
@@ -336,6 +375,13 @@ pub enum Response {
         user_code: String,
         expires_in: u32,
         interval: u32,
+    },
+    /// The answer to an allowed [`Request::IssueTicket`]: the decision, and the one-time
+    /// ticket for `decision.account` (`verify=ticket`). The decision is boxed: inline, it
+    /// would make every other answer as large.
+    Ticket {
+        decision: Box<Decision>,
+        ticket: String,
     },
     /// Not approved yet: poll again in `interval` seconds.
     DevicePending {

@@ -19,6 +19,7 @@ pub mod oidc;
 pub mod proxy;
 pub mod runtime;
 pub mod system;
+pub mod ticket;
 pub mod tls;
 
 use crate::backends::system::Account;

@@ -207,6 +207,7 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
     pub ldap: Vec<LdapConfig>,
     pub proxy: Option<ProxyConfig>,
+    pub gate: Option<GateConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -380,6 +381,18 @@ impl LdapConfig {
     }
 }
 
+/// `[gate]`: what accountmapd needs for `accountmap-gate`'s sign-in tickets.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// Local users whose processes may ask for tickets (the gate's own user).
+    pub ticket_callers: Vec<String>,
+    /// How long a ticket stays usable.
+    pub ticket_lifetime: Duration,
+    /// `mode = "header"` with `require_signature = false`: the gate vouches for the name its
+    /// proxy's header carries, so a ticket is minted without a credential to check.
+    pub unsigned_header: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub hmac_key_file: PathBuf,
@@ -404,6 +417,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn load_with(path: &Path, trust: &trust::Trust) -> Result<Config, ConfigErrors> {
     let read = files::read_with_drop_ins(path, trust).map_err(|e| ConfigErrors(vec![e]))?;
     validate::all(read.files, read.texts, read.errors, trust)
+}
+
+/// Reads a secret file for another program of the package (accountmap-gate's OAuth client
+/// secret) under the same rules as the daemon's own: owned by root or by the reading process's
+/// user, mode 0600 or stricter, every directory above it trusted; trailing newlines removed;
+/// non-empty UTF-8. The error names the file and the fix, never its content.
+pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    files::read_secret(path, files::SecretUse::Text, &trust::Trust::process())
 }
 
 /// Validates `text` as the whole configuration, as if it were the file `path` with no drop-ins;

@@ -20,6 +20,7 @@ pub(super) struct RawFile {
     pub(super) oidc: S<RawOidc>,
     pub(super) ldap: S<Vec<Spanned<RawLdap>>>,
     pub(super) proxy: S<RawProxy>,
+    pub(super) gate: S<RawGate>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +89,39 @@ pub(super) struct RawLdap {
     pub(super) whitelisted_login_groups: S<List>,
     /// `"auto"`, `true` or `false`.
     pub(super) nested_groups: S<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGate {
+    pub(super) ticket_callers: S<List>,
+    pub(super) ticket_lifetime: S<i64>,
+    /// `"oidc"` or `"header"`: accountmapd mints without a credential only for an unsigned
+    /// header gate.
+    pub(super) mode: S<String>,
+    pub(super) require_signature: S<bool>,
+    // The gate's own keys: accountmap-gate reads and checks them (`accountmap-gate --check`);
+    // accepted here so that one file serves both programs.
+    #[allow(dead_code)]
+    pub(super) listen: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) public_url: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) rserver_url: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) user_header: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) client_secret_file: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) scopes: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) service: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) rserver_encryption: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) stay_signed_in: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    pub(super) timeout: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -198,6 +232,9 @@ pub(super) fn oidc(f: &RawFile) -> Option<&RawOidc> {
 }
 pub(super) fn proxy(f: &RawFile) -> Option<&RawProxy> {
     f.proxy.as_ref().map(Spanned::get_ref)
+}
+pub(super) fn gate(f: &RawFile) -> Option<&RawGate> {
+    f.gate.as_ref().map(Spanned::get_ref)
 }
 
 /// 1-based line and character column of a byte offset.

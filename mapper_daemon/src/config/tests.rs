@@ -275,6 +275,22 @@ fn oidc_defaults_to_google() {
     assert!(c.warnings.is_empty());
 }
 
+#[test]
+fn the_gates_own_keys_are_accepted_in_the_same_file() {
+    let f = Fixture::new();
+    let c = f.load(
+        "[oidc]\nclient_id = \"x\"\nallowed_domains = [\"company.com\"]\n\
+         [gate]\nticket_callers = [\"accountmap-gate\"]\nlisten = \"127.0.0.1:8788\"\n\
+         public_url = \"https://rstudio.example.com/\"\nrserver_url = \"http://127.0.0.1:8787/\"\n\
+         mode = \"oidc\"\nclient_secret_file = \"/etc/accountmap/gate/client-secret\"\n\
+         scopes = [\"openid\", \"email\"]\nservice = \"rstudio\"\nrserver_encryption = \"pkcs1\"\n\
+         stay_signed_in = false\ntimeout = 10\n",
+    );
+    let g = c.gate.unwrap();
+    assert_eq!(g.ticket_callers, ["accountmap-gate"]);
+    assert!(!g.unsigned_header);
+}
+
 #[rstest]
 #[case::not_toml("[daemon\n", ":1:8: invalid table header")]
 #[case::unknown_top("[deamon]\n", ":1:2: unknown field `deamon`, expected one of `daemon`")]
@@ -362,6 +378,14 @@ fn oidc_defaults_to_google() {
 #[case::bad_email(
     "[oidc]\nclient_id = \"x\"\nallowed_emails = [\"jdoe\"]\n",
     ":3:19: allowed_emails entry \"jdoe\" is not an email address"
+)]
+#[case::gate_mode(
+    "[gate]\nticket_callers = [\"g\"]\nmode = \"saml\"\n",
+    ":3:8: mode must be \"oidc\" or \"header\", found \"saml\""
+)]
+#[case::gate_header_without_proxy_key(
+    "[gate]\nticket_callers = [\"g\"]\nmode = \"header\"\nuser_header = \"X-Auth-User\"\n",
+    ":1:1: [gate] mode = \"header\" checks X-Proxy-Signature with [proxy] hmac_key_file"
 )]
 #[case::missing_secret(
     "[oidc]\nclient_id = \"x\"\nclient_secret_file = \"{dir}/nope\"\n",

@@ -2,11 +2,12 @@
 //! (none stops the others), and accepted but risky settings become warnings.
 
 use super::files::{open_regular, read_secret, SecretUse};
-use super::raw::{access, daemon, mapping, offset_in_literal, oidc, pick, proxy, List, RawLdap};
+use super::raw::{access, daemon, gate, mapping, offset_in_literal, oidc, pick, proxy};
+use super::raw::{List, RawLdap};
 use super::raw::{Source, Val};
 use super::trust::Trust;
-use super::ProxyConfig;
 use super::{AccessConfig, Config, ConfigError, ConfigErrors, DaemonConfig};
+use super::{GateConfig, ProxyConfig};
 use super::{LdapConfig, MappingConfig, MemberAttribute, MinimumUid, NestedGroups, OidcConfig};
 use super::{Secret, GOOGLE_DISCOVERY};
 use crate::identity::rewrite::RewriteRule;
@@ -53,6 +54,7 @@ pub(super) fn all(
     let oidc = ctx.oidc(&sources);
     let ldap = ctx.ldap(&sources);
     let proxy = ctx.proxy(&sources);
+    let gate = ctx.gate(&sources);
 
     if !ctx.errors.is_empty() {
         let order = |e: &ConfigError| {
@@ -77,6 +79,7 @@ pub(super) fn all(
         oidc,
         ldap,
         proxy,
+        gate,
     })
 }
 
@@ -702,6 +705,51 @@ impl Ctx {
             self.err(v, "user_email_attribute must name at least one attribute");
         }
         out
+    }
+
+    // --- [gate] ---
+
+    fn gate(&mut self, s: &[Source]) -> Option<GateConfig> {
+        let table = pick(s, |f| f.gate.as_ref())?;
+        let lifetime = pick(s, |f| gate(f)?.ticket_lifetime.as_ref());
+        let ticket_lifetime = self.seconds(lifetime, "ticket_lifetime", 30, 1, 300);
+        let callers = pick(s, |f| gate(f)?.ticket_callers.as_ref());
+        let ticket_callers = self.words(callers, "ticket_callers");
+        if ticket_callers.is_empty() {
+            // Without a caller nobody could ask for a ticket: a [gate] section that does nothing.
+            self.missing(table, "ticket_callers", "[gate]");
+            return None;
+        }
+        let header = match pick(s, |f| gate(f)?.mode.as_ref()) {
+            None => false,
+            Some(v) => match v.get().as_str() {
+                "oidc" => false,
+                "header" => true,
+                other => {
+                    self.err(
+                        v,
+                        format!("mode must be \"oidc\" or \"header\", found {other:?}"),
+                    );
+                    false
+                }
+            },
+        };
+        let signed =
+            !matches!(pick(s, |f| gate(f)?.require_signature.as_ref()), Some(v) if !*v.get());
+        if header && signed && pick(s, |f| f.proxy.as_ref()).is_none() {
+            // The signatures are checked with [proxy]'s key: without it every sign-in fails.
+            if self.complete {
+                self.err(
+                    table,
+                    "[gate] mode = \"header\" checks X-Proxy-Signature with [proxy] hmac_key_file, and there is no [proxy] section: add it, or set require_signature = false in [gate] if the proxy cannot sign",
+                );
+            }
+        }
+        Some(GateConfig {
+            ticket_callers,
+            ticket_lifetime,
+            unsigned_header: header && !signed,
+        })
     }
 
     // --- [proxy] ---

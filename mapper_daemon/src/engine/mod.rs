@@ -6,9 +6,11 @@
 //!   decision runs;
 //! - [`pam`]: the PAM phases (credential sanity, the brute-force brake);
 //! - [`nss`]: the NSS module's `getpwnam` of an alias;
-//! - [`device`]: the OAuth device flow of `verify=device`.
+//! - [`device`]: the OAuth device flow of `verify=device`;
+//! - [`gate`]: sign-in tickets for `accountmap-gate` (`verify=ticket`).
 
 mod device;
+mod gate;
 pub mod nss;
 mod pam;
 
@@ -17,6 +19,7 @@ use crate::backends::ldap::LdapBackend;
 use crate::backends::oidc::OidcBackend;
 use crate::backends::proxy::verify::ProxyVerifier;
 use crate::backends::system::{self, Account, Directory};
+use crate::backends::ticket::verify::TicketVerifier;
 use crate::backends::{
     Backend, Claim, CredentialVerifier, DirectoryEntry, Failure, IdentitySource,
 };
@@ -29,6 +32,7 @@ use crate::server::brake::{Source, Ticket};
 use crate::server::guards::Guards;
 use crate::server::nss_limit::{payer, Admission, Payer, USER_REQUEST_RATE};
 use accountmap_wire::{Credential, Decision, Request, Response, Verdict, Verify};
+use gate::TicketRequest;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -147,6 +151,11 @@ impl Engine {
         if let Some(proxy) = proxy {
             verifiers.push(proxy.clone());
             backends.push(proxy);
+        }
+        if config.gate.is_some() {
+            let tickets = Arc::new(TicketVerifier::new(guards.tickets.clone()));
+            verifiers.push(tickets.clone());
+            backends.push(tickets);
         }
         Ok(Engine {
             config,
@@ -269,6 +278,22 @@ impl Engine {
                 user,
                 session,
             } => self.device_poll(peer, service, user, session),
+            Request::IssueTicket {
+                service,
+                name,
+                rhost,
+                verify,
+                credential,
+            } => self.issue_ticket(
+                peer,
+                &TicketRequest {
+                    service,
+                    name,
+                    rhost,
+                    verify: *verify,
+                    credential,
+                },
+            ),
         }
     }
 
@@ -525,6 +550,10 @@ impl Engine {
             Verify::Oidc => "verify=oidc, but the configuration has no [oidc] section".into(),
             Verify::Proxy => {
                 crate::backends::proxy::verify::ProxyRefusal::NotConfigured.to_string()
+            }
+            Verify::Ticket => {
+                "verify=ticket, but the configuration has no [gate] section (nobody mints tickets)"
+                    .into()
             }
             other => format!(
                 "verify={} is not supported by this version of accountmapd",

@@ -36,7 +36,8 @@ impl Engine {
             (Phase::Auth, method, Some(credential)) if method != Verify::None => Some(Check {
                 method,
                 credential,
-                braked_from: Some(source(peer, req)),
+                // A ticket is 256 random bits: nothing to guess, nothing to brake.
+                braked_from: (method != Verify::Ticket).then(|| source(peer, req)),
             }),
             _ => None,
         };

@@ -5,6 +5,7 @@
 //! started and when it last reloaded, for `accountmapctl status`.
 
 use crate::backends::proxy::verify::{ReplayMemory, REPLAY_CAPACITY};
+use crate::backends::ticket::{TicketStore, MAX_TICKETS};
 use crate::server::brake::{Brake, MAX_KEYS};
 use crate::server::nss_limit::{
     RateLimiter, BURST, RATE_PER_SECOND, USER_REQUEST_BURST, USER_REQUEST_RATE,
@@ -21,6 +22,8 @@ pub struct Guards {
     pub user_requests: RateLimiter,
     /// Proxy signatures already used.
     pub replay: Arc<ReplayMemory>,
+    /// Live sign-in tickets (`verify=ticket`): a ticket minted just before a reload still works.
+    pub tickets: Arc<TicketStore>,
     /// When the daemon started: `status` counts its uptime from here, across reloads.
     pub started: Instant,
     /// When the last successful reload took effect, and how many there were.
@@ -35,6 +38,7 @@ impl Guards {
             nss: RateLimiter::new(RATE_PER_SECOND, BURST),
             user_requests: RateLimiter::new(USER_REQUEST_RATE, USER_REQUEST_BURST),
             replay: Arc::new(ReplayMemory::new(REPLAY_CAPACITY)),
+            tickets: Arc::new(TicketStore::new(MAX_TICKETS)),
             started: Instant::now(),
             reloads: Mutex::new((None, 0)),
         }

@@ -542,6 +542,7 @@ fn kind(request: &Request) -> &'static str {
         Request::Getpwnam { .. } => "getpwnam",
         Request::DeviceStart { .. } => "device start",
         Request::DevicePoll { .. } => "device poll",
+        Request::IssueTicket { .. } => "issue ticket",
     }
 }
 

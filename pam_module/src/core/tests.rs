@@ -1166,3 +1166,26 @@ fn a_silent_daemon_is_waited_for_once_per_handle() {
     assert_eq!(auth(&mut h, &[], &mut d), PAM_AUTHINFO_UNAVAIL);
     assert!(h.silent.is_none());
 }
+
+/// `verify=ticket` sits before the password modules: a typed password is not a ticket, so it
+/// is refused here (the stack's `default=ignore` moves on) and never sent to the daemon; a
+/// ticket-shaped one is sent as the credential.
+#[test]
+fn verify_ticket_sends_only_tickets() {
+    let mut h = FakePam::new("jdoe").answering(SECRET);
+    let mut d = FakeDaemon::allowing("jdoe");
+    assert_eq!(auth(&mut h, &["verify=ticket"], &mut d), PAM_AUTH_ERR);
+    assert!(d.calls.is_empty(), "a password went to the daemon");
+    assert_eq!(h.authtok_sets.len(), 1, "offered to the next module");
+
+    let ticket = b"amt1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let mut h = FakePam::new("jdoe").answering(ticket);
+    let mut d = FakeDaemon::allowing("jdoe");
+    assert_eq!(auth(&mut h, &["verify=ticket"], &mut d), PAM_SUCCESS);
+    let req = d.pam_request(0);
+    assert_eq!(req.verify, Verify::Ticket);
+    assert_eq!(
+        req.credential.as_ref().map(|c| c.expose()),
+        Some(&ticket[..])
+    );
+}

@@ -27,6 +27,7 @@ const OP_PASSWD: u8 = ResponseOp::Passwd as u8;
         (Verify::Oidc as u8, 2),
         (Verify::Device as u8, 3),
         (Verify::Proxy as u8, 4),
+        (Verify::Ticket as u8, 5),
     ],
     Verify::ALL.len(),
     |b| Verify::try_from(b).map(|v| v as u8),
@@ -56,6 +57,7 @@ const OP_PASSWD: u8 = ResponseOp::Passwd as u8;
         (RequestOp::Getpwnam as u8, 0x05),
         (RequestOp::DeviceStart as u8, 0x06),
         (RequestOp::DevicePoll as u8, 0x07),
+        (RequestOp::IssueTicket as u8, 0x08),
     ],
     RequestOp::ALL.len(),
     |b| RequestOp::try_from(b).map(|v| v as u8),
@@ -69,6 +71,7 @@ const OP_PASSWD: u8 = ResponseOp::Passwd as u8;
         (ResponseOp::Passwd as u8, 0x85),
         (ResponseOp::DeviceStarted as u8, 0x86),
         (ResponseOp::DevicePending as u8, 0x87),
+        (ResponseOp::Ticket as u8, 0x88),
         (ResponseOp::Error as u8, 0xFF),
     ],
     ResponseOp::ALL.len(),
@@ -134,6 +137,7 @@ fn pam(credential: Option<&[u8]>) -> Request {
 #[case::getpwnam_empty(Request::Getpwnam { name: String::new() })]
 #[case::device_start(Request::DeviceStart { service: "sshd".into(), user: "alice".into(), rhost: "10.0.0.1".into() })]
 #[case::device_poll(Request::DevicePoll { service: "sshd".into(), user: "alice".into(), session: "abc".into() })]
+#[case::issue_ticket(Request::IssueTicket { service: "gate".into(), name: "alice@company.com".into(), rhost: "127.0.0.1".into(), verify: Verify::Oidc, credential: Credential::new(b"eyJ.x.y".to_vec()) })]
 fn requests_round_trip(#[case] req: Request) {
     let frame = encode_request(&req);
     let len = frame_len([frame[0], frame[1], frame[2], frame[3]]);
@@ -164,6 +168,7 @@ fn requests_round_trip(#[case] req: Request) {
 #[case::passwd_none(Response::Passwd(None))]
 #[case::device_started(Response::DeviceStarted { session: "s".into(), verification_uri: "https://idp/device".into(), user_code: "ABCD-EFGH".into(), expires_in: 600, interval: 5 })]
 #[case::device_pending(Response::DevicePending { interval: 10 })]
+#[case::ticket(Response::Ticket { decision: Box::new(Decision { verdict: Verdict::Allowed, account: "alice".into(), uid: Some(1001), reason: "allowed".into(), rule: "identity".into(), groups: vec!["alice".into()] }), ticket: "amt1.x".into() })]
 fn responses_round_trip(#[case] resp: Response) {
     let frame = encode_response(&resp);
     assert_eq!(decode_response(&frame[FRAME_HEADER_LEN..]), Ok(resp));
