@@ -220,15 +220,13 @@ impl Upstream {
             &v,
         );
         let url = base.join("auth-do-sign-in");
-        let resp = self
+        let req = self
             .http
             .post(&url)
             .header("content-type", "application/x-www-form-urlencoded")
-            .header(COOKIE, format!("rs-csrf-token={csrf}"))
-            // rserver builds its redirects from the host the browser used.
-            .header("host", public.authority.as_str())
-            .header("x-forwarded-host", public.authority.as_str())
-            .header("x-forwarded-proto", public.scheme.as_str())
+            .header(COOKIE, format!("rs-csrf-token={csrf}"));
+        let resp = self
+            .as_browser_saw_it(req)
             .body(form)
             .send()
             .await
@@ -272,23 +270,30 @@ impl Upstream {
         }
         cookie.push_str(&format!("rs-csrf-token={csrf}"));
         let url = self.cfg.rserver_url.join("auth-sign-out");
-        let public = &self.cfg.public_url;
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("rs-csrf-token", &csrf)
             .finish();
-        let resp = self
+        let req = self
             .http
             .post(&url)
             .header("content-type", "application/x-www-form-urlencoded")
-            .header(COOKIE, cookie)
-            .header("host", public.authority.as_str())
-            .header("x-forwarded-host", public.authority.as_str())
-            .header("x-forwarded-proto", public.scheme.as_str())
+            .header(COOKIE, cookie);
+        let resp = self
+            .as_browser_saw_it(req)
             .body(form)
             .send()
             .await
             .map_err(|e| format!("{url}: {e}"))?;
         Ok(resp.headers().get_all(SET_COOKIE).iter().cloned().collect())
+    }
+
+    /// rserver builds its redirects from the host and scheme the browser used: those of
+    /// `public_url`, not the gate's own connection to it.
+    fn as_browser_saw_it(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let public = &self.cfg.public_url;
+        req.header("host", public.authority.as_str())
+            .header("x-forwarded-host", public.authority.as_str())
+            .header("x-forwarded-proto", public.scheme.as_str())
     }
 
     /// rserver's redirect as a path on the public origin: a relative path is kept, an absolute

@@ -107,3 +107,70 @@ impl Drop for Gate {
         kill_and_wait_closed(&mut self.child, self.port);
     }
 }
+
+/// The HMAC key of the ticket tests' trusted proxy (`[proxy] hmac_key_file`).
+pub const PROXY_KEY: &str = "ticket tests proxy hmac key";
+
+/// Starts `env`'s daemon with `[proxy]` (key [`PROXY_KEY`]), `[gate]` naming the gate's user
+/// (`nobody`) as the one that may ask for tickets, valid `lifetime` seconds, `gate_lines` more
+/// in `[gate]`, and `more` (other sections) before them.
+pub fn start_ticket_daemon(env: &mut Env, lifetime: u32, more: &str, gate_lines: &str) {
+    let key = env.path("proxy-hmac-key");
+    write_with_mode(&key, &format!("{PROXY_KEY}\n"), 0o600);
+    let mut config = env.config().clone();
+    config.extra.push_str(&format!(
+        "{more}\n[proxy]\nhmac_key_file = \"{}\"\nmax_clock_skew = 60\n\
+         \n[gate]\nticket_callers = [\"{GATE_USER}\"]\nticket_lifetime = {lifetime}\n{gate_lines}",
+        key.display()
+    ));
+    env.write_config(&config);
+    env.start_daemon();
+}
+
+/// The `rstudio` service: a ticket signs in (`[success=done default=ignore]`, the README's
+/// profile), then `after` (the password modules' stand-in), then the account phase.
+pub fn add_ticket_service(env: &Env, after: &str) {
+    env.add_service_text(
+        "rstudio",
+        &format!(
+            "{}{after}\n{}",
+            env.module_line("auth", "[success=done default=ignore]", "verify=ticket"),
+            env.module_line("account", "[success=ok default=die]", "")
+        ),
+    );
+}
+
+/// A one-time ticket for `name` (an alias or an account), asked for as the gate asks in
+/// header mode: signed by the proxy key. The daemon refuses a signature replayed (same user and
+/// date), so each request for a name gets a date of its own, now or a few seconds back, well
+/// inside max_clock_skew.
+pub fn proxy_ticket(env: &Env, name: &str) -> Result<String, accountmap_wire::Response> {
+    use accountmap_wire::{call, Credential, Request, Response, Verify};
+    use std::sync::Mutex;
+    static USED: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let date = {
+        let mut used = USED.lock().unwrap_or_else(|p| p.into_inner());
+        let date = (0..60)
+            .map(|back| now - back)
+            .find(|d| !used.contains(&(name.to_string(), *d)))
+            .expect("fewer than 60 tickets per name and minute");
+        used.push((name.to_string(), date));
+        date.to_string()
+    };
+    let sig = crate::openssl_proxy_signature(PROXY_KEY, name, &date, "");
+    let req = Request::IssueTicket {
+        service: "rstudio".into(),
+        name: name.into(),
+        rhost: "127.0.0.1".into(),
+        verify: Verify::Proxy,
+        credential: Credential::new(format!("{date}\n{sig}").into_bytes()),
+    };
+    match call(&env.socket, &req, Duration::from_secs(10)) {
+        Ok(Response::Ticket { ticket, .. }) => Ok(ticket),
+        Ok(other) => Err(other),
+        Err(e) => panic!("IssueTicket: {e}"),
+    }
+}

@@ -19,7 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use accountmap_tests::browser::Browser;
-use accountmap_tests::gate::{Gate, GATE_USER};
+use accountmap_tests::gate::{add_ticket_service, start_ticket_daemon, Gate};
 use accountmap_tests::nginx::{rstudio_site, Nginx};
 use accountmap_tests::oidc_provider::{oidc_config, OidcProvider, Setup, CLIENT_ID, CLIENT_SECRET};
 use accountmap_tests::rserver::{HttpResponse, RServer, RServerOptions};
@@ -70,8 +70,6 @@ enum Mode {
     },
 }
 
-/// The key the upstream proxy signs with (`[proxy] hmac_key_file`).
-const PROXY_KEY: &str = "gate browser test proxy key";
 /// The header the upstream proxy names the user in (never X-RStudio-Username).
 const USER_HEADER: &str = "X-Auth-Request-User";
 
@@ -87,33 +85,18 @@ impl Site {
         let provider = OidcProvider::start_with(name, setup);
         let discovery = format!("{}/.well-known/openid-configuration", provider.issuer());
         let mut env = Env::builder(name).no_daemon().build();
-        let key = env.path("proxy-hmac-key");
-        write_with_mode(&key, &format!("{PROXY_KEY}\n"), 0o600);
         let gate_mode = match mode {
             Mode::Oidc => String::new(),
             Mode::Header { signed } => format!(
                 "mode = \"header\"\nuser_header = \"{USER_HEADER}\"\nrequire_signature = {signed}\n"
             ),
         };
-        let mut config = env.config().clone();
-        oidc_config(&mut config, &discovery, "");
-        config.extra.push_str(&format!(
-            "\n[proxy]\nhmac_key_file = \"{}\"\nmax_clock_skew = 60\n\
-             \n[gate]\nticket_callers = [\"{GATE_USER}\"]\nticket_lifetime = 30\n{gate_mode}",
-            key.display()
-        ));
-        env.write_config(&config);
-        env.start_daemon();
+        let mut oidc = env.config().clone();
+        oidc_config(&mut oidc, &discovery, "");
+        start_ticket_daemon(&mut env, 30, &oidc.extra, &gate_mode);
         // rserver's PAM service as the README's /etc/pam.d/rstudio: a ticket first, local
         // passwords after it (pam_deny here: the test world has no passwords).
-        env.add_service_text(
-            "rstudio",
-            &format!(
-                "{}\nauth required pam_deny.so\n{}\n",
-                env.module_line("auth", "[success=done default=ignore]", "verify=ticket"),
-                env.module_line("account", "required", ""),
-            ),
-        );
+        add_ticket_service(&env, "auth required pam_deny.so");
         let rserver = RServer::start(
             &env,
             &RServerOptions {

@@ -8,27 +8,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use accountmap_gate::rserver::{encrypt_credentials, parse_public_key, sign_in_form, Scheme};
+use accountmap_tests::gate::{proxy_ticket, start_ticket_daemon};
 use accountmap_tests::*;
-use accountmap_wire::{call, Credential, Request, Response, Verify};
 use rand_core::OsRng;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const KEY: &str = "rserver stand-in test hmac key";
 
 /// A daemon that issues tickets (to root, the test) and the `rstudio` service with
 /// `verify=ticket` alone: a refused ticket is a refused sign-in.
 fn standin_env(name: &str) -> Env {
     let mut env = Env::builder(name).no_daemon().build();
-    let key = env.path("proxy-hmac-key");
-    write_with_mode(&key, &format!("{KEY}\n"), 0o600);
-    let mut config = env.config().clone();
-    config.extra = format!(
-        "\n[proxy]\nhmac_key_file = \"{}\"\nmax_clock_skew = 60\n\n[gate]\nticket_callers = [\"nobody\"]\nticket_lifetime = 30\n",
-        key.display()
-    );
-    env.write_config(&config);
-    env.start_daemon();
+    start_ticket_daemon(&mut env, 30, "", "");
     env.add_service_text(
         "rstudio",
         &format!(
@@ -42,34 +30,7 @@ fn standin_env(name: &str) -> Env {
 
 /// A one-time ticket for `name` (an alias or an account), as the gate gets it.
 fn ticket_for(env: &Env, name: &str) -> String {
-    // The daemon refuses a proxy signature replayed (same user and date): each ticket for a
-    // name gets a date of its own, now or a few seconds back, well inside max_clock_skew.
-    static USED: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let date = {
-        let mut used = USED.lock().unwrap_or_else(|p| p.into_inner());
-        let date = (0..)
-            .map(|back| now - back)
-            .find(|d| !used.contains(&(name.to_string(), *d)))
-            .unwrap();
-        used.push((name.to_string(), date));
-        date.to_string()
-    };
-    let sig = openssl_proxy_signature(KEY, name, &date, "");
-    let req = Request::IssueTicket {
-        service: "gate".into(),
-        name: name.into(),
-        rhost: "127.0.0.1".into(),
-        verify: Verify::Proxy,
-        credential: Credential::new(format!("{date}\n{sig}").into_bytes()),
-    };
-    match call(&env.socket, &req, Duration::from_secs(10)).unwrap() {
-        Response::Ticket { ticket, .. } => ticket,
-        other => panic!("no ticket for {name}: {other:?}"),
-    }
+    proxy_ticket(env, name).unwrap_or_else(|other| panic!("no ticket for {name}: {other:?}"))
 }
 
 /// The sign-in a client of rserver makes: the sign-in page for the CSRF cookie, the public key,

@@ -4,54 +4,22 @@
 //! the password modules — signs the account in with it once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use accountmap_tests::gate::{add_ticket_service, proxy_ticket, start_ticket_daemon};
 use accountmap_tests::*;
-use accountmap_wire::{call, Credential, Request, Response, Verify};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const KEY: &str = "ticket test hmac key";
+use accountmap_wire::Response;
+use std::time::Duration;
 
 fn ticket_env(name: &str) -> Env {
     let mut env = Env::builder(name).no_daemon().build();
-    let key = env.path("proxy-hmac-key");
-    write_with_mode(&key, &format!("{KEY}\n"), 0o600);
-    let mut config = env.config().clone();
-    config.extra = format!(
-        "\n[proxy]\nhmac_key_file = \"{}\"\n\n[gate]\nticket_callers = [\"nobody\"]\nticket_lifetime = 5\n",
-        key.display()
-    );
-    env.write_config(&config);
-    env.start_daemon();
+    start_ticket_daemon(&mut env, 5, "", "");
     // SPEC's profile: a ticket signs in; anything else goes on to the password modules
     // (pam_permit stands in for them here).
-    env.add_service_text(
-        "rstudio",
-        &format!(
-            "{}auth required pam_permit.so\n{}",
-            env.module_line("auth", "[success=done default=ignore]", "verify=ticket"),
-            env.module_line("account", "[success=ok default=die]", "")
-        ),
-    );
+    add_ticket_service(&env, "auth required pam_permit.so");
     env
 }
 
 fn ticket_for(env: &Env, name: &str) -> Result<String, Response> {
-    let date = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
-    let sig = openssl_proxy_signature(KEY, name, &date, "");
-    let req = Request::IssueTicket {
-        service: "gate".into(),
-        name: name.into(),
-        rhost: "127.0.0.1".into(),
-        verify: Verify::Proxy,
-        credential: Credential::new(format!("{date}\n{sig}").into_bytes()),
-    };
-    match call(&env.socket, &req, Duration::from_secs(10)).unwrap() {
-        Response::Ticket { ticket, .. } => Ok(ticket),
-        other => Err(other),
-    }
+    proxy_ticket(env, name)
 }
 
 #[test]
