@@ -10,8 +10,7 @@
 //! ([`MAX_MAPPINGS`]); past the cap it uses the socket only. After a fork the child inherits
 //! the mapping and the pointer, and goes on using them.
 
-use accountmap_wire::memcache::{self, ReadMap};
-use accountmap_wire::PasswdEntry;
+use accountmap_wire::memcache::{self, Cached, ReadMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
@@ -26,9 +25,9 @@ struct Mapped {
 static CURRENT: AtomicPtr<Mapped> = AtomicPtr::new(std::ptr::null_mut());
 static MAPPINGS: AtomicU32 = AtomicU32::new(0);
 
-/// The entry cached for `name` by the daemon listening at `socket`, if a trusted cache holds
-/// an unexpired one.
-pub fn lookup(socket: &Path, name: &[u8]) -> Option<PasswdEntry> {
+/// What the daemon listening at `socket` cached for `name` (its entry, or that it is no
+/// alias), if a trusted cache holds an unexpired record.
+pub fn lookup(socket: &Path, name: &[u8]) -> Option<Cached> {
     let path = memcache::path_for(socket)?;
     let now = memcache::now_ns();
     let mapped = current(&path)?;

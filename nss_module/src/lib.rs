@@ -52,6 +52,7 @@
 mod cache;
 mod initgroups;
 
+use accountmap_wire::memcache::Cached;
 use accountmap_wire::{
     PasswdEntry, Request, Response, DAEMON_ENV, DEFAULT_SOCKET, MAX_NAME_LEN, SOCKET_ENV,
 };
@@ -246,10 +247,15 @@ unsafe fn getpwnam_at(
     }
     // SAFETY: a non-NULL `name` is a NUL-terminated string alive for the call (NSS contract).
     let name = unsafe { CStr::from_ptr(name) }.to_bytes();
-    // The daemon's shared-memory cache first: a warm alias costs no socket I/O.
-    if let Some(pw) = cache::lookup(socket, name).filter(usable) {
-        // SAFETY: as below: `result` and `buffer` are non-NULL and valid (NSS contract).
-        return unsafe { fill(&pw, result, buffer, buflen) };
+    // The daemon's shared-memory cache first: a warm alias, or a name the daemon said is no
+    // alias, costs no socket I/O.
+    match cache::lookup(socket, name) {
+        Some(Cached::Entry(pw)) if usable(&pw) => {
+            // SAFETY: as below: `result` and `buffer` are non-NULL and valid (NSS contract).
+            return unsafe { fill(&pw, result, buffer, buflen) };
+        }
+        Some(Cached::NotAnAlias) => return (NSS_STATUS_NOTFOUND, Some(libc::ENOENT)),
+        _ => {}
     }
     match lookup(socket, name, timeout) {
         // SAFETY: `result` and `buffer` are non-NULL and, by the NSS contract, valid for a

@@ -304,6 +304,71 @@ fn a_cached_alias_is_answered_while_the_daemon_is_stopped() {
     assert!(!bytes.windows(ALIAS.len()).any(|w| w == ALIAS.as_bytes()));
 }
 
+/// Issue 16: a fresh process whose `getpwnam` misses `files` (a typo, a probe, a service
+/// asking for a user that does not exist) used to pay a socket round trip to the daemon every
+/// time. The daemon now also caches "not an alias" (for `negative_cache_ttl`), so a repeated
+/// miss is answered from the shared memory: with the daemon stopped, that name is still a quick
+/// NOTFOUND, while a name never asked waits for the daemon (UNAVAIL after the module's 1 s).
+#[test]
+fn a_name_that_is_no_alias_is_answered_from_the_cache() {
+    let env = Env::builder("nss-cache-negative")
+        .config(|c| {
+            c.cache_ttl = 300;
+            c.negative_cache_ttl = 30;
+        })
+        .build();
+    assert_not_found(&env, "no-such-user");
+    let (_, v, _) = env.ctl_json(&["status"]);
+    assert_eq!(v["nss_cache_entries"], "1", "{v}");
+    {
+        let _stopped = Stopped::new(&env);
+        let cached = assert_not_found(&env, "no-such-user");
+        let asked = assert_not_found_unavail(&env, "never-asked");
+        eprintln!(
+            "daemon stopped: cached miss {:?}, new miss {:?}",
+            cached.elapsed, asked.elapsed
+        );
+        assert!(
+            asked.elapsed >= Duration::from_millis(900),
+            "{:?}",
+            asked.elapsed
+        );
+        assert!(
+            cached.elapsed < Duration::from_millis(900),
+            "{:?}",
+            cached.elapsed
+        );
+    }
+    // A name that becomes an alias is answered at once after a reload (which empties the
+    // cache), not after negative_cache_ttl.
+    let mut env = env;
+    env.write_accounts(&format!("{STANDARD_ACCOUNTS}no-such-user = alice\n"));
+    env.sighup();
+    assert!(
+        wait_until(Duration::from_secs(10), || env
+            .getent_passwd("no-such-user")
+            .code
+            == 0),
+        "{}",
+        env.daemon_log()
+    );
+    assert_found(&env, "no-such-user", &local_line("alice", 1001, 1001));
+}
+
+/// With `negative_cache_ttl = 0` nothing negative is kept.
+#[test]
+fn no_negative_cache_no_cached_misses() {
+    let env = Env::builder("nss-cache-no-negative")
+        .config(|c| {
+            c.cache_ttl = 300;
+            c.negative_cache_ttl = 0;
+        })
+        .build();
+    assert_not_found(&env, "no-such-user");
+    let (_, v, _) = env.ctl_json(&["status"]);
+    assert_eq!(v["nss_cache_entries"], "0", "{v}");
+}
+
 /// Points ALIAS at alice in the accounts file (no SIGHUP).
 fn remap_alias_to_alice(env: &Env) {
     env.write_accounts(

@@ -20,9 +20,14 @@
 //!   1 expiry: CLOCK_MONOTONIC nanoseconds; 0 = empty slot
 //!   2-3 key: the first 16 bytes of SHA-256(salt || name as queried)
 //!   4 uid (low 32 bits) | gid (high 32 bits)
-//!   5 byte lengths of pw_name, pw_gecos, pw_dir, pw_shell (16 bits each, in that order)
+//!   5 byte lengths of pw_name, pw_gecos, pw_dir, pw_shell (16 bits each, in that order),
+//!     or NOT_AN_ALIAS (all ones): the daemon answered that the name is no alias it serves
 //!   6.. the four strings back to back, no NULs (DATA_BYTES at most)
 //! ```
+//!
+//! A "not an alias" record lets a fresh process whose `getpwnam` misses `files` get its
+//! NOTFOUND without a socket round trip, for `negative_cache_ttl`; it is written only for a
+//! real "no such alias" answer, never for an error or a refusal by the rate limit.
 //!
 //! A record lives in one of [`PROBE`] consecutive slots from `key % SLOTS`; the writer replaces
 //! the record of the same key, else an empty or expired slot, else the one that expires
@@ -61,8 +66,8 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 pub const FILE_NAME: &str = "passwd.cache";
 /// "AMPWCACH", little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"AMPWCACH");
-/// The layout version; a reader ignores a file of any other.
-pub const VERSION: u64 = 1;
+/// The layout version; a reader ignores a file of any other (2: "not an alias" records).
+pub const VERSION: u64 = 2;
 /// Words of the header.
 pub const HEADER_WORDS: usize = 8;
 /// Words of one record (512 bytes).
@@ -95,6 +100,10 @@ const R_KEY: usize = 2;
 const R_IDS: usize = 4;
 const R_LENS: usize = 5;
 const R_DATA: usize = 6;
+
+/// The lengths word of a "not an alias" record: no entry could have it (four 0xffff-byte
+/// strings do not fit a record).
+const NOT_AN_ALIAS: u64 = u64::MAX;
 
 const STATE_LIVE: u64 = 0;
 const STATE_RETIRED: u64 = 1;
@@ -238,8 +247,8 @@ impl<'a> Table<'a> {
         Probe::Busy
     }
 
-    /// The entry cached for `name` if it has not expired at `now` (CLOCK_MONOTONIC ns).
-    pub fn lookup(&self, name: &[u8], now: u64) -> Option<PasswdEntry> {
+    /// What is cached for `name` if it has not expired at `now` (CLOCK_MONOTONIC ns).
+    pub fn lookup(&self, name: &[u8], now: u64) -> Option<Cached> {
         let key = key(self.salt(), name);
         let home = key[0] as usize;
         let mut copy = Snapshot {
@@ -269,10 +278,22 @@ impl<'a> Table<'a> {
     }
 }
 
+/// What a record says about a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cached {
+    /// The local account's entry the alias stands for.
+    Entry(PasswdEntry),
+    /// The daemon answered that the name is no alias it serves (NSS_STATUS_NOTFOUND).
+    NotAnAlias,
+}
+
 /// The strings and numbers of a consistent record copy, if they make sense.
-fn decode(copy: &Snapshot) -> Option<PasswdEntry> {
+fn decode(copy: &Snapshot) -> Option<Cached> {
     let ids = copy.words[R_IDS];
     let lens = copy.words[R_LENS];
+    if lens == NOT_AN_ALIAS {
+        return Some(Cached::NotAnAlias);
+    }
     let lens = [0, 16, 32, 48].map(|shift| ((lens >> shift) & 0xffff) as usize);
     if lens.iter().sum::<usize>() > DATA_BYTES {
         return None;
@@ -287,14 +308,14 @@ fn decode(copy: &Snapshot) -> Option<PasswdEntry> {
         at += len;
         String::from_utf8(s.to_vec()).ok()
     };
-    Some(PasswdEntry {
+    Some(Cached::Entry(PasswdEntry {
         name: field(lens[0])?,
         gecos: field(lens[1])?,
         dir: field(lens[2])?,
         shell: field(lens[3])?,
         uid: ids as u32,
         gid: (ids >> 32) as u32,
-    })
+    }))
 }
 
 /// The one writer of a table. Only one may exist per table at a time (the daemon keeps its own
@@ -381,6 +402,29 @@ impl<'a> TableWriter<'a> {
             b.copy_from_slice(chunk);
             *w = u64::from_le_bytes(b);
         }
+        self.place(key, &words, now);
+        true
+    }
+
+    /// Caches that `name` is no alias the daemon serves, until `expiry`. False for a zero
+    /// expiry (nothing is cached).
+    pub fn insert_not_an_alias(&mut self, name: &[u8], expiry: u64, now: u64) -> bool {
+        if expiry == 0 {
+            return false;
+        }
+        let key = key(self.table.salt(), name);
+        let mut words = [0u64; RECORD_WORDS];
+        words[R_EXPIRY] = expiry;
+        words[R_KEY] = key[0];
+        words[R_KEY + 1] = key[1];
+        words[R_LENS] = NOT_AN_ALIAS;
+        self.place(key, &words, now);
+        true
+    }
+
+    /// Writes `words` into the slot of `key`: the record of the same key, else an empty or
+    /// expired slot, else the one that expires soonest.
+    fn place(&mut self, key: [u64; 2], words: &[u64; RECORD_WORDS], now: u64) {
         let home = key[0] as usize;
         let mut same = None;
         let mut free = None;
@@ -409,8 +453,7 @@ impl<'a> TableWriter<'a> {
             .or(free)
             .or(soonest.map(|(s, _)| s))
             .unwrap_or(home % SLOTS);
-        self.write(slot, &words);
-        true
+        self.write(slot, words);
     }
 
     /// Empties every slot; returns how many held an unexpired entry at `now`.

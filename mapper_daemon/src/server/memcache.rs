@@ -20,7 +20,7 @@
 //! current is dropped (see [`SharedCache::epoch`]).
 
 use crate::log;
-use accountmap_wire::memcache::{self, WriteMap};
+use accountmap_wire::memcache::{self, TableWriter, WriteMap};
 use accountmap_wire::PasswdEntry;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,6 +105,23 @@ impl SharedCache {
     /// Stores `entry` as the answer for `name` for `ttl`, unless the epoch has moved on since
     /// `epoch`, the TTL is zero, the cache is off, or another thread holds the file.
     pub fn store(&self, epoch: u64, name: &str, entry: &PasswdEntry, ttl: Duration) {
+        self.write(epoch, ttl, |w, expiry, now| {
+            w.insert(name.as_bytes(), entry, expiry, now);
+        });
+    }
+
+    /// Stores that `name` is no alias this daemon serves, for `ttl` (`negative_cache_ttl`),
+    /// under the same conditions as [`SharedCache::store`].
+    pub fn store_not_an_alias(&self, epoch: u64, name: &str, ttl: Duration) {
+        self.write(epoch, ttl, |w, expiry, now| {
+            w.insert_not_an_alias(name.as_bytes(), expiry, now);
+        });
+    }
+
+    /// Runs `put` with the writer, the expiry `ttl` from now and now, unless the epoch has
+    /// moved on since `epoch`, the TTL is zero, the cache is off, or another thread holds the
+    /// file.
+    fn write(&self, epoch: u64, ttl: Duration, put: impl FnOnce(&mut TableWriter<'_>, u64, u64)) {
         if ttl.is_zero() {
             return;
         }
@@ -120,7 +137,7 @@ impl SharedCache {
         let Some(mut w) = writer.writer() else { return };
         let now = memcache::now_ns();
         let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
-        w.insert(name.as_bytes(), entry, now.saturating_add(ttl), now);
+        put(&mut w, now.saturating_add(ttl), now);
     }
 
     /// Empties the table (reload, flush); returns how many live entries it held.
@@ -179,14 +196,20 @@ mod tests {
         cache.store(e0, "John.Doe@Company.com", &entry(), ttl);
         assert_eq!(
             t.lookup(b"John.Doe@Company.com", memcache::now_ns()),
-            Some(entry())
+            Some(memcache::Cached::Entry(entry()))
+        );
+        cache.store_not_an_alias(e0, "nobody-here", ttl);
+        assert_eq!(
+            t.lookup(b"nobody-here", memcache::now_ns()),
+            Some(memcache::Cached::NotAnAlias)
         );
         // Zero TTL stores nothing.
         cache.store(e0, "zero", &entry(), Duration::ZERO);
         assert_eq!(t.lookup(b"zero", memcache::now_ns()), None);
 
-        // A flush empties it, and an answer computed before the flush is not stored after.
-        assert_eq!(cache.invalidate(), 1);
+        // A flush empties it (the entry and the "not an alias"), and an answer computed before
+        // the flush is not stored after.
+        assert_eq!(cache.invalidate(), 2);
         assert_eq!(t.lookup(b"John.Doe@Company.com", memcache::now_ns()), None);
         cache.store(e0, "late", &entry(), ttl);
         assert_eq!(t.lookup(b"late", memcache::now_ns()), None);

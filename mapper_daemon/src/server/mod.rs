@@ -237,8 +237,9 @@ impl State {
         self
     }
 
-    /// Answers one request, and keeps the shared-memory cache in step: a positive `Getpwnam`
-    /// answer is stored, a flush empties it too.
+    /// Answers one request, and keeps the shared-memory cache in step: a `Getpwnam` answer is
+    /// stored (an entry for `cache_ttl`, "not an alias" for `negative_cache_ttl`), a flush
+    /// empties it too.
     pub fn handle(&self, peer: &Peer, request: &Request) -> Response {
         // Before the engine: see SharedCache::epoch.
         let epoch = self.memcache.epoch();
@@ -249,6 +250,14 @@ impl State {
             (Request::Getpwnam { name }, Response::Passwd(Some(entry))) => {
                 self.memcache
                     .store(epoch, name, entry, engine.config().daemon.cache_ttl);
+            }
+            // A real "no such alias" (errors and rate-limit refusals are Response::Error).
+            (Request::Getpwnam { name }, Response::Passwd(None)) => {
+                self.memcache.store_not_an_alias(
+                    epoch,
+                    name,
+                    engine.config().daemon.negative_cache_ttl,
+                );
             }
             (Request::CacheFlush, Response::Flushed(n)) => {
                 let dropped = self.memcache.invalidate();

@@ -67,7 +67,10 @@ fn insert_then_lookup_until_expiry() {
     assert!(table.layout_ok() && !table.retired());
     assert_eq!(table.lookup(b"alias", 100), None);
     assert!(t.insert(b"alias", &entry("jdoe", 1003), 10 * SEC, SEC));
-    assert_eq!(table.lookup(b"alias", 2 * SEC), Some(entry("jdoe", 1003)));
+    assert_eq!(
+        table.lookup(b"alias", 2 * SEC),
+        Some(Cached::Entry(entry("jdoe", 1003)))
+    );
     assert_eq!(table.lookup(b"ALIAS", 2 * SEC), None, "names are exact");
     assert_eq!(
         table.lookup(b"alias", 10 * SEC),
@@ -101,7 +104,7 @@ fn the_same_name_is_overwritten_in_place() {
     assert!(t.insert(b"alias", &entry("alice", 1001), 20 * SEC, SEC));
     assert_eq!(
         t.table().lookup(b"alias", 15 * SEC),
-        Some(entry("alice", 1001))
+        Some(Cached::Entry(entry("alice", 1001)))
     );
     assert_eq!(t.table().live(SEC), 1);
 }
@@ -140,7 +143,7 @@ fn entries_too_large_for_a_record_are_not_cached() {
     // Exactly full fits.
     e.gecos = "x".repeat(DATA_BYTES - e.name.len() - e.dir.len() - e.shell.len());
     assert!(t.insert(b"full", &e, 10 * SEC, SEC));
-    assert_eq!(t.table().lookup(b"full", SEC), Some(e));
+    assert_eq!(t.table().lookup(b"full", SEC), Some(Cached::Entry(e)));
 }
 
 /// Names whose keys share a home slot under `salt`.
@@ -172,7 +175,7 @@ fn colliding_names_share_the_neighbourhood() {
     for (i, n) in names.iter().enumerate() {
         assert_eq!(
             t.table().lookup(n.as_bytes(), SEC),
-            Some(entry(n, 3000 + i as u32)),
+            Some(Cached::Entry(entry(n, 3000 + i as u32))),
             "{n}"
         );
     }
@@ -198,7 +201,7 @@ fn a_full_neighbourhood_loses_the_entry_that_expires_soonest() {
     assert!(t.insert(last.as_bytes(), &entry(last, 4000), 200 * SEC, SEC));
     assert_eq!(
         t.table().lookup(last.as_bytes(), SEC),
-        Some(entry(last, 4000))
+        Some(Cached::Entry(entry(last, 4000)))
     );
     assert_eq!(t.table().lookup(names[3].as_bytes(), SEC), None);
     for (i, n) in names[..PROBE].iter().enumerate().filter(|(i, _)| *i != 3) {
@@ -245,11 +248,12 @@ fn concurrent_readers_never_see_a_torn_record() {
                 while !stop.load(Ordering::Relaxed) {
                     let name = &names[(hits + misses + r) as usize % names.len()];
                     match t.lookup(name.as_bytes(), 1) {
-                        Some(got) => {
+                        Some(Cached::Entry(got)) => {
                             let c: u64 = got.name[1..].parse().expect("a derived name");
                             assert_eq!(got, derived(c), "torn record");
                             hits += 1;
                         }
+                        Some(Cached::NotAnAlias) => panic!("no such record was written"),
                         None => misses += 1,
                     }
                 }
@@ -314,7 +318,10 @@ fn files_are_created_mapped_and_retired_when_replaced() {
     );
     let reader = ReadMap::open(&path, euid()).unwrap();
     let t = reader.table().unwrap();
-    assert_eq!(t.lookup(b"alias", now_ns()), Some(entry("jdoe", 1003)));
+    assert_eq!(
+        t.lookup(b"alias", now_ns()),
+        Some(Cached::Entry(entry("jdoe", 1003)))
+    );
     // A second writer (a restarted daemon) replaces the file and retires the old one.
     let _second = WriteMap::create(&path).unwrap();
     assert!(t.retired());
@@ -433,7 +440,7 @@ fn garbage_records_are_misses_or_well_formed_entries_never_a_panic() {
             let lens = rand() & 0x0007_0007_0007_0007;
             w[start + R_LENS].store(lens, Ordering::Relaxed);
         }
-        if let Some(e) = t.lookup(name.as_bytes(), 1) {
+        if let Some(Cached::Entry(e)) = t.lookup(name.as_bytes(), 1) {
             let total = e.name.len() + e.gecos.len() + e.dir.len() + e.shell.len();
             assert!(total <= DATA_BYTES);
         }
@@ -458,4 +465,33 @@ fn a_new_file_has_every_block_allocated() {
     );
     drop(_map);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_name_that_is_no_alias_is_cached_as_such_and_replaced_by_an_entry() {
+    let w = words();
+    let mut t = TableWriter::new(&w).unwrap();
+    t.init([7, 8], [1, 2]);
+    assert!(
+        !t.insert_not_an_alias(b"nobody-here", 0, SEC),
+        "zero expiry: not cached"
+    );
+    assert!(t.insert_not_an_alias(b"nobody-here", 10 * SEC, SEC));
+    assert_eq!(
+        t.table().lookup(b"nobody-here", 5 * SEC),
+        Some(Cached::NotAnAlias)
+    );
+    assert_eq!(t.table().lookup(b"nobody-here", 11 * SEC), None, "expired");
+    assert_eq!(
+        t.table().lookup(b"Nobody-Here", 5 * SEC),
+        None,
+        "names are exact"
+    );
+    // The same name becoming an alias takes the same record.
+    assert!(t.insert(b"nobody-here", &entry("jdoe", 1003), 20 * SEC, SEC));
+    assert_eq!(
+        t.table().lookup(b"nobody-here", 5 * SEC),
+        Some(Cached::Entry(entry("jdoe", 1003)))
+    );
+    assert_eq!(t.table().live(SEC), 1);
 }
