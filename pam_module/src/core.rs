@@ -28,6 +28,7 @@ pub enum Level {
     Err,
     Warning,
     Notice,
+    Info,
     Debug,
 }
 
@@ -37,6 +38,7 @@ impl Level {
             Level::Err => libc::LOG_ERR,
             Level::Warning => libc::LOG_WARNING,
             Level::Notice => libc::LOG_NOTICE,
+            Level::Info => libc::LOG_INFO,
             Level::Debug => libc::LOG_DEBUG,
         }
     }
@@ -111,6 +113,12 @@ pub trait Daemon {
     /// Waits between two polls of `verify=device` (tests replace the clock).
     fn wait(&mut self, d: Duration) {
         std::thread::sleep(d);
+    }
+
+    /// The decision the daemon's decision table (`policy.cache` next to `socket`) holds for
+    /// `user`, asked without a credential to check; `None` sends the question over the socket.
+    fn decision_table(&mut self, _socket: &Path, _user: &str) -> Option<Decision> {
+        None
     }
 }
 
@@ -683,6 +691,31 @@ fn ask_daemon<H: PamHandle, D: Daemon>(
         );
         PAM_AUTHINFO_UNAVAIL
     };
+    // A question with no credential to check (every account phase; the auth phase of
+    // verify=none) has the same answer as the last time the daemon was asked it, until the
+    // directory or the configuration changes: the daemon's decision table has it, and the
+    // daemon never sees this call, so the module logs the decision itself.
+    if phase != Phase::Auth || opts.verify == Verify::None {
+        if let Request::Pam(p) = &req {
+            if let Some(d) = daemon.decision_table(&socket, user) {
+                h.log(
+                    Level::Info,
+                    &format!(
+                        "decision from accountmapd's table ({}): service={:?} phase={} name={user:?} account={:?} uid={} verdict={} rule={:?} reason={:?}",
+                        socket.display(),
+                        p.service,
+                        phase.as_str(),
+                        d.account,
+                        d.uid.map_or_else(|| "-".to_string(), |u| u.to_string()),
+                        d.verdict.as_str(),
+                        d.rule,
+                        d.reason
+                    ),
+                );
+                return Ok(d);
+            }
+        }
+    }
     if let Some(since) = h.daemon_silent_since() {
         if since.elapsed() < SILENT_MEMORY {
             return Err(unavailable(format!(

@@ -27,7 +27,8 @@ mod options;
 
 use crate::core::Env;
 use crate::handle::FfiHandle;
-use accountmap_wire::{ClientError, Request, Response, SOCKET_ENV};
+use accountmap_wire::memcache::{self, Kind, SharedReader};
+use accountmap_wire::{policy_cache, ClientError, Decision, Request, Response, SOCKET_ENV};
 use pam_ffi::{pam_handle_t, Code, PAM_ABORT, PAM_IGNORE, PAM_SUCCESS, PAM_SYSTEM_ERR};
 use std::ffi::{c_char, c_int, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -84,9 +85,30 @@ fn env() -> Env {
     Env { socket }
 }
 
-/// The real daemon: one blocking call with a deadline, no thread, no runtime.
-fn wire_call(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ClientError> {
-    accountmap_wire::call(socket, req, timeout)
+/// The real daemon: its decision table in shared memory, else one blocking call with a
+/// deadline, no thread, no runtime.
+struct RealDaemon;
+
+/// This process's mapping of the decision table (mapped once; the module stays loaded).
+static DECISIONS: SharedReader = SharedReader::new(Kind::Policy);
+
+impl core::Daemon for RealDaemon {
+    fn call(
+        &mut self,
+        socket: &Path,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        accountmap_wire::call(socket, req, timeout)
+    }
+
+    fn decision_table(&mut self, socket: &Path, user: &str) -> Option<Decision> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        // The file is root's (mode 0600): other processes cannot open it and ask the daemon.
+        let table = DECISIONS.table(socket, euid)?;
+        policy_cache::lookup(&table, user, memcache::now_ns())
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -116,8 +138,8 @@ unsafe fn run(
         let args = unsafe { args(argc, argv) };
         let env = env();
         match hook {
-            Hook::Authenticate => core::authenticate(&mut h, &args, &env, &mut wire_call),
-            Hook::AcctMgmt => core::acct_mgmt(&mut h, &args, &env, &mut wire_call),
+            Hook::Authenticate => core::authenticate(&mut h, &args, &env, &mut RealDaemon),
+            Hook::AcctMgmt => core::acct_mgmt(&mut h, &args, &env, &mut RealDaemon),
         }
     })
 }

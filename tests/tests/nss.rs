@@ -341,7 +341,6 @@ fn a_name_that_is_no_alias_is_answered_from_the_cache() {
     }
     // A name that becomes an alias is answered at once after a reload (which empties the
     // cache), not after negative_cache_ttl.
-    let mut env = env;
     env.write_accounts(&format!("{STANDARD_ACCOUNTS}no-such-user = alice\n"));
     env.sighup();
     assert!(

@@ -62,6 +62,7 @@ mod deadline;
 // The shared-memory passwd cache maps a file and reads it with atomics (see the module).
 #[allow(unsafe_code)]
 pub mod memcache;
+pub mod policy_cache;
 
 pub use client::{call, peer_credentials, ClientError, PeerCred};
 pub use codec::{

@@ -60,12 +60,48 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr;
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// The cache file's name, in the directory of the daemon's socket.
 pub const FILE_NAME: &str = "passwd.cache";
 /// "AMPWCACH", little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"AMPWCACH");
+/// "AMPOLICY", little-endian: the decision table ([`crate::policy_cache`]).
+pub const POLICY_MAGIC: u64 = u64::from_le_bytes(*b"AMPOLICY");
+
+/// Which of the daemon's two shared tables a file is: the same layout, files and rules, with
+/// its own magic, name and mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `passwd.cache`, mode 0644: read by the NSS module in every process.
+    Passwd,
+    /// `policy.cache`, mode 0600: the daemon's decisions for root's PAM stacks (a decision
+    /// says whether a name may sign in, which only root may ask about others).
+    Policy,
+}
+
+impl Kind {
+    pub const fn magic(self) -> u64 {
+        match self {
+            Kind::Passwd => MAGIC,
+            Kind::Policy => POLICY_MAGIC,
+        }
+    }
+
+    pub const fn file_name(self) -> &'static str {
+        match self {
+            Kind::Passwd => FILE_NAME,
+            Kind::Policy => crate::policy_cache::FILE_NAME,
+        }
+    }
+
+    pub const fn mode(self) -> u32 {
+        match self {
+            Kind::Passwd => 0o644,
+            Kind::Policy => 0o600,
+        }
+    }
+}
 /// The layout version; a reader ignores a file of any other (2: "not an alias" records).
 pub const VERSION: u64 = 2;
 /// Words of the header.
@@ -110,11 +146,16 @@ const STATE_RETIRED: u64 = 1;
 
 /// The cache file that goes with the daemon socket `socket`.
 pub fn path_for(socket: &Path) -> Option<PathBuf> {
+    path_of(socket, Kind::Passwd)
+}
+
+/// The file of `kind` that goes with the daemon socket `socket`.
+pub fn path_of(socket: &Path, kind: Kind) -> Option<PathBuf> {
     let dir = socket.parent()?;
     Some(if dir.as_os_str().is_empty() {
-        PathBuf::from(FILE_NAME)
+        PathBuf::from(kind.file_name())
     } else {
-        dir.join(FILE_NAME)
+        dir.join(kind.file_name())
     })
 }
 
@@ -166,6 +207,7 @@ pub fn key(salt: [u64; 2], name: &[u8]) -> [u64; 2] {
 #[derive(Clone, Copy)]
 pub struct Table<'a> {
     words: &'a [AtomicU64],
+    magic: u64,
 }
 
 /// A consistent copy of one record.
@@ -183,9 +225,17 @@ enum Probe {
 }
 
 impl<'a> Table<'a> {
-    /// The table over `words`, which must be exactly [`FILE_WORDS`] long.
+    /// The passwd table over `words`, which must be exactly [`FILE_WORDS`] long.
     pub fn new(words: &'a [AtomicU64]) -> Option<Table<'a>> {
-        (words.len() == FILE_WORDS).then_some(Table { words })
+        Table::of(Kind::Passwd, words)
+    }
+
+    /// The table of `kind` over `words` ([`FILE_WORDS`] long).
+    pub fn of(kind: Kind, words: &'a [AtomicU64]) -> Option<Table<'a>> {
+        (words.len() == FILE_WORDS).then_some(Table {
+            words,
+            magic: kind.magic(),
+        })
     }
 
     fn header(&self, i: usize) -> u64 {
@@ -194,7 +244,7 @@ impl<'a> Table<'a> {
 
     /// Whether the header names this layout (magic, version, size).
     pub fn layout_ok(&self) -> bool {
-        self.header(H_MAGIC) == MAGIC
+        self.header(H_MAGIC) == self.magic
             && self.header(H_VERSION) == VERSION
             && self.header(H_SIZE) == FILE_SIZE as u64
     }
@@ -249,6 +299,19 @@ impl<'a> Table<'a> {
 
     /// What is cached for `name` if it has not expired at `now` (CLOCK_MONOTONIC ns).
     pub fn lookup(&self, name: &[u8], now: u64) -> Option<Cached> {
+        self.find(name, now, decode)
+    }
+
+    /// The numbers word and the four strings of the record of `name`, if it has not expired
+    /// at `now` and its strings are UTF-8 of sane lengths (tables other than passwd).
+    pub fn lookup_record(&self, name: &[u8], now: u64) -> Option<Record> {
+        self.find(name, now, |copy| {
+            let (ids, fields) = fields(copy)?;
+            Some(Record { ids, fields })
+        })
+    }
+
+    fn find<T>(&self, name: &[u8], now: u64, decode: impl Fn(&Snapshot) -> Option<T>) -> Option<T> {
         let key = key(self.salt(), name);
         let home = key[0] as usize;
         let mut copy = Snapshot {
@@ -287,13 +350,34 @@ pub enum Cached {
     NotAnAlias,
 }
 
+/// A record of a table other than passwd: a numbers word and four strings, whose meaning is the
+/// table's ([`crate::policy_cache`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub ids: u64,
+    pub fields: [String; 4],
+}
+
 /// The strings and numbers of a consistent record copy, if they make sense.
 fn decode(copy: &Snapshot) -> Option<Cached> {
-    let ids = copy.words[R_IDS];
-    let lens = copy.words[R_LENS];
-    if lens == NOT_AN_ALIAS {
+    if copy.words[R_LENS] == NOT_AN_ALIAS {
         return Some(Cached::NotAnAlias);
     }
+    let (ids, [name, gecos, dir, shell]) = fields(copy)?;
+    Some(Cached::Entry(PasswdEntry {
+        name,
+        gecos,
+        dir,
+        shell,
+        uid: ids as u32,
+        gid: (ids >> 32) as u32,
+    }))
+}
+
+/// The numbers word and the four strings of a consistent record copy, if they make sense.
+fn fields(copy: &Snapshot) -> Option<(u64, [String; 4])> {
+    let ids = copy.words[R_IDS];
+    let lens = copy.words[R_LENS];
     let lens = [0, 16, 32, 48].map(|shift| ((lens >> shift) & 0xffff) as usize);
     if lens.iter().sum::<usize>() > DATA_BYTES {
         return None;
@@ -308,14 +392,15 @@ fn decode(copy: &Snapshot) -> Option<Cached> {
         at += len;
         String::from_utf8(s.to_vec()).ok()
     };
-    Some(Cached::Entry(PasswdEntry {
-        name: field(lens[0])?,
-        gecos: field(lens[1])?,
-        dir: field(lens[2])?,
-        shell: field(lens[3])?,
-        uid: ids as u32,
-        gid: (ids >> 32) as u32,
-    }))
+    Some((
+        ids,
+        [
+            field(lens[0])?,
+            field(lens[1])?,
+            field(lens[2])?,
+            field(lens[3])?,
+        ],
+    ))
 }
 
 /// The one writer of a table. Only one may exist per table at a time (the daemon keeps its own
@@ -325,10 +410,15 @@ pub struct TableWriter<'a> {
 }
 
 impl<'a> TableWriter<'a> {
-    /// A writer over `words` ([`FILE_WORDS`] long).
+    /// A writer of the passwd table over `words` ([`FILE_WORDS`] long).
     pub fn new(words: &'a [AtomicU64]) -> Option<TableWriter<'a>> {
+        TableWriter::of(Kind::Passwd, words)
+    }
+
+    /// A writer of the table of `kind` over `words`.
+    pub fn of(kind: Kind, words: &'a [AtomicU64]) -> Option<TableWriter<'a>> {
         Some(TableWriter {
-            table: Table::new(words)?,
+            table: Table::of(kind, words)?,
         })
     }
 
@@ -346,7 +436,7 @@ impl<'a> TableWriter<'a> {
         w[H_SALT + 1].store(salt[1], Ordering::Relaxed);
         w[H_BOOT].store(boot[0], Ordering::Relaxed);
         w[H_BOOT + 1].store(boot[1], Ordering::Relaxed);
-        w[H_MAGIC].store(MAGIC, Ordering::Release);
+        w[H_MAGIC].store(self.table.magic, Ordering::Release);
     }
 
     /// Marks the file given up: readers stop using it and map the file again.
@@ -378,6 +468,20 @@ impl<'a> TableWriter<'a> {
             entry.dir.as_bytes(),
             entry.shell.as_bytes(),
         ];
+        let ids = u64::from(entry.uid) | (u64::from(entry.gid) << 32);
+        self.insert_record(name, ids, fields, expiry, now)
+    }
+
+    /// Stores a numbers word and four strings for `name` until `expiry` (tables other than
+    /// passwd); false when the strings do not fit a record or the expiry is zero.
+    pub fn insert_record(
+        &mut self,
+        name: &[u8],
+        ids: u64,
+        fields: [&[u8]; 4],
+        expiry: u64,
+        now: u64,
+    ) -> bool {
         let total: usize = fields.iter().map(|f| f.len()).sum();
         if total > DATA_BYTES || expiry == 0 {
             return false;
@@ -387,7 +491,7 @@ impl<'a> TableWriter<'a> {
         words[R_EXPIRY] = expiry;
         words[R_KEY] = key[0];
         words[R_KEY + 1] = key[1];
-        words[R_IDS] = u64::from(entry.uid) | (u64::from(entry.gid) << 32);
+        words[R_IDS] = ids;
         let mut lens = 0u64;
         let mut data = [0u8; DATA_BYTES];
         let mut at = 0;
@@ -551,6 +655,7 @@ pub enum Refused {
 /// A reader's mapping of a trusted cache file.
 pub struct ReadMap {
     map: Mapping,
+    kind: Kind,
 }
 
 impl ReadMap {
@@ -559,6 +664,11 @@ impl ReadMap {
     /// client applies to the socket's peer), writable by nobody else, of the expected size,
     /// layout and boot, and not retired.
     pub fn open(path: &Path, euid: u32) -> Result<ReadMap, Refused> {
+        ReadMap::open_kind(path, euid, Kind::Passwd)
+    }
+
+    /// As [`ReadMap::open`], for the table of `kind`.
+    pub fn open_kind(path: &Path, euid: u32, kind: Kind) -> Result<ReadMap, Refused> {
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
@@ -578,7 +688,7 @@ impl ReadMap {
             return Err(Refused::Size(meta.len()));
         }
         let map = Mapping::new(&file, false).map_err(|_| Refused::Map)?;
-        let table = Table::new(map.words()).ok_or(Refused::Layout)?;
+        let table = Table::of(kind, map.words()).ok_or(Refused::Layout)?;
         if !table.layout_ok() {
             return Err(Refused::Layout);
         }
@@ -588,11 +698,11 @@ impl ReadMap {
         if boot_id() != Some(table.boot()) {
             return Err(Refused::OtherBoot);
         }
-        Ok(ReadMap { map })
+        Ok(ReadMap { map, kind })
     }
 
     pub fn table(&self) -> Option<Table<'_>> {
-        Table::new(self.map.words())
+        Table::of(self.kind, self.map.words())
     }
 }
 
@@ -600,6 +710,7 @@ impl ReadMap {
 pub struct WriteMap {
     map: Mapping,
     path: PathBuf,
+    kind: Kind,
 }
 
 fn random_salt() -> io::Result<[u64; 2]> {
@@ -618,7 +729,7 @@ fn random_salt() -> io::Result<[u64; 2]> {
 
 /// Opens an existing cache file at `path` for writing, if it is one (a regular file of the
 /// right size and magic), so that it can be retired.
-fn open_old(path: &Path) -> Option<Mapping> {
+fn open_old(path: &Path, kind: Kind) -> Option<Mapping> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -630,7 +741,7 @@ fn open_old(path: &Path) -> Option<Mapping> {
         return None;
     }
     let map = Mapping::new(&file, true).ok()?;
-    Table::new(map.words())?.layout_ok().then_some(map)
+    Table::of(kind, map.words())?.layout_ok().then_some(map)
 }
 
 /// Gives the file its [`FILE_SIZE`] bytes as allocated blocks, not a sparse hole: a store
@@ -655,6 +766,11 @@ impl WriteMap {
     /// in the same directory, renamed over `path`, and only then is the file it replaced (if
     /// it was a cache file) marked retired, so that its readers map the new one.
     pub fn create(path: &Path) -> io::Result<WriteMap> {
+        WriteMap::create_kind(path, Kind::Passwd)
+    }
+
+    /// As [`WriteMap::create`], for the table of `kind` (its mode: 0644 or 0600).
+    pub fn create_kind(path: &Path, kind: Kind) -> io::Result<WriteMap> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -674,21 +790,21 @@ impl WriteMap {
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(kind.mode())
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)?;
         let made = (|| {
-            // The umask may have taken bits away; readers need 0644 exactly.
-            file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            // The umask may have taken bits away; readers need the kind's mode exactly.
+            file.set_permissions(std::fs::Permissions::from_mode(kind.mode()))?;
             allocate(&file)?;
             let map = Mapping::new(&file, true)?;
-            let mut writer = TableWriter::new(map.words())
+            let mut writer = TableWriter::of(kind, map.words())
                 .ok_or_else(|| io::Error::other("mapping of the wrong size"))?;
             writer.init(salt, boot);
-            let old = open_old(path);
+            let old = open_old(path, kind);
             std::fs::rename(&tmp, path)?;
             if let Some(old) = old {
-                if let Some(mut w) = TableWriter::new(old.words()) {
+                if let Some(mut w) = TableWriter::of(kind, old.words()) {
                     w.retire();
                 }
             }
@@ -698,6 +814,7 @@ impl WriteMap {
             Ok(map) => Ok(WriteMap {
                 map,
                 path: path.to_path_buf(),
+                kind,
             }),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -712,7 +829,7 @@ impl WriteMap {
 
     /// The writer over the mapping. Callers keep one at a time (see [`TableWriter`]).
     pub fn writer(&mut self) -> Option<TableWriter<'_>> {
-        TableWriter::new(self.map.words())
+        TableWriter::of(self.kind, self.map.words())
     }
 
     /// Empties the table, marks the file retired and removes it (a clean stop).
@@ -722,6 +839,80 @@ impl WriteMap {
             w.retire();
         }
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A process's mapping of one of the daemon's tables, for the modules: mapped once, looked at
+/// before the socket, mapped again when the daemon retires the file. Process-global (a
+/// `static`), no per-thread state, no lock: one pointer to the mapping in force, swapped with
+/// compare-and-swap. A mapping that has been replaced is never unmapped (another thread may
+/// still be reading it), so the number of mappings a process makes is capped
+/// ([`MAX_MAPPINGS`]); past the cap the caller uses the socket only. After a fork the child
+/// inherits the mapping and the pointer, and goes on using them.
+pub struct SharedReader {
+    kind: Kind,
+    current: AtomicPtr<Mapped>,
+    mappings: AtomicU32,
+}
+
+/// Mappings one process makes at most, per table (a daemon restart or a changed socket path
+/// costs one).
+pub const MAX_MAPPINGS: u32 = 16;
+
+struct Mapped {
+    path: PathBuf,
+    map: ReadMap,
+}
+
+impl SharedReader {
+    pub const fn new(kind: Kind) -> SharedReader {
+        SharedReader {
+            kind,
+            current: AtomicPtr::new(ptr::null_mut()),
+            mappings: AtomicU32::new(0),
+        }
+    }
+
+    /// The table of the daemon listening at `socket`, if its file can be trusted by a process
+    /// of effective uid `euid`. Without a usable file, every call tries to open it again: a
+    /// failed `open` costs about a microsecond, next to the socket round trip that follows.
+    pub fn table(&'static self, socket: &Path, euid: u32) -> Option<Table<'static>> {
+        let path = path_of(socket, self.kind)?;
+        let old = self.current.load(Ordering::Acquire);
+        if !old.is_null() {
+            // SAFETY: a non-null `current` points to a `Mapped` leaked by Box::into_raw below
+            // and never freed: it lives for the rest of the process.
+            let m: &'static Mapped = unsafe { &*old };
+            if m.path.as_os_str() == path.as_os_str() {
+                if let Some(t) = m.map.table().filter(|t| !t.retired()) {
+                    return Some(t);
+                }
+            }
+        }
+        if self.mappings.load(Ordering::Relaxed) >= MAX_MAPPINGS {
+            return None;
+        }
+        let map = ReadMap::open_kind(&path, euid, self.kind).ok()?;
+        let new = Box::into_raw(Box::new(Mapped { path, map }));
+        match self
+            .current
+            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                self.mappings.fetch_add(1, Ordering::Relaxed);
+                // The old mapping (if any) is leaked on purpose: other threads may be reading
+                // it.
+                // SAFETY: `new` came from Box::into_raw and is now published, never freed.
+                let m: &'static Mapped = unsafe { &*new };
+                m.map.table()
+            }
+            Err(_) => {
+                // Another thread published a mapping first; ours was never shared.
+                // SAFETY: `new` came from Box::into_raw above and no other thread has seen it.
+                drop(unsafe { Box::from_raw(new) });
+                None
+            }
+        }
     }
 }
 

@@ -1,11 +1,13 @@
-//! The daemon's side of the shared-memory passwd cache ([`accountmap_wire::memcache`]): the
-//! file `passwd.cache` next to the socket, which the NSS module reads before it asks over the
-//! socket.
+//! The daemon's side of its two shared-memory tables ([`accountmap_wire::memcache`]), files
+//! next to the socket that the modules read before they ask over the socket:
+//! `passwd.cache` for the NSS module, `policy.cache` (the decision table,
+//! [`accountmap_wire::policy_cache`]) for root's PAM stacks.
 //!
-//! - At start the daemon creates a fresh file (mode 0644) and retires the one a previous run
-//!   left, so that no reader keeps trusting it.
-//! - Each positive answer to a `Getpwnam` is stored under the exact name asked, for
-//!   `cache_ttl` (nothing with `cache_ttl = 0`). Negative answers and errors are not stored.
+//! - At start the daemon creates a fresh file of each (mode 0644, 0600) and retires the one a
+//!   previous run left, so that no reader keeps trusting it.
+//! - Each answer to a `Getpwnam` is stored under the exact name asked: an entry for
+//!   `cache_ttl`, "not an alias" for `negative_cache_ttl`; errors are not stored. Each policy
+//!   decision made for a root peer without a credential to check is stored for `cache_ttl`.
 //! - SIGHUP, `accountmapctl cache flush` and a clean stop empty the table; a stop also retires
 //!   and removes the file.
 //! - A store never blocks or fails a request: the lock is only tried, and if the file cannot be
@@ -20,14 +22,15 @@
 //! current is dropped (see [`SharedCache::epoch`]).
 
 use crate::log;
-use accountmap_wire::memcache::{self, TableWriter, WriteMap};
-use accountmap_wire::PasswdEntry;
+use accountmap_wire::memcache::{self, Kind, TableWriter, WriteMap};
+use accountmap_wire::{policy_cache, Decision, PasswdEntry};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct SharedCache {
+    kind: Kind,
     /// `None`: disabled (the file could not be made, or the daemon is stopping).
     file: Mutex<Option<WriteMap>>,
     epoch: AtomicU64,
@@ -36,15 +39,24 @@ pub struct SharedCache {
 }
 
 impl SharedCache {
-    /// Creates the cache file next to `socket`. On failure the reason is logged and the cache
-    /// is off.
+    /// Creates the passwd cache file next to `socket`. On failure the reason is logged and
+    /// the cache is off.
     pub fn create(socket: &Path) -> SharedCache {
+        SharedCache::create_kind(socket, Kind::Passwd)
+    }
+
+    /// Creates the file of `kind` next to `socket`.
+    pub fn create_kind(socket: &Path, kind: Kind) -> SharedCache {
+        let (label, without) = match kind {
+            Kind::Passwd => ("nss cache", "every NSS lookup uses the socket"),
+            Kind::Policy => ("decision table", "every PAM call uses the socket"),
+        };
         let mut off_because = None;
-        let file = match memcache::path_for(socket) {
-            Some(path) => match WriteMap::create(&path) {
+        let file = match memcache::path_of(socket, kind) {
+            Some(path) => match WriteMap::create_kind(&path, kind) {
                 Ok(f) => {
                     log::notice(&format!(
-                        "nss cache: {} (entries kept for cache_ttl)",
+                        "{label}: {} (entries kept for cache_ttl)",
                         path.display()
                     ));
                     Some(f)
@@ -52,9 +64,7 @@ impl SharedCache {
                 Err(e) => {
                     // Said once: the cache stays off for the life of the daemon.
                     let why = format!("cannot create {}: {e}", path.display());
-                    log::warning(&format!(
-                        "nss cache off: {why}; every NSS lookup uses the socket"
-                    ));
+                    log::warning(&format!("{label} off: {why}; {without}"));
                     off_because = Some(why);
                     None
                 }
@@ -62,6 +72,7 @@ impl SharedCache {
             None => None,
         };
         SharedCache {
+            kind,
             file: Mutex::new(file),
             epoch: AtomicU64::new(0),
             off_because,
@@ -76,6 +87,7 @@ impl SharedCache {
     /// A cache that stores nothing.
     pub fn disabled() -> SharedCache {
         SharedCache {
+            kind: Kind::Passwd,
             file: Mutex::new(None),
             epoch: AtomicU64::new(0),
             off_because: None,
@@ -107,6 +119,17 @@ impl SharedCache {
     pub fn store(&self, epoch: u64, name: &str, entry: &PasswdEntry, ttl: Duration) {
         self.write(epoch, ttl, |w, expiry, now| {
             w.insert(name.as_bytes(), entry, expiry, now);
+        });
+    }
+
+    /// Stores `decision` as the decision for `name` for `ttl` (the decision table; only what
+    /// [`policy_cache::storable`] allows), under the same conditions as [`SharedCache::store`].
+    pub fn store_decision(&self, epoch: u64, name: &str, decision: &Decision, ttl: Duration) {
+        if self.kind != Kind::Policy {
+            return;
+        }
+        self.write(epoch, ttl, |w, expiry, now| {
+            policy_cache::insert(w, name, decision, expiry, now);
         });
     }
 

@@ -38,9 +38,10 @@ use crate::engine::{Engine, Peer};
 use crate::log;
 use crate::server::guards::Guards;
 use crate::server::memcache::SharedCache;
+use accountmap_wire::memcache::Kind;
 use accountmap_wire::{
     decode_request, encode_response, peer_credentials, DecodeError, FrameError, FrameReader, Phase,
-    Request, Response,
+    Request, Response, Verify,
 };
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -217,6 +218,8 @@ pub struct State {
     guards: Arc<Guards>,
     /// The shared-memory passwd cache the NSS module reads ([`crate::server::memcache`]).
     memcache: SharedCache,
+    /// The decision table root's PAM stacks read ([`accountmap_wire::policy_cache`]).
+    policy: SharedCache,
 }
 
 impl State {
@@ -228,6 +231,7 @@ impl State {
             engine: RwLock::new(Arc::new(engine)),
             slots: PeerSlots::new(PER_UID_CONNECTIONS, NON_ROOT_CONNECTIONS, NEWCOMER_RESERVE),
             memcache: SharedCache::disabled(),
+            policy: SharedCache::disabled(),
         }
     }
 
@@ -237,12 +241,26 @@ impl State {
         self
     }
 
+    /// The same, with the decision table `policy`.
+    pub fn with_policy(mut self, policy: SharedCache) -> State {
+        self.policy = policy;
+        self
+    }
+
+    /// Empties both shared tables (reload, accounts-file change); how many live entries the
+    /// passwd cache held.
+    fn invalidate_tables(&self) -> usize {
+        self.policy.invalidate();
+        self.memcache.invalidate()
+    }
+
     /// Answers one request, and keeps the shared-memory cache in step: a `Getpwnam` answer is
     /// stored (an entry for `cache_ttl`, "not an alias" for `negative_cache_ttl`), a flush
     /// empties it too.
     pub fn handle(&self, peer: &Peer, request: &Request) -> Response {
         // Before the engine: see SharedCache::epoch.
         let epoch = self.memcache.epoch();
+        let policy_epoch = self.policy.epoch();
         let engine = self.engine();
         let response = engine.handle(peer, request);
         self.follow_accounts_file(&engine);
@@ -250,6 +268,18 @@ impl State {
             (Request::Getpwnam { name }, Response::Passwd(Some(entry))) => {
                 self.memcache
                     .store(epoch, name, entry, engine.config().daemon.cache_ttl);
+            }
+            // A decision made with no credential to check, for root: the same name always gets
+            // it until the directory or the configuration changes (see policy_cache).
+            (Request::Pam(p), Response::Decision(d))
+                if peer.uid == 0 && (p.phase != Phase::Auth || p.verify == Verify::None) =>
+            {
+                self.policy.store_decision(
+                    policy_epoch,
+                    &p.user,
+                    d,
+                    engine.config().daemon.cache_ttl,
+                );
             }
             // A real "no such alias" (errors and rate-limit refusals are Response::Error).
             (Request::Getpwnam { name }, Response::Passwd(None)) => {
@@ -260,7 +290,7 @@ impl State {
                 );
             }
             (Request::CacheFlush, Response::Flushed(n)) => {
-                let dropped = self.memcache.invalidate();
+                let dropped = self.invalidate_tables();
                 let total = u64::from(*n) + dropped as u64;
                 return Response::Flushed(u32::try_from(total).unwrap_or(u32::MAX));
             }
@@ -273,6 +303,13 @@ impl State {
                 };
                 pairs.push(("nss_cache_file".into(), file));
                 pairs.push(("nss_cache_entries".into(), live));
+                let (file, live) = match (self.policy.status(), self.policy.off_because()) {
+                    (Some((path, live)), _) => (path.display().to_string(), live.to_string()),
+                    (None, Some(why)) => (format!("off: {why}"), "0".to_string()),
+                    (None, None) => ("off".to_string(), "0".to_string()),
+                };
+                pairs.push(("decision_table_file".into(), file));
+                pairs.push(("decision_table_entries".into(), live));
                 return Response::Status(pairs);
             }
             _ => {}
@@ -307,10 +344,10 @@ impl State {
     }
 
     /// When `engine` found the accounts file changed, cached aliases may map elsewhere: the
-    /// shared-memory cache is emptied.
+    /// shared-memory tables are emptied.
     fn follow_accounts_file(&self, engine: &Engine) {
         if engine.take_accounts_changed() {
-            self.memcache.invalidate();
+            self.invalidate_tables();
         }
     }
 
@@ -342,7 +379,7 @@ impl State {
                 drop(slot);
                 self.guards.reloaded(Instant::now());
                 // After the swap (see SharedCache::epoch): the policy may have changed.
-                self.memcache.invalidate();
+                self.invalidate_tables();
                 log::notice(&format!(
                     "configuration reloaded from {}",
                     self.config_path.display()
@@ -725,9 +762,15 @@ pub fn run(config_path: PathBuf, directory: Arc<dyn Directory>) -> Result<(), St
     // After the socket is bound: a second daemon on the same socket has been refused by now,
     // so this one may replace (and retire) the cache file next to it.
     let memcache = SharedCache::create(&socket);
-    let state = Arc::new(State::new(config_path, engine, directory).with_memcache(memcache));
+    let policy = SharedCache::create_kind(&socket, Kind::Policy);
+    let state = Arc::new(
+        State::new(config_path, engine, directory)
+            .with_memcache(memcache)
+            .with_policy(policy),
+    );
     let served = serve(listener, state.clone(), &runtime).map_err(|e| format!("server error: {e}"));
     state.memcache.shutdown();
+    state.policy.shutdown();
     let _ = std::fs::remove_file(&socket);
     served?;
     log::notice("stopped");
@@ -812,6 +855,67 @@ mod tests {
         assert_eq!(state.engine().guards().started, started, "the start moved");
         assert_eq!(value("last reload"), "0s ago (1 since start)");
         assert!(value("uptime").ends_with('s'));
+    }
+
+    /// Only what a root PAM stack asked without a credential to check goes into the decision
+    /// table: a non-root caller gets another answer, and a credential's check is the daemon's.
+    #[test]
+    fn only_roots_questions_without_a_credential_enter_the_decision_table() {
+        use accountmap_wire::{Credential, PamRequest};
+        // cache_ttl is 300 s by default.
+        let (engine, dir) = test_support::engine(
+            &[("accounts", b"", 0o644)],
+            EXAMPLE_CONFIG,
+            StaticDirectory::new(vec![account(
+                "alice",
+                1001,
+                1001,
+                &["alice", "rstudio-users"],
+            )]),
+        );
+        let socket = dir.path().join("accountmapd.sock");
+        let state = State::new(
+            dir.path().join("accountmap.toml"),
+            engine,
+            Arc::new(StaticDirectory::new(vec![])),
+        )
+        .with_policy(SharedCache::create_kind(&socket, Kind::Policy));
+        let ask = |uid: u32, user: &str, phase: Phase, verify: Verify| {
+            let credential = (verify != Verify::None).then(|| Credential::new(b"pw".to_vec()));
+            state.handle(
+                &Peer {
+                    pid: 1,
+                    uid,
+                    gid: uid,
+                },
+                &Request::Pam(PamRequest {
+                    service: "rstudio".into(),
+                    phase,
+                    user: user.into(),
+                    rhost: String::new(),
+                    verify,
+                    credential,
+                }),
+            )
+        };
+        let entries = || state.policy.status().map_or(0, |(_, n)| n);
+        ask(65534, "alice", Phase::Account, Verify::None);
+        ask(0, "alice", Phase::Auth, Verify::Ldap);
+        assert_eq!(entries(), 0);
+        ask(0, "alice", Phase::Auth, Verify::None);
+        assert_eq!(entries(), 1);
+        ask(0, "alice", Phase::Account, Verify::Ldap);
+        assert_eq!(entries(), 1, "the same name, the same record");
+        state.handle(
+            &Peer {
+                pid: 1,
+                uid: 0,
+                gid: 0,
+            },
+            &Request::CacheFlush,
+        );
+        assert_eq!(entries(), 0, "a flush empties it");
+        state.policy.shutdown();
     }
 
     #[test]

@@ -187,6 +187,10 @@ enum Answer {
 
 /// A daemon double: records every request, socket and timeout it is given.
 struct FakeDaemon {
+    /// What its decision table holds for any name (`None`: nothing).
+    table: Option<Decision>,
+    /// The names the table was asked about.
+    table_asked: Vec<String>,
     answer: Answer,
     calls: Vec<(PathBuf, Request, Duration)>,
     /// Answers given first, in order, before `answer` (the device flow's exchanges).
@@ -198,6 +202,8 @@ struct FakeDaemon {
 impl FakeDaemon {
     fn new(answer: Answer) -> FakeDaemon {
         FakeDaemon {
+            table: None,
+            table_asked: Vec::new(),
             answer,
             calls: Vec::new(),
             script: VecDeque::new(),
@@ -220,6 +226,11 @@ impl FakeDaemon {
 impl Daemon for FakeDaemon {
     fn wait(&mut self, d: Duration) {
         self.waits.push(d);
+    }
+
+    fn decision_table(&mut self, _socket: &Path, user: &str) -> Option<Decision> {
+        self.table_asked.push(user.to_string());
+        self.table.clone()
     }
 
     fn call(
@@ -1188,4 +1199,68 @@ fn verify_ticket_sends_only_tickets() {
         req.credential.as_ref().map(|c| c.expose()),
         Some(&ticket[..])
     );
+}
+
+// ---------------------------------------------------------------- the decision table
+
+fn table_decision(verdict: Verdict) -> Decision {
+    Decision {
+        verdict,
+        account: "alice".into(),
+        uid: Some(1001),
+        reason: "from the table".into(),
+        rule: "identity".into(),
+        groups: vec![],
+    }
+}
+
+#[rstest]
+#[case::allowed(Verdict::Allowed, PAM_SUCCESS, PAM_SUCCESS)]
+#[case::denied(Verdict::PolicyDenied, PAM_AUTH_ERR, PAM_PERM_DENIED)]
+fn questions_without_a_credential_are_answered_from_the_table_and_logged(
+    #[case] verdict: Verdict,
+    #[case] auth_code: Code,
+    #[case] account_code: Code,
+) {
+    for (phase, want) in [(Phase::Auth, auth_code), (Phase::Account, account_code)] {
+        let mut d = FakeDaemon::new(Answer::Error("the socket must not be used"));
+        d.table = Some(table_decision(verdict));
+        let mut h = FakePam::new("alice");
+        // verify=none: no password is asked for when the answer is allowed.
+        h.answers.push_back(Ok(b"unused".to_vec()));
+        assert_eq!(run(phase, &mut h, &[], &mut d), want, "{phase:?}");
+        assert!(d.calls.is_empty(), "{phase:?}: the daemon was asked");
+        assert_eq!(d.table_asked, ["alice"]);
+        let logs = h.logs.borrow();
+        assert!(
+            logs.iter().any(|(l, m)| *l == Level::Info
+                && m.contains("decision from accountmapd's table")
+                && m.contains(&format!("verdict={}", verdict.as_str()))
+                && m.contains(&format!("phase={}", phase.as_str()))),
+            "{phase:?}: {logs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_credential_to_check_always_goes_to_the_daemon() {
+    for verify in [
+        "verify=ldap",
+        "verify=oidc",
+        "verify=proxy",
+        "verify=ticket",
+    ] {
+        let mut d = FakeDaemon::allowing("alice");
+        d.table = Some(table_decision(Verdict::Allowed));
+        let mut h = FakePam::new("alice");
+        let secret = if verify == "verify=ticket" {
+            format!("amt1.{}", "A".repeat(43))
+        } else {
+            "secret".to_string()
+        };
+        h.answers.push_back(Ok(secret.into_bytes()));
+        assert_eq!(auth(&mut h, &[verify], &mut d), PAM_SUCCESS, "{verify}");
+        assert_eq!(d.calls.len(), 1, "{verify}");
+        assert!(d.table_asked.is_empty(), "{verify}: the table was asked");
+    }
 }

@@ -302,94 +302,136 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-#[test]
-fn files_are_created_mapped_and_retired_when_replaced() {
-    let dir = temp_dir("replace");
-    let path = dir.join(FILE_NAME);
-    let mut first = WriteMap::create(&path).unwrap();
-    let meta = std::fs::metadata(&path).unwrap();
-    assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
-    assert_eq!(meta.len(), FILE_SIZE as u64);
-    first.writer().unwrap().insert(
-        b"alias",
-        &entry("jdoe", 1003),
+/// A record both tables can hold (the strings of a passwd entry, or of a decision).
+fn put(w: &mut WriteMap, name: &[u8]) {
+    assert!(w.writer().unwrap().insert_record(
+        name,
+        1003,
+        [b"jdoe", b"gecos", b"/home/jdoe", b"/bin/sh"],
         now_ns() + 60 * SEC,
         now_ns(),
-    );
-    let reader = ReadMap::open(&path, euid()).unwrap();
+    ));
+}
+
+fn got(t: &Table<'_>, name: &[u8]) -> Option<String> {
+    t.lookup_record(name, now_ns()).map(|r| r.fields[0].clone())
+}
+
+// The file tests run for both tables: the decision table (issue 16) passes the same trust,
+// retire and boot rules as passwd.cache, with its own mode.
+
+#[rstest]
+fn files_are_created_mapped_and_retired_when_replaced(
+    #[values(Kind::Passwd, Kind::Policy)] kind: Kind,
+) {
+    let dir = temp_dir(&format!("replace-{kind:?}"));
+    let path = dir.join(kind.file_name());
+    let mut first = WriteMap::create_kind(&path, kind).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, kind.mode());
+    assert_eq!(meta.len(), FILE_SIZE as u64);
+    put(&mut first, b"alias");
+    let reader = ReadMap::open_kind(&path, euid(), kind).unwrap();
     let t = reader.table().unwrap();
-    assert_eq!(
-        t.lookup(b"alias", now_ns()),
-        Some(Cached::Entry(entry("jdoe", 1003)))
-    );
+    assert_eq!(got(&t, b"alias").as_deref(), Some("jdoe"));
     // A second writer (a restarted daemon) replaces the file and retires the old one.
-    let _second = WriteMap::create(&path).unwrap();
+    let _second = WriteMap::create_kind(&path, kind).unwrap();
     assert!(t.retired());
-    let again = ReadMap::open(&path, euid()).unwrap();
-    assert_eq!(again.table().unwrap().lookup(b"alias", now_ns()), None);
+    let again = ReadMap::open_kind(&path, euid(), kind).unwrap();
+    assert_eq!(got(&again.table().unwrap(), b"alias"), None);
     drop(first);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn a_clean_stop_retires_and_removes_the_file() {
-    let dir = temp_dir("stop");
-    let path = dir.join(FILE_NAME);
-    let mut w = WriteMap::create(&path).unwrap();
-    let reader = ReadMap::open(&path, euid()).unwrap();
+#[rstest]
+fn a_clean_stop_retires_and_removes_the_file(#[values(Kind::Passwd, Kind::Policy)] kind: Kind) {
+    let dir = temp_dir(&format!("stop-{kind:?}"));
+    let path = dir.join(kind.file_name());
+    let mut w = WriteMap::create_kind(&path, kind).unwrap();
+    let reader = ReadMap::open_kind(&path, euid(), kind).unwrap();
     w.retire_and_remove();
     assert!(reader.table().unwrap().retired());
     assert!(!path.exists());
-    assert_eq!(ReadMap::open(&path, euid()).err(), Some(Refused::Open));
+    assert_eq!(
+        ReadMap::open_kind(&path, euid(), kind).err(),
+        Some(Refused::Open)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn untrusted_files_are_refused() {
-    let dir = temp_dir("trust");
-    let path = dir.join(FILE_NAME);
-    let _w = WriteMap::create(&path).unwrap();
-    assert!(ReadMap::open(&path, euid()).is_ok());
-    for mode in [0o664, 0o646, 0o666] {
+#[rstest]
+fn untrusted_files_are_refused(#[values(Kind::Passwd, Kind::Policy)] kind: Kind) {
+    let dir = temp_dir(&format!("trust-{kind:?}"));
+    let path = dir.join(kind.file_name());
+    let _w = WriteMap::create_kind(&path, kind).unwrap();
+    assert!(ReadMap::open_kind(&path, euid(), kind).is_ok());
+    for writable in [0o020, 0o002, 0o022] {
+        let mode = kind.mode() | writable;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         assert_eq!(
-            ReadMap::open(&path, euid()).err(),
+            ReadMap::open_kind(&path, euid(), kind).err(),
             Some(Refused::Writable(mode))
         );
     }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(kind.mode())).unwrap();
     // Owned by someone who is neither root nor the reader.
     let owner = std::fs::metadata(&path).unwrap().uid();
     if owner != 0 {
         assert_eq!(
-            ReadMap::open(&path, owner + 1).err(),
+            ReadMap::open_kind(&path, owner + 1, kind).err(),
             Some(Refused::Owner(owner))
         );
     }
     // A symlink to a good file is not followed.
     let link = dir.join("link");
     std::os::unix::fs::symlink(&path, &link).unwrap();
-    assert_eq!(ReadMap::open(&link, euid()).err(), Some(Refused::Open));
-    // Wrong size, wrong magic.
+    assert_eq!(
+        ReadMap::open_kind(&link, euid(), kind).err(),
+        Some(Refused::Open)
+    );
+    // Wrong size, wrong magic, and the other table's file.
     let short = dir.join("short");
     std::fs::write(&short, [0u8; 64]).unwrap();
-    assert_eq!(ReadMap::open(&short, euid()).err(), Some(Refused::Size(64)));
+    assert_eq!(
+        ReadMap::open_kind(&short, euid(), kind).err(),
+        Some(Refused::Size(64))
+    );
     let zeros = dir.join("zeros");
     std::fs::write(&zeros, vec![0u8; FILE_SIZE]).unwrap();
-    assert_eq!(ReadMap::open(&zeros, euid()).err(), Some(Refused::Layout));
+    assert_eq!(
+        ReadMap::open_kind(&zeros, euid(), kind).err(),
+        Some(Refused::Layout)
+    );
+    let other_kind = if kind == Kind::Passwd {
+        Kind::Policy
+    } else {
+        Kind::Passwd
+    };
+    let other = dir.join("other");
+    let _o = WriteMap::create_kind(&other, other_kind).unwrap();
+    assert_eq!(
+        ReadMap::open_kind(&other, euid(), kind).err(),
+        Some(Refused::Layout)
+    );
     // A directory.
-    assert_eq!(ReadMap::open(&dir, euid()).err(), Some(Refused::NotRegular));
+    assert_eq!(
+        ReadMap::open_kind(&dir, euid(), kind).err(),
+        Some(Refused::NotRegular)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn a_file_of_another_boot_is_refused() {
-    let dir = temp_dir("boot");
-    let path = dir.join(FILE_NAME);
-    let mut w = WriteMap::create(&path).unwrap();
+#[rstest]
+fn a_file_of_another_boot_is_refused(#[values(Kind::Passwd, Kind::Policy)] kind: Kind) {
+    let dir = temp_dir(&format!("boot-{kind:?}"));
+    let path = dir.join(kind.file_name());
+    let mut w = WriteMap::create_kind(&path, kind).unwrap();
     let boot = boot_id().unwrap();
     w.writer().unwrap().init([1, 1], [boot[0] ^ 1, boot[1]]);
-    assert_eq!(ReadMap::open(&path, euid()).err(), Some(Refused::OtherBoot));
+    assert_eq!(
+        ReadMap::open_kind(&path, euid(), kind).err(),
+        Some(Refused::OtherBoot)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
