@@ -24,9 +24,9 @@ const CACHED_CALLS: &str = "200000";
 /// Under the daemon's per-peer burst (400): every call reaches the daemon and is answered.
 /// Per measurement; two measurements stay under it together.
 const SOCKET_CALLS: &str = "150";
-/// Fresh processes per case and round, 5 rounds + 10 warm-up: the miss case sends 510 look-ups
-/// to the daemon over about 2 s (the four cases interleaved, ~1 ms each), under the per-uid
-/// budget (400 at once, then 200/s).
+/// Fresh processes per case and round, 5 rounds + 10 warm-up: the new-name case sends 510
+/// look-ups to the daemon over about 2.5 s (the five cases interleaved, ~1 ms each), under the
+/// per-uid budget (400 at once, then 200/s).
 const FRESH_PER_ROUND: &str = "100";
 
 /// The module or `nss-bench`: from `ACCOUNTMAP_BENCH_DIR` when set, else the build directory.
@@ -95,9 +95,11 @@ fn through_glibc(env: &Env, sources: &str, name: &str, want: &str, calls: &str) 
 /// Fresh processes (issue 16): `fresh-bench` starts bench/fresh.c's `fresh-nss` helper (one
 /// `getpwnam`, then exit; libc only) for every look-up, inside a private mount namespace whose
 /// /etc/nsswitch.conf is a bind mount of a file in the test directory, rewritten before each
-/// case's batch: a miss with `passwd: files` against `files accountmap` (daemon up: every miss
-/// is a socket round trip, negative answers are not cached), and a `files` hit (last line of
-/// /etc/passwd) against an alias from the shared-memory cache. The module comes through
+/// case's batch: a miss with `passwd: files` against `files accountmap` (daemon up, the shipped
+/// `negative_cache_ttl = 30`: the same name again is answered "no such alias" from
+/// `passwd.cache`), a miss of a name never asked before (600 names: a socket round trip each
+/// time), and a `files` hit (last line of /etc/passwd) against an alias from the shared-memory
+/// cache. The module comes through
 /// LD_LIBRARY_PATH, set for every case alike. Misses reach the daemon, whose NSS budget per
 /// uid is 400 at once and 200/s: the counts stay under it (a refused look-up would look like
 /// a miss to the caller). Prints fresh-bench's markdown table; None when not root.
@@ -124,6 +126,13 @@ fn fresh_processes(env: &Env) -> Option<String> {
         write_atomic(&path, &format!("ok\t@nss {name} {want}\n"));
         path
     };
+    // A name never asked before in every process (more names than processes): the daemon is
+    // asked each time, whatever it caches.
+    let new_names = env.path("am-new-name.jobs");
+    let lines: String = (0..600)
+        .map(|i| format!("ok\t@nss nosuch-bench-{i:04} -\n"))
+        .collect();
+    write_atomic(&new_names, &lines);
     let cases = [
         (
             "files-miss",
@@ -135,6 +144,7 @@ fn fresh_processes(env: &Env) -> Option<String> {
             job("am-miss", "nosuch-bench-user", "-"),
             &files_am,
         ),
+        ("files-accountmap-new-name", new_names, &files_am),
         (
             "files-hit-last-line",
             job("files-hit", &last, &last),
@@ -200,8 +210,12 @@ fn through_nss_wrapper(env: &Env, calls: &str) -> u64 {
 }
 
 fn main() {
+    // The shipped cache settings (the test harness turns both off by default).
     let cached = Env::builder("bench-nss-cached")
-        .config(|c| c.cache_ttl = 300)
+        .config(|c| {
+            c.cache_ttl = 300;
+            c.negative_cache_ttl = 30;
+        })
         .build();
     // One lookup fills the cache.
     assert_eq!(cached.getent_passwd(ALIAS).code, 0);
