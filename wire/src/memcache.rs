@@ -407,7 +407,14 @@ fn fields(copy: &Snapshot) -> Option<(u64, [String; 4])> {
 /// behind a lock): the seqlock protects readers from the writer, not writers from each other.
 pub struct TableWriter<'a> {
     table: Table<'a>,
+    /// Which slots hold a record, when the writer keeps count ([`WriteMap::writer`]): a flush
+    /// and `live` then read only those, instead of every record of the file. Reading all 2 MiB
+    /// would map every page into the daemon (its RSS, by 2 MiB per table) for nothing.
+    occupied: Option<&'a mut [u64; OCCUPIED_WORDS]>,
 }
+
+/// Words of a writer's record-occupancy bitmap (one bit per slot).
+pub const OCCUPIED_WORDS: usize = SLOTS / 64;
 
 impl<'a> TableWriter<'a> {
     /// A writer of the passwd table over `words` ([`FILE_WORDS`] long).
@@ -419,7 +426,23 @@ impl<'a> TableWriter<'a> {
     pub fn of(kind: Kind, words: &'a [AtomicU64]) -> Option<TableWriter<'a>> {
         Some(TableWriter {
             table: Table::of(kind, words)?,
+            occupied: None,
         })
+    }
+
+    /// Whether `slot` may hold a record (always true without a bitmap).
+    fn maybe_occupied(&self, slot: usize) -> bool {
+        self.occupied
+            .as_ref()
+            .is_none_or(|bits| bits[slot / 64] & (1 << (slot % 64)) != 0)
+    }
+
+    /// Unexpired records at `now`: what [`Table::live`] counts, reading only occupied slots.
+    pub fn live(&self, now: u64) -> usize {
+        (0..SLOTS)
+            .filter(|&s| self.maybe_occupied(s))
+            .filter(|&s| self.table.record(s)[R_EXPIRY].load(Ordering::Relaxed) > now)
+            .count()
     }
 
     pub fn table(&self) -> Table<'a> {
@@ -456,6 +479,14 @@ impl<'a> TableWriter<'a> {
             dst.store(*src, Ordering::Relaxed);
         }
         rec[R_SEQ].store(seq.wrapping_add(2), Ordering::Release);
+        if let Some(bits) = self.occupied.as_mut() {
+            let (word, bit) = ((slot % SLOTS) / 64, 1u64 << (slot % 64));
+            if words[R_EXPIRY] == 0 {
+                bits[word] &= !bit;
+            } else {
+                bits[word] |= bit;
+            }
+        }
     }
 
     /// Caches `entry` for `name` until `expiry` (CLOCK_MONOTONIC ns), replacing the same name's
@@ -564,6 +595,9 @@ impl<'a> TableWriter<'a> {
     pub fn clear(&mut self, now: u64) -> usize {
         let mut live = 0;
         for slot in 0..SLOTS {
+            if !self.maybe_occupied(slot) {
+                continue;
+            }
             let e = self.table.record(slot)[R_EXPIRY].load(Ordering::Relaxed);
             if e != 0 {
                 if e > now {
@@ -711,6 +745,8 @@ pub struct WriteMap {
     map: Mapping,
     path: PathBuf,
     kind: Kind,
+    /// The slots this writer has filled (the file starts empty).
+    occupied: [u64; OCCUPIED_WORDS],
 }
 
 fn random_salt() -> io::Result<[u64; 2]> {
@@ -815,6 +851,7 @@ impl WriteMap {
                 map,
                 path: path.to_path_buf(),
                 kind,
+                occupied: [0; OCCUPIED_WORDS],
             }),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -829,7 +866,10 @@ impl WriteMap {
 
     /// The writer over the mapping. Callers keep one at a time (see [`TableWriter`]).
     pub fn writer(&mut self) -> Option<TableWriter<'_>> {
-        TableWriter::of(self.kind, self.map.words())
+        Some(TableWriter {
+            table: Table::of(self.kind, self.map.words())?,
+            occupied: Some(&mut self.occupied),
+        })
     }
 
     /// Empties the table, marks the file retired and removes it (a clean stop).

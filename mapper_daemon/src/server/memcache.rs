@@ -103,7 +103,7 @@ impl SharedCache {
     pub fn status(&self) -> Option<(PathBuf, usize)> {
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let f = file.as_mut()?;
-        let live = f.writer().map_or(0, |w| w.table().live(memcache::now_ns()));
+        let live = f.writer().map_or(0, |w| w.live(memcache::now_ns()));
         Some((f.path().to_path_buf(), live))
     }
 

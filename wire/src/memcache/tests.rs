@@ -537,3 +537,38 @@ fn a_name_that_is_no_alias_is_cached_as_such_and_replaced_by_an_entry() {
     );
     assert_eq!(t.table().live(SEC), 1);
 }
+
+/// The writer of a file keeps a bitmap of the slots it filled, so that a flush and `status`
+/// read only those (reading every record would map the whole file into the daemon, 2 MiB of
+/// RSS per table): the same results as reading everything.
+#[test]
+fn a_file_writer_clears_and_counts_by_its_bitmap_as_a_full_scan_would() {
+    let dir = temp_dir("bitmap");
+    let path = dir.join(FILE_NAME);
+    let mut w = WriteMap::create(&path).unwrap();
+    let now = now_ns();
+    for i in 0..300u32 {
+        let name = format!("alias{i}");
+        let expiry = if i % 3 == 0 { now - 1 } else { now + 60 * SEC };
+        assert!(w.writer().unwrap().insert(
+            name.as_bytes(),
+            &entry("jdoe", 1003),
+            expiry.max(1),
+            1
+        ));
+    }
+    // Replacing a record keeps its slot counted once.
+    assert!(w
+        .writer()
+        .unwrap()
+        .insert(b"alias1", &entry("alice", 1001), now + 60 * SEC, now));
+    let full = w.writer().unwrap().table().live(now);
+    assert_eq!(w.writer().unwrap().live(now), full);
+    assert_eq!(full, 200);
+    assert_eq!(w.writer().unwrap().clear(now), 200);
+    assert_eq!(w.writer().unwrap().live(0), 0);
+    let t = w.writer().unwrap().table();
+    assert_eq!(t.live(0), 0, "every record was emptied, expired ones too");
+    assert!(t.lookup(b"alias1", now).is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
