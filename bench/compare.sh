@@ -585,6 +585,16 @@ $2 == "succeed_if" || $2 == "accountmap" {
     printf "-\t%s\tpolicy\twarm\t%d\t-\t%d\t%.4f\t%.1f\t%.1f\t%.1f\t%.1f\t%.3f\t0.000\t0.000\tpolicy-bench\n", sys, $1, n, secs, $5, $6, $7, $4, $10 * n / 1e6
 }' "$results/policy-bench.txt" >>"$out"
 sed -n '/^== realistic/,$p' "$results/policy-bench.txt" >"$results/policy-realistic.md"
+# The NSS rows of issue 16 (fresh processes: a miss, a repeated miss, a new name, an alias from
+# the shared cache against a `files` hit), as `make bench-nss` prints them, go in the same section.
+log "NSS: nss-cache-bench (fresh processes, glibc NSS in a private mount namespace)"
+cmdlog "nss-cache-bench   # make bench-nss"
+{
+    echo "== nss-cache-bench (make bench-nss): getpwnam in one process and in fresh processes"
+    timeout -k 5 $((STEP + 300)) env ACCOUNTMAP_ARTIFACT_DIR="$CARGO_TARGET_DIR/release" \
+        cargo run --release -q -p accountmap-bench --bin nss-cache-bench
+} >>"$results/policy-realistic.md" 2>"$results/nss-cache-bench.err" \
+    || die "nss-cache-bench failed: $(tail -5 "$results/nss-cache-bench.err")"
 
 printf 'duration of the run\t%s s (until the policy benchmark ended; restore follows)\n' "$(($(date +%s) - started))" >>"$results/machine.tsv"
 if [[ -z ${BENCH_NO_DOCS:-} ]]; then

@@ -133,6 +133,7 @@ fn fresh_processes(env: &Env) -> Option<String> {
         .map(|i| format!("ok\t@nss nosuch-bench-{i:04} -\n"))
         .collect();
     write_atomic(&new_names, &lines);
+    // Compared in pairs (fresh-bench: the 2nd against the 1st, and so on).
     let cases = [
         (
             "files-miss",
@@ -144,13 +145,18 @@ fn fresh_processes(env: &Env) -> Option<String> {
             job("am-miss", "nosuch-bench-user", "-"),
             &files_am,
         ),
-        ("files-accountmap-new-name", new_names, &files_am),
         (
             "files-hit-last-line",
             job("files-hit", &last, &last),
             &files,
         ),
         ("alias-from-cache", job("alias", ALIAS, "jdoe"), &files_am),
+        (
+            "files-miss-again",
+            job("files-miss", "nosuch-bench-user", "-"),
+            &files,
+        ),
+        ("files-accountmap-new-name", new_names, &files_am),
     ];
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
