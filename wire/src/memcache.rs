@@ -517,11 +517,7 @@ impl<'a> TableWriter<'a> {
         if total > DATA_BYTES || expiry == 0 {
             return false;
         }
-        let key = key(self.table.salt(), name);
-        let mut words = [0u64; RECORD_WORDS];
-        words[R_EXPIRY] = expiry;
-        words[R_KEY] = key[0];
-        words[R_KEY + 1] = key[1];
+        let (key, mut words) = self.record_for(name, expiry);
         words[R_IDS] = ids;
         let mut lens = 0u64;
         let mut data = [0u8; DATA_BYTES];
@@ -547,14 +543,20 @@ impl<'a> TableWriter<'a> {
         if expiry == 0 {
             return false;
         }
+        let (key, mut words) = self.record_for(name, expiry);
+        words[R_LENS] = NOT_AN_ALIAS;
+        self.place(key, &words, now);
+        true
+    }
+
+    /// The key of `name` and a record for it with `expiry` and that key, the rest zero.
+    fn record_for(&self, name: &[u8], expiry: u64) -> ([u64; 2], [u64; RECORD_WORDS]) {
         let key = key(self.table.salt(), name);
         let mut words = [0u64; RECORD_WORDS];
         words[R_EXPIRY] = expiry;
         words[R_KEY] = key[0];
         words[R_KEY + 1] = key[1];
-        words[R_LENS] = NOT_AN_ALIAS;
-        self.place(key, &words, now);
-        true
+        (key, words)
     }
 
     /// Writes `words` into the slot of `key`: the record of the same key, else an empty or

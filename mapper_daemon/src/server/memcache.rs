@@ -107,6 +107,15 @@ impl SharedCache {
         Some((f.path().to_path_buf(), live))
     }
 
+    /// The file and its live entries as `status` shows them (`off: why` when it is off).
+    pub fn status_text(&self) -> (String, String) {
+        match (self.status(), self.off_because()) {
+            (Some((path, live)), _) => (path.display().to_string(), live.to_string()),
+            (None, Some(why)) => (format!("off: {why}"), "0".to_string()),
+            (None, None) => ("off".to_string(), "0".to_string()),
+        }
+    }
+
     /// The epoch to hand to [`SharedCache::store`]. Take it before taking the engine that will
     /// answer: a reload swaps the engine first and bumps the epoch second, so an answer from
     /// the old engine always carries an old epoch.

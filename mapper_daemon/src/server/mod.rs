@@ -296,20 +296,14 @@ impl State {
             }
             (Request::Status, Response::Status(pairs)) => {
                 let mut pairs = pairs.clone();
-                let (file, live) = match (self.memcache.status(), self.memcache.off_because()) {
-                    (Some((path, live)), _) => (path.display().to_string(), live.to_string()),
-                    (None, Some(why)) => (format!("off: {why}"), "0".to_string()),
-                    (None, None) => ("off".to_string(), "0".to_string()),
-                };
-                pairs.push(("nss_cache_file".into(), file));
-                pairs.push(("nss_cache_entries".into(), live));
-                let (file, live) = match (self.policy.status(), self.policy.off_because()) {
-                    (Some((path, live)), _) => (path.display().to_string(), live.to_string()),
-                    (None, Some(why)) => (format!("off: {why}"), "0".to_string()),
-                    (None, None) => ("off".to_string(), "0".to_string()),
-                };
-                pairs.push(("decision_table_file".into(), file));
-                pairs.push(("decision_table_entries".into(), live));
+                for (table, name) in [
+                    (&self.memcache, "nss_cache"),
+                    (&self.policy, "decision_table"),
+                ] {
+                    let (file, live) = table.status_text();
+                    pairs.push((format!("{name}_file"), file));
+                    pairs.push((format!("{name}_entries"), live));
+                }
                 return Response::Status(pairs);
             }
             _ => {}
