@@ -190,35 +190,32 @@ pub fn load(path: &Path) -> Result<GateConfig, ConfigError> {
         more.sort();
         files.extend(more);
     }
-    let mut s = Sections {
-        gate: None,
-        oidc: Section::default(),
-        daemon: Section::default(),
-    };
-    for file in &files {
-        let text = read_small(file)?;
-        merge(&mut s, file, &text)?;
+    let mut texts = Vec::new();
+    for file in files {
+        let text = read_small(&file)?;
+        texts.push((file, text));
     }
-    let gate = s.gate.ok_or_else(|| {
-        ConfigError(format!(
-            "{}: no [gate] section; add one with listen, public_url and rserver_url (see accountmap.toml(5), \"[gate]\")",
-            path.display()
-        ))
-    })?;
-    from_sections(path, &gate, &s.oidc, &s.daemon)
+    from_texts(path, &texts)
 }
 
 /// As [`load`], from one text (tests).
 pub fn from_text(path: &Path, text: &str) -> Result<GateConfig, ConfigError> {
+    from_texts(path, &[(path.to_path_buf(), text.to_string())])
+}
+
+/// The configuration of the main file `path` from the texts of it and its drop-ins, in order.
+fn from_texts(path: &Path, texts: &[(PathBuf, String)]) -> Result<GateConfig, ConfigError> {
     let mut s = Sections {
         gate: None,
         oidc: Section::default(),
         daemon: Section::default(),
     };
-    merge(&mut s, path, text)?;
+    for (file, text) in texts {
+        merge(&mut s, file, text)?;
+    }
     let gate = s.gate.ok_or_else(|| {
         ConfigError(format!(
-            "{}: no [gate] section; add one with listen, public_url and rserver_url",
+            "{}: no [gate] section; add one with listen, public_url and rserver_url (see accountmap.toml(5), \"[gate]\")",
             path.display()
         ))
     })?;

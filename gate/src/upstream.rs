@@ -48,13 +48,9 @@ pub enum TicketAnswer {
 
 impl Upstream {
     pub fn new(cfg: GateConfig) -> Result<Upstream, String> {
-        let trust = match &cfg.ca_file {
-            Some(path) => Trust::CaFile(path),
-            None => Trust::Roots(tls::platform_roots("ca_file").unwrap_or_else(|e| {
-                eprintln!("accountmap-gate: warning: https:// providers cannot be verified: {e}");
-                rustls::RootCertStore::empty()
-            })),
-        };
+        let trust = Trust::web(cfg.ca_file.as_deref(), |e| {
+            eprintln!("accountmap-gate: warning: https:// providers cannot be verified: {e}");
+        });
         let tls = tls::client_config(trust, None).map_err(|e| format!("[oidc] ca_file: {e}"))?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
@@ -220,17 +216,9 @@ impl Upstream {
             &v,
         );
         let url = base.join("auth-do-sign-in");
-        let req = self
-            .http
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header(COOKIE, format!("rs-csrf-token={csrf}"));
         let resp = self
-            .as_browser_saw_it(req)
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+            .post_to_rserver(&url, format!("rs-csrf-token={csrf}"), form)
+            .await?;
         let status = resp.status();
         let location = resp
             .headers()
@@ -273,27 +261,31 @@ impl Upstream {
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("rs-csrf-token", &csrf)
             .finish();
-        let req = self
-            .http
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header(COOKIE, cookie);
-        let resp = self
-            .as_browser_saw_it(req)
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+        let resp = self.post_to_rserver(&url, cookie, form).await?;
         Ok(resp.headers().get_all(SET_COOKIE).iter().cloned().collect())
     }
 
-    /// rserver builds its redirects from the host and scheme the browser used: those of
-    /// `public_url`, not the gate's own connection to it.
-    fn as_browser_saw_it(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    /// POSTs `form` to rserver's `url` with `cookie`, under the host and scheme the browser
+    /// used (those of `public_url`, not the gate's own connection), from which rserver builds
+    /// its redirects.
+    async fn post_to_rserver(
+        &self,
+        url: &str,
+        cookie: String,
+        form: String,
+    ) -> Result<reqwest::Response, String> {
         let public = &self.cfg.public_url;
-        req.header("host", public.authority.as_str())
+        self.http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(COOKIE, cookie)
+            .header("host", public.authority.as_str())
             .header("x-forwarded-host", public.authority.as_str())
             .header("x-forwarded-proto", public.scheme.as_str())
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))
     }
 
     /// rserver's redirect as a path on the public origin: a relative path is kept, an absolute

@@ -18,9 +18,10 @@ use accountmap_wire::{Verdict, Verify};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -155,9 +156,9 @@ async fn login(
     State(gate): State<Arc<Gate>>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-    req: Request<Body>,
+    peer: Option<Extension<Peer>>,
 ) -> Response {
-    let peer = req.extensions().get::<Peer>().copied();
+    let peer = peer.map(|Extension(p)| p);
     let q = match query(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return bad_request(e),
@@ -278,9 +279,9 @@ async fn callback(
     State(gate): State<Arc<Gate>>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-    req: Request<Body>,
+    peer: Option<Extension<Peer>>,
 ) -> Response {
-    let peer = req.extensions().get::<Peer>().copied();
+    let peer = peer.map(|Extension(p)| p);
     if !matches!(gate.up.cfg.mode, Mode::Oidc { .. }) {
         return page(
             StatusCode::NOT_FOUND,

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::config::from_text;
-use axum::http::Method;
+use axum::http::{Method, Request};
 use base64::Engine as _;
 use std::path::Path;
 use tower::ServiceExt as _;

@@ -34,6 +34,22 @@ pub enum Trust<'a> {
     Insecure,
 }
 
+impl Trust<'_> {
+    /// The trust of an HTTP client whose peer may be https:// or, on loopback, http:// (an
+    /// OpenID provider, rserver): the CA file `ca_file` names, else the platform store. An
+    /// empty platform store only matters for https:// peers, so it is not an error here:
+    /// `warn` is told why, and each https:// call then fails its TLS handshake.
+    pub fn web(ca_file: Option<&Path>, warn: impl FnOnce(&str)) -> Trust<'_> {
+        match ca_file {
+            Some(path) => Trust::CaFile(path),
+            None => Trust::Roots(platform_roots("ca_file").unwrap_or_else(|e| {
+                warn(&e);
+                RootCertStore::empty()
+            })),
+        }
+    }
+}
+
 /// A client certificate (chain) and its private key, both PEM files: mutual TLS.
 pub struct ClientAuth<'a> {
     pub certificate: &'a Path,

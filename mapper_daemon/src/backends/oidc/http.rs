@@ -6,7 +6,7 @@ use crate::backends::tls::{self, Trust};
 use crate::config::OidcConfig;
 use crate::log;
 use crate::util;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -33,20 +33,11 @@ pub(super) fn client(cfg: &OidcConfig, timeout: Duration) -> Result<reqwest::Cli
 }
 
 fn tls_config(cfg: &OidcConfig) -> Result<ClientConfig, String> {
-    let trust = match &cfg.ca_file {
-        Some(path) => Trust::CaFile(path),
-        // Without ca_file, an empty platform store only matters for https providers; say so
-        // once and let each such call fail with a TLS error.
-        None => match tls::platform_roots("ca_file") {
-            Ok(roots) => Trust::Roots(roots),
-            Err(e) => {
-                log::warning(&format!(
-                    "[oidc]: https:// providers cannot be verified: {e}"
-                ));
-                Trust::Roots(RootCertStore::empty())
-            }
-        },
-    };
+    let trust = Trust::web(cfg.ca_file.as_deref(), |e| {
+        log::warning(&format!(
+            "[oidc]: https:// providers cannot be verified: {e}"
+        ))
+    });
     tls::client_config(trust, None).map_err(|e| format!("[oidc] ca_file: {e}"))
 }
 
