@@ -13,6 +13,7 @@ use crate::server::{kill_and_wait_closed, listening, spawn_logged};
 use crate::wrappers::PAM_WRAPPER_LOCK;
 use crate::wrappers::{clean_stale_pam_wrapper_dirs, pam_wrapper_ready, StartLock};
 use crate::Env;
+use accountmap_gate::rserver::{encrypt_credentials, parse_public_key, sign_in_form, Scheme};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -118,6 +119,33 @@ impl RServer {
         http_request(self.port, "GET", path, cookies, None)
     }
 
+    /// rserver's sign-in as its page and the gate make it: the sign-in page for the CSRF
+    /// cookie, the public key, then `/auth-do-sign-in` with the cookie and the same token in
+    /// the form, `typed` and `secret` encrypted with `scheme` (the gate's own client code).
+    pub fn sign_in(
+        &self,
+        typed: &str,
+        secret: &str,
+        scheme: Scheme,
+        app_uri: &str,
+    ) -> HttpResponse {
+        let page = self.get("/auth-sign-in", &[]);
+        assert_eq!(page.status, 200, "{page:?}");
+        assert!(page.body.contains("TEST STAND-IN"), "{}", page.body);
+        let csrf = page
+            .cookie("rs-csrf-token")
+            .expect("an rs-csrf-token cookie");
+        let key = parse_public_key(&self.get("/auth-public-key", &[]).body)
+            .expect("rserver's public key");
+        let v = encrypt_credentials(&key, scheme, typed, secret, &mut rand_core::OsRng)
+            .expect("the credentials encrypt");
+        self.post_form(
+            "/auth-do-sign-in",
+            &[("rs-csrf-token", &csrf)],
+            &sign_in_form(&csrf, app_uri, &v),
+        )
+    }
+
     /// POSTs an `application/x-www-form-urlencoded` body.
     pub fn post_form(&self, path: &str, cookies: &[(&str, &str)], form: &str) -> HttpResponse {
         http_request(
@@ -188,13 +216,31 @@ pub fn http_request(
     cookies: &[(&str, &str)],
     body: Option<(&str, &[u8])>,
 ) -> HttpResponse {
+    http_request_with(port, method, path, cookies, &[], body)
+}
+
+/// As [`http_request`], with more request headers (a `Host` among them replaces
+/// `127.0.0.1:PORT`): what a proxy in front adds, for instance.
+pub fn http_request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    cookies: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> HttpResponse {
     let mut s = TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
     s.set_read_timeout(Some(HTTP_LIMIT)).expect("read timeout");
     s.set_write_timeout(Some(HTTP_LIMIT))
         .expect("write timeout");
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req += &format!("Host: 127.0.0.1:{port}\r\n");
+    }
+    for (n, v) in headers {
+        req += &format!("{n}: {v}\r\n");
+    }
     if !cookies.is_empty() {
         let c: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
         req += &format!("Cookie: {}\r\n", c.join("; "));

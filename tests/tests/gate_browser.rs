@@ -18,11 +18,12 @@
 //! provider's page and of the landing page are saved in `target/gate-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use accountmap_gate::rserver::Scheme;
 use accountmap_tests::browser::Browser;
 use accountmap_tests::gate::{add_ticket_service, start_ticket_daemon, Gate};
 use accountmap_tests::nginx::{rstudio_site, Nginx};
 use accountmap_tests::oidc_provider::{oidc_config, OidcProvider, Setup, CLIENT_ID, CLIENT_SECRET};
-use accountmap_tests::rserver::{HttpResponse, RServer, RServerOptions};
+use accountmap_tests::rserver::{http_request_with, HttpResponse, RServer, RServerOptions};
 use accountmap_tests::*;
 use accountmap_wire::{Credential, Request, Response, Verify};
 use std::path::PathBuf;
@@ -345,7 +346,7 @@ fn a_replayed_ticket_is_refused_by_rserver() {
         }
     };
     let t = ticket("alice");
-    let first = sign_in(&site.rserver, "alice", &t);
+    let first = site.rserver.sign_in("alice", &t, Scheme::Pkcs1v15, "/");
     assert_eq!(first.status, 302);
     assert!(
         first.cookie("user-id").is_some(),
@@ -355,7 +356,7 @@ fn a_replayed_ticket_is_refused_by_rserver() {
     // rserver's throttle is one attempt per user per 5 s: wait it out so that the replay is
     // refused for being a replay.
     std::thread::sleep(Duration::from_secs(6));
-    let again = sign_in(&site.rserver, "alice", &t);
+    let again = site.rserver.sign_in("alice", &t, Scheme::Pkcs1v15, "/");
     assert!(
         again.cookie("user-id").is_none(),
         "a replayed ticket signed in\n{}",
@@ -367,7 +368,7 @@ fn a_replayed_ticket_is_refused_by_rserver() {
     );
     // A fresh ticket for alice does not sign jdoe in.
     let t2 = ticket("alice");
-    let other = sign_in(&site.rserver, "jdoe", &t2);
+    let other = site.rserver.sign_in("jdoe", &t2, Scheme::Pkcs1v15, "/");
     assert!(
         other.cookie("user-id").is_none(),
         "alice's ticket signed jdoe in\n{}",
@@ -375,65 +376,16 @@ fn a_replayed_ticket_is_refused_by_rserver() {
     );
 }
 
-/// rserver's sign-in as the gate posts it (the gate's own client code), with `secret` as the
-/// password.
-fn sign_in(rs: &RServer, user: &str, secret: &str) -> HttpResponse {
-    use accountmap_gate::rserver::{encrypt_credentials, parse_public_key, sign_in_form, Scheme};
-    let key = rs.get("/auth-public-key", &[]);
-    assert_eq!(key.status, 200, "{key:?}");
-    let key = parse_public_key(&key.body).unwrap();
-    let v =
-        encrypt_credentials(&key, Scheme::Pkcs1v15, user, secret, &mut rand_core::OsRng).unwrap();
-    let csrf = "gate-browser-test-csrf";
-    rs.post_form(
-        "/auth-do-sign-in",
-        &[("rs-csrf-token", csrf)],
-        &sign_in_form(csrf, "/", &v),
-    )
-}
-
 /// A GET through nginx with `headers`, as the upstream SSO proxy forwards a browser's request.
 fn get_through(site: &Site, path: &str, headers: &[(&str, String)]) -> HttpResponse {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", site.port)).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let mut req = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n",
-        site.port
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    HttpResponse {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+    let host = format!("localhost:{}", site.port);
+    let mut all: Vec<(&str, &str)> = vec![("Host", &host)];
+    all.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
+    http_request_with(site.port, "GET", path, &[], &all, None)
 }
 
 fn http_date() -> String {
-    let out = run_bounded(
-        std::process::Command::new("date").args(["-u", "+%a, %d %b %Y %H:%M:%S GMT"]),
-        None,
-        COMMAND_LIMIT,
-    );
-    out.stdout.trim().to_string()
+    httpdate::fmt_http_date(std::time::SystemTime::now())
 }
 
 /// RStudio Workbench's proxied authentication, for RStudio open source: an upstream SSO proxy

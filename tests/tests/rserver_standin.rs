@@ -33,24 +33,6 @@ fn ticket_for(env: &Env, name: &str) -> String {
     proxy_ticket(env, name).unwrap_or_else(|other| panic!("no ticket for {name}: {other:?}"))
 }
 
-/// The sign-in a client of rserver makes: the sign-in page for the CSRF cookie, the public key,
-/// then `/auth-do-sign-in` with the cookie and the same token in the form.
-fn sign_in(rs: &RServer, typed: &str, secret: &str, scheme: Scheme, app_uri: &str) -> HttpResponse {
-    let page = rs.get("/auth-sign-in", &[]);
-    assert_eq!(page.status, 200, "{page:?}");
-    assert!(page.body.contains("TEST STAND-IN"), "{}", page.body);
-    let csrf = page
-        .cookie("rs-csrf-token")
-        .expect("an rs-csrf-token cookie");
-    let key = parse_public_key(&rs.get("/auth-public-key", &[]).body).unwrap();
-    let v = encrypt_credentials(&key, scheme, typed, secret, &mut OsRng).unwrap();
-    rs.post_form(
-        "/auth-do-sign-in",
-        &[("rs-csrf-token", &csrf)],
-        &sign_in_form(&csrf, app_uri, &v),
-    )
-}
-
 /// The `error=N` of a redirect to the sign-in page.
 fn error_of(resp: &HttpResponse) -> Option<String> {
     let loc = resp.location()?;
@@ -145,17 +127,11 @@ fn an_allowed_user_signs_in_with_pkcs1_v15_and_with_oaep() {
     let rs = RServer::start(&env, &quick(RServerOptions::default()));
     for scheme in [Scheme::Pkcs1v15, Scheme::OaepSha256] {
         let ticket = ticket_for(&env, "alice");
-        let resp = sign_in(&rs, "alice", &ticket, scheme, "/s/abc/?x=1");
+        let resp = rs.sign_in("alice", &ticket, scheme, "/s/abc/?x=1");
         assert_signed_in(&resp, "/s/abc/?x=1", "alice", &rs, &env);
     }
     // appUri without a leading slash is rooted, as rserver does.
-    let resp = sign_in(
-        &rs,
-        "alice",
-        &ticket_for(&env, "alice"),
-        Scheme::Pkcs1v15,
-        "s/x",
-    );
+    let resp = rs.sign_in("alice", &ticket_for(&env, "alice"), Scheme::Pkcs1v15, "s/x");
     assert_signed_in(&resp, "/s/x", "alice", &rs, &env);
     let log = rs.log();
     assert!(
@@ -169,13 +145,7 @@ fn an_alias_is_canonicalised_through_nss_and_signs_in_as_the_account() {
     let env = standin_env("rs-alias");
     let rs = RServer::start(&env, &quick(RServerOptions::default()));
     let ticket = ticket_for(&env, "John.Doe@Company.com");
-    let resp = sign_in(
-        &rs,
-        "John.Doe@Company.com",
-        &ticket,
-        Scheme::OaepSha256,
-        "/",
-    );
+    let resp = rs.sign_in("John.Doe@Company.com", &ticket, Scheme::OaepSha256, "/");
     assert_signed_in(&resp, "/", "jdoe", &rs, &env);
     assert!(
         rs.log()
@@ -217,24 +187,18 @@ fn a_user_pam_refuses_gets_invalid_login() {
     let env = standin_env("rs-pam-denied");
     let rs = RServer::start(&env, &quick(RServerOptions::default()));
     // Not a ticket at all, then a ticket already used.
-    let resp = sign_in(&rs, "alice", "alice's password", Scheme::Pkcs1v15, "/");
+    let resp = rs.sign_in("alice", "alice's password", Scheme::Pkcs1v15, "/");
     assert_refused(&resp, "1", &rs, &env);
     let ticket = ticket_for(&env, "alice");
-    let first = sign_in(&rs, "alice", &ticket, Scheme::Pkcs1v15, "/");
+    let first = rs.sign_in("alice", &ticket, Scheme::Pkcs1v15, "/");
     assert_signed_in(&first, "/", "alice", &rs, &env);
-    let replay = sign_in(&rs, "alice", &ticket, Scheme::OaepSha256, "/");
+    let replay = rs.sign_in("alice", &ticket, Scheme::OaepSha256, "/");
     assert_refused(&replay, "1", &rs, &env);
     // A ticket is bound to its account.
-    let resp = sign_in(
-        &rs,
-        "jdoe",
-        &ticket_for(&env, "alice"),
-        Scheme::Pkcs1v15,
-        "/",
-    );
+    let resp = rs.sign_in("jdoe", &ticket_for(&env, "alice"), Scheme::Pkcs1v15, "/");
     assert_refused(&resp, "1", &rs, &env);
     // An empty password never reaches PAM.
-    let resp = sign_in(&rs, "alice", "", Scheme::Pkcs1v15, "/");
+    let resp = rs.sign_in("alice", "", Scheme::Pkcs1v15, "/");
     assert_refused(&resp, "1", &rs, &env);
     assert!(
         rs.log().contains("No PAM password provided"),
@@ -254,13 +218,7 @@ fn a_uid_below_the_minimum_is_refused_as_unauthorized() {
             ..RServerOptions::default()
         }),
     );
-    let resp = sign_in(
-        &rs,
-        "alice",
-        &ticket_for(&env, "alice"),
-        Scheme::Pkcs1v15,
-        "/",
-    );
+    let resp = rs.sign_in("alice", &ticket_for(&env, "alice"), Scheme::Pkcs1v15, "/");
     assert_refused(&resp, "3", &rs, &env);
     assert!(
         rs.log().contains("below auth-minimum-user-id 1002"),
@@ -279,13 +237,7 @@ fn a_user_outside_the_required_groups_is_refused_and_a_primary_group_counts() {
             ..RServerOptions::default()
         }),
     );
-    let resp = sign_in(
-        &rs,
-        "alice",
-        &ticket_for(&env, "alice"),
-        Scheme::Pkcs1v15,
-        "/",
-    );
+    let resp = rs.sign_in("alice", &ticket_for(&env, "alice"), Scheme::Pkcs1v15, "/");
     assert_refused(&resp, "3", &rs, &env);
     assert!(
         rs.log().contains("not in any of the required groups"),
@@ -302,13 +254,7 @@ fn a_user_outside_the_required_groups_is_refused_and_a_primary_group_counts() {
             ..RServerOptions::default()
         }),
     );
-    let resp = sign_in(
-        &rs,
-        "carol",
-        &ticket_for(&env, "carol"),
-        Scheme::Pkcs1v15,
-        "/",
-    );
+    let resp = rs.sign_in("carol", &ticket_for(&env, "carol"), Scheme::Pkcs1v15, "/");
     assert_signed_in(&resp, "/", "carol", &rs, &env);
 }
 
@@ -316,31 +262,13 @@ fn a_user_outside_the_required_groups_is_refused_and_a_primary_group_counts() {
 fn a_second_sign_in_within_the_throttle_window_is_refused() {
     let env = standin_env("rs-throttle");
     let rs = RServer::start(&env, &RServerOptions::default());
-    let resp = sign_in(
-        &rs,
-        "alice",
-        &ticket_for(&env, "alice"),
-        Scheme::Pkcs1v15,
-        "/",
-    );
+    let resp = rs.sign_in("alice", &ticket_for(&env, "alice"), Scheme::Pkcs1v15, "/");
     assert_signed_in(&resp, "/", "alice", &rs, &env);
-    let resp = sign_in(
-        &rs,
-        "alice",
-        &ticket_for(&env, "alice"),
-        Scheme::Pkcs1v15,
-        "/",
-    );
+    let resp = rs.sign_in("alice", &ticket_for(&env, "alice"), Scheme::Pkcs1v15, "/");
     assert_refused(&resp, "2", &rs, &env);
     assert!(rs.log().contains("throttled"), "{}", rs.log());
     // Per user: another account is not held back.
-    let resp = sign_in(
-        &rs,
-        "jdoe",
-        &ticket_for(&env, "jdoe"),
-        Scheme::Pkcs1v15,
-        "/",
-    );
+    let resp = rs.sign_in("jdoe", &ticket_for(&env, "jdoe"), Scheme::Pkcs1v15, "/");
     assert_signed_in(&resp, "/", "jdoe", &rs, &env);
 }
 
@@ -348,13 +276,7 @@ fn a_second_sign_in_within_the_throttle_window_is_refused() {
 fn a_tampered_or_signed_out_user_id_cookie_is_not_accepted() {
     let env = standin_env("rs-cookie");
     let rs = RServer::start(&env, &quick(RServerOptions::default()));
-    let resp = sign_in(
-        &rs,
-        "alice",
-        &ticket_for(&env, "alice"),
-        Scheme::Pkcs1v15,
-        "/",
-    );
+    let resp = rs.sign_in("alice", &ticket_for(&env, "alice"), Scheme::Pkcs1v15, "/");
     let user_id = assert_signed_in(&resp, "/", "alice", &rs, &env);
     let csrf = resp.cookie("rs-csrf-token").unwrap();
 
@@ -416,24 +338,12 @@ fn the_helper_answers_info_messages_and_refuses_error_messages() {
     };
     // PAM_TEXT_INFO is answered (with empty replies, three messages in one call)...
     stack("info num_lines=3");
-    let resp = sign_in(
-        &rs,
-        "alice",
-        &ticket_for(&env, "alice"),
-        Scheme::Pkcs1v15,
-        "/",
-    );
+    let resp = rs.sign_in("alice", &ticket_for(&env, "alice"), Scheme::Pkcs1v15, "/");
     assert_signed_in(&resp, "/", "alice", &rs, &env);
     // ...PAM_ERROR_MSG fails the conversation (PAM_CONV_ERR to the module). pam_chatty ignores
     // its conversation's result, so the sign-in goes on, as it would under rserver-pam.
     stack("error");
-    let resp = sign_in(
-        &rs,
-        "alice",
-        &ticket_for(&env, "alice"),
-        Scheme::Pkcs1v15,
-        "/",
-    );
+    let resp = rs.sign_in("alice", &ticket_for(&env, "alice"), Scheme::Pkcs1v15, "/");
     assert_signed_in(&resp, "/", "alice", &rs, &env);
     assert!(
         rs.log().contains("conversation refused: style 3"),
