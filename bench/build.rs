@@ -1,6 +1,7 @@
 //! Compiles `fresh.c` (the one-sign-in / one-look-up helper that fresh-bench starts as a new
 //! process each time) with the system C compiler: `fresh-pam` (linked to libpam) and `fresh-nss`
-//! (libc only). fresh-bench finds them through FRESH_PAM / FRESH_NSS, set here.
+//! (libc only). fresh-bench finds them through FRESH_PAM / FRESH_NSS, set here. Also
+//! `libnss_amfloor.so.2` (floor_nss.c, FLOOR_NSS), nss-cache-bench's do-nothing NSS module.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -31,6 +32,21 @@ fn main() {
             bin.display()
         );
     }
+    // The floor of an NSS module's cost (bench/floor_nss.c), loaded as `amfloor`.
+    let floor = out.join("libnss_amfloor.so.2");
+    let status = Command::new(&cc)
+        .args(["-O2", "-Wall", "-Wextra", "-shared", "-fPIC"])
+        .arg("-Wl,-soname,libnss_amfloor.so.2")
+        .arg("-o")
+        .arg(&floor)
+        .arg("floor_nss.c")
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        println!("cargo:warning={cc} could not build bench/floor_nss.c: {status:?}");
+        std::process::exit(1);
+    }
+    println!("cargo:rustc-env=FLOOR_NSS={}", floor.display());
+    println!("cargo:rerun-if-changed=floor_nss.c");
     println!("cargo:rerun-if-changed=fresh.c");
     println!("cargo:rerun-if-changed=build.rs");
 }

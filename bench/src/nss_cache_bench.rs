@@ -59,6 +59,9 @@ fn module_dir(env: &Env) -> std::path::PathBuf {
     let link = libdir.join("libnss_accountmap.so.2");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(bench_artifact("libnss_accountmap.so"), &link).unwrap();
+    let floor = libdir.join("libnss_amfloor.so.2");
+    let _ = std::fs::remove_file(&floor);
+    std::os::unix::fs::symlink(env!("FLOOR_NSS"), &floor).unwrap();
     libdir
 }
 
@@ -113,6 +116,8 @@ fn fresh_processes(env: &Env) -> Option<String> {
     let files_am = env.path("nsswitch-files-accountmap");
     write_atomic(&files, "passwd: files\ngroup: files\n");
     write_atomic(&files_am, "passwd: files accountmap\ngroup: files\n");
+    let files_floor = env.path("nsswitch-files-amfloor");
+    write_atomic(&files_floor, "passwd: files amfloor\ngroup: files\n");
     std::fs::copy(&files, &nsswitch).unwrap();
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let last = passwd
@@ -157,6 +162,17 @@ fn fresh_processes(env: &Env) -> Option<String> {
             &files,
         ),
         ("files-accountmap-new-name", new_names, &files_am),
+        // The floor: a module that answers NOTFOUND at once (bench/floor_nss.c).
+        (
+            "files-miss-3",
+            job("files-miss", "nosuch-bench-user", "-"),
+            &files,
+        ),
+        (
+            "files-floor-module-miss",
+            job("floor-miss", "nosuch-bench-user", "-"),
+            &files_floor,
+        ),
     ];
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
@@ -216,6 +232,15 @@ fn through_nss_wrapper(env: &Env, calls: &str) -> u64 {
 }
 
 fn main() {
+    // The daemons' directories on tmpfs, as /run/accountmap is on systemd hosts (where the NSS
+    // module does not read the boot id: `memcache::of_this_boot`). Some VMs and containers
+    // keep /run and /tmp on disk; TMPDIR given by the caller wins.
+    let shm = std::fs::File::open("/dev/shm");
+    if std::env::var_os("TMPDIR").is_none()
+        && shm.is_ok_and(|f| accountmap_wire::memcache::on_volatile_fs(&f))
+    {
+        std::env::set_var("TMPDIR", "/dev/shm");
+    }
     // The shipped cache settings (the test harness turns both off by default).
     let cached = Env::builder("bench-nss-cached")
         .config(|c| {
@@ -261,7 +286,21 @@ fn main() {
         );
     }
     match fresh_processes(&cached) {
-        Some(table) => println!("\n{table}"),
+        Some(table) => {
+            let dir = cached.socket.parent().unwrap_or(std::path::Path::new("/"));
+            let tmpfs = std::fs::File::open(dir)
+                .is_ok_and(|f| accountmap_wire::memcache::on_volatile_fs(&f));
+            println!(
+                "\n(the daemon's passwd.cache: {} ({}); floor = bench/floor_nss.c, a module \
+                 that answers NOTFOUND at once)\n{table}",
+                dir.display(),
+                if tmpfs {
+                    "tmpfs, as /run"
+                } else {
+                    "not tmpfs: the boot id is read"
+                }
+            )
+        }
         None => println!("fresh-process rows: skipped (root and unshare needed)"),
     }
     show(

@@ -50,7 +50,8 @@
 //! also retires and removes the file). The file of a daemon killed with SIGKILL stays, and its
 //! entries are answered until they expire (at most `cache_ttl`), as with SSSD's memcache.
 //! Expiry uses CLOCK_MONOTONIC, which is system-wide on Linux; it starts again at boot, so a
-//! file also names the boot it was written in, and a reader ignores a file of another boot.
+//! file also names the boot it was written in, and a reader ignores a file of another boot
+//! (unless it lives on tmpfs or ramfs, which no boot outlives).
 
 use crate::PasswdEntry;
 use sha2::{Digest, Sha256};
@@ -175,17 +176,57 @@ pub fn now_ns() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
-/// This boot's id (`/proc/sys/kernel/random/boot_id`) as two words.
+/// This boot's id (`/proc/sys/kernel/random/boot_id`) as two words. One open and one read into
+/// the stack (no size probe, no allocation): a fresh process pays it once per table it maps on
+/// a filesystem that can outlive a boot ([`of_this_boot`]).
 pub fn boot_id() -> Option<[u64; 2]> {
-    let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let hex: Vec<u8> = text.trim().bytes().filter(|b| *b != b'-').collect();
-    if hex.len() != 32 {
-        return None;
+    use std::io::Read;
+    let mut buf = [0u8; 64];
+    let n = File::open("/proc/sys/kernel/random/boot_id")
+        .ok()?
+        .read(&mut buf)
+        .ok()?;
+    parse_boot_id(buf.get(..n)?)
+}
+
+/// The two words of a boot id's text (`8-4-4-4-12` hex digits, then a newline).
+fn parse_boot_id(text: &[u8]) -> Option<[u64; 2]> {
+    let mut words = [0u64; 2];
+    let mut digits = 0usize;
+    for &b in text {
+        if b == b'-' || b.is_ascii_whitespace() {
+            continue;
+        }
+        let d = u64::from(char::from(b).to_digit(16)?);
+        let word = words.get_mut(digits / 16)?;
+        *word = (*word << 4) | d;
+        digits += 1;
     }
-    let word = |part: &[u8]| -> Option<u64> {
-        u64::from_str_radix(std::str::from_utf8(part).ok()?, 16).ok()
-    };
-    Some([word(&hex[..16])?, word(&hex[16..])?])
+    (digits == 32).then_some(words)
+}
+
+/// Whether a cache file written in the boot `boot` belongs to this boot. A file on tmpfs or
+/// ramfs (the default `/run/accountmap`) cannot have outlived the boot that wrote it, so only
+/// a file on another filesystem costs the read of the boot id, which every fresh process that
+/// maps the table would otherwise pay (a procfs path walk and three system calls).
+fn of_this_boot(file: &File, boot: [u64; 2]) -> bool {
+    on_volatile_fs(file) || boot_id() == Some(boot)
+}
+
+/// `RAMFS_MAGIC` of `<linux/magic.h>` (not in the libc crate).
+const RAMFS_MAGIC: libc::c_long = 0x8584_58f6;
+
+/// Whether `file` lives on tmpfs or ramfs, which no boot outlives.
+pub fn on_volatile_fs(file: &File) -> bool {
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: the descriptor is valid for the call (borrowed from `file`) and `fs` is valid for
+    // writes of a struct statfs, which fstatfs fills when it returns 0.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: fstatfs returned 0, so it initialised `fs`.
+    let fs = unsafe { fs.assume_init() };
+    fs.f_type == libc::TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC
 }
 
 /// The key of `name` in a file with `salt`: the first 16 bytes of SHA-256(salt || name), the
@@ -731,7 +772,7 @@ impl ReadMap {
         if table.retired() {
             return Err(Refused::Retired);
         }
-        if boot_id() != Some(table.boot()) {
+        if !of_this_boot(&file, table.boot()) {
             return Err(Refused::OtherBoot);
         }
         Ok(ReadMap { map, kind })

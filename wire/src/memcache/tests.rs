@@ -421,18 +421,75 @@ fn untrusted_files_are_refused(#[values(Kind::Passwd, Kind::Policy)] kind: Kind)
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[rstest]
-fn a_file_of_another_boot_is_refused(#[values(Kind::Passwd, Kind::Policy)] kind: Kind) {
-    let dir = temp_dir(&format!("boot-{kind:?}"));
+/// Whether `dir` is on tmpfs or ramfs (where the boot id is not read).
+fn volatile(dir: &Path) -> bool {
+    on_volatile_fs(&File::open(dir).unwrap())
+}
+
+/// A file whose header names `boot` instead of this boot, in a new directory under `parent`.
+fn file_of_boot(parent: &Path, tag: &str, kind: Kind, boot: [u64; 2]) -> (PathBuf, WriteMap) {
+    let dir = parent.join(format!("am-memcache-{tag}-{kind:?}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(kind.file_name());
     let mut w = WriteMap::create_kind(&path, kind).unwrap();
+    w.writer().unwrap().init([1, 1], boot);
+    (dir, w)
+}
+
+#[rstest]
+fn a_file_of_another_boot_is_refused(#[values(Kind::Passwd, Kind::Policy)] kind: Kind) {
+    // Next to the test binary: the build's filesystem, which (unlike tmpfs) outlives a boot.
+    let exe = std::env::current_exe().unwrap();
+    let parent = exe.parent().unwrap();
+    if volatile(parent) {
+        eprintln!(
+            "skipped: {} is on tmpfs, where boots are not compared",
+            parent.display()
+        );
+        return;
+    }
     let boot = boot_id().unwrap();
-    w.writer().unwrap().init([1, 1], [boot[0] ^ 1, boot[1]]);
+    let (dir, _w) = file_of_boot(parent, "boot", kind, [boot[0] ^ 1, boot[1]]);
     assert_eq!(
-        ReadMap::open_kind(&path, euid(), kind).err(),
+        ReadMap::open_kind(&dir.join(kind.file_name()), euid(), kind).err(),
         Some(Refused::OtherBoot)
     );
+    // The same file of this boot is used.
+    let (dir2, _w2) = file_of_boot(parent, "this-boot", kind, boot);
+    assert!(ReadMap::open_kind(&dir2.join(kind.file_name()), euid(), kind).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
+}
+
+#[test]
+fn on_tmpfs_the_boot_id_is_not_read() {
+    // /dev/shm is tmpfs on every systemd host, as /run is: a file there cannot be of another
+    // boot, whatever its header says.
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() || !volatile(shm) {
+        eprintln!("skipped: no tmpfs at /dev/shm");
+        return;
+    }
+    let (dir, _w) = file_of_boot(shm, "tmpfs", Kind::Passwd, [7, 7]);
+    assert!(ReadMap::open(&dir.join(FILE_NAME), euid()).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[rstest]
+#[case(b"9ff1faac-ffd9-4071-83e1-fd72ee91790f\n", Some([0x9ff1_faac_ffd9_4071, 0x83e1_fd72_ee91_790f]))]
+#[case(b"9ff1faacffd9407183e1fd72ee91790f", Some([0x9ff1_faac_ffd9_4071, 0x83e1_fd72_ee91_790f]))]
+#[case(b"9ff1faac-ffd9-4071-83e1-fd72ee91790", None)]
+#[case(b"9ff1faac-ffd9-4071-83e1-fd72ee91790f0", None)]
+#[case(b"9ff1faac-ffd9-4071-83e1-fd72ee91790g", None)]
+#[case(b"", None)]
+fn boot_ids_are_parsed(#[case] text: &[u8], #[case] want: Option<[u64; 2]>) {
+    assert_eq!(parse_boot_id(text), want);
+}
+
+#[test]
+fn this_boot_has_an_id() {
+    assert!(boot_id().is_some());
 }
 
 #[test]
