@@ -1,7 +1,8 @@
 //! Compiles `fresh.c` (the one-sign-in / one-look-up helper that fresh-bench starts as a new
 //! process each time) with the system C compiler: `fresh-pam` (linked to libpam) and `fresh-nss`
 //! (libc only). fresh-bench finds them through FRESH_PAM / FRESH_NSS, set here. Also
-//! `libnss_amfloor.so.2` (floor_nss.c, FLOOR_NSS), nss-cache-bench's do-nothing NSS module.
+//! `libnss_amfloor.so.2` (floor_nss.c, FLOOR_NSS), nss-cache-bench's do-nothing NSS module,
+//! and `dlcost` (dlcost.c, DLCOST), its load-cost probe.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -46,6 +47,20 @@ fn main() {
         std::process::exit(1);
     }
     println!("cargo:rustc-env=FLOOR_NSS={}", floor.display());
+    // dlcost (bench/dlcost.c): nss-cache-bench's load/first-call breakdown.
+    let dlcost = out.join("dlcost");
+    let status = Command::new(&cc)
+        .args(["-O2", "-Wall", "-Wextra", "-o"])
+        .arg(&dlcost)
+        .arg("dlcost.c")
+        .arg("-ldl")
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        println!("cargo:warning={cc} could not build bench/dlcost.c: {status:?}");
+        std::process::exit(1);
+    }
+    println!("cargo:rustc-env=DLCOST={}", dlcost.display());
+    println!("cargo:rerun-if-changed=dlcost.c");
     println!("cargo:rerun-if-changed=floor_nss.c");
     println!("cargo:rerun-if-changed=fresh.c");
     println!("cargo:rerun-if-changed=build.rs");

@@ -220,6 +220,64 @@ fn fresh_processes(env: &Env) -> Option<String> {
     Some(out.stdout)
 }
 
+/// Where a fresh process's miss goes, step by step: bench/dlcost.c's `nss` mode, in a new
+/// process each time, loads the module and calls its `getpwnam_r` twice for a name the daemon
+/// has already answered "no such alias" (the first call maps `passwd.cache`; the second only
+/// reads it), beside the do-nothing module. Medians of [`BREAKDOWN_RUNS`] processes of the ns
+/// and minor page faults of each step, as a markdown table.
+fn load_breakdown(env: &Env) -> String {
+    let libdir = module_dir(env);
+    let mut table = String::from(
+        "| module | dlopen µs | dlopen faults | first call µs | first call faults | second call µs |\n|---|---|---|---|---|---|\n",
+    );
+    for (label, source) in [
+        ("libnss_accountmap (cached miss)", "accountmap"),
+        ("floor (bench/floor_nss.c)", "amfloor"),
+    ] {
+        let so = libdir.join(format!("libnss_{source}.so.2"));
+        let mut columns: Vec<Vec<f64>> = vec![Vec::new(); 5];
+        for _ in 0..BREAKDOWN_RUNS {
+            let mut cmd = Command::new(env!("DLCOST"));
+            cmd.arg("nss")
+                .arg(&so)
+                .args([source, "nosuch-bench-user"])
+                .env("ACCOUNTMAP_SOCKET", &env.socket)
+                .env_remove("LD_PRELOAD");
+            let out = run_bounded(&mut cmd, None, COMMAND_LIMIT);
+            assert_eq!(out.code, 0, "{}", out.all());
+            // dlopen NS FAULTS call1 NS FAULTS call2 NS FAULTS status S1 S2; both NOTFOUND (0).
+            let w: Vec<&str> = out.stdout.split_whitespace().collect();
+            assert_eq!(
+                w.get(9..12),
+                Some(&["status", "0", "0"][..]),
+                "{}",
+                out.all()
+            );
+            for (column, at) in columns.iter_mut().zip([1, 2, 4, 5, 7]) {
+                column.push(w[at].parse().unwrap());
+            }
+        }
+        let m: Vec<f64> = columns.iter_mut().map(|c| median(c)).collect();
+        table.push_str(&format!(
+            "| {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |\n",
+            m[0] / 1000.0,
+            m[1],
+            m[2] / 1000.0,
+            m[3],
+            m[4] / 1000.0
+        ));
+    }
+    table
+}
+
+/// Processes per module in [`load_breakdown`].
+const BREAKDOWN_RUNS: usize = 201;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
 fn through_nss_wrapper(env: &Env, calls: &str) -> u64 {
     let mut cmd = Command::new(bench_artifact("nss-bench"));
     cmd.args([ALIAS, "jdoe", calls]);
@@ -299,7 +357,12 @@ fn main() {
                 } else {
                     "not tmpfs: the boot id is read"
                 }
-            )
+            );
+            println!(
+                "\nA fresh process's miss step by step (bench/dlcost.c `nss`, medians of \
+                 {BREAKDOWN_RUNS} processes per module):\n\n{}",
+                load_breakdown(&cached)
+            );
         }
         None => println!("fresh-process rows: skipped (root and unshare needed)"),
     }
