@@ -5,7 +5,9 @@
 //! CA and a server certificate made with openssl (SAN `IP:127.0.0.1`), and a second, unrelated
 //! CA for the "wrong CA" cases. It listens on two free ports: plain LDAP (StartTLS offered)
 //! and LDAPS. Start-up is bounded; the process is killed when the value is dropped, and it can
-//! be stopped and started again on the same ports mid-test.
+//! be stopped and started again on the same ports mid-test. [`Slapd::start_logging_operations`]
+//! logs every connection and operation (slapd's `stats` level), which [`Slapd::operations_since`]
+//! counts.
 //!
 //! The directory (`dc=example,dc=org`):
 //!
@@ -43,6 +45,8 @@ pub const BASE_DN: &str = "dc=example,dc=org";
 pub const PEOPLE_DN: &str = "ou=People,dc=example,dc=org";
 pub const GROUPS_DN: &str = "ou=Groups,dc=example,dc=org";
 pub const SCIENTISTS_DN: &str = "cn=scientists,ou=Groups,dc=example,dc=org";
+/// The posixGroup listing its members by `memberUid`.
+pub const LDAP_RSTUDIO_DN: &str = "cn=ldap-rstudio,ou=Groups,dc=example,dc=org";
 pub const READER_DN: &str = "cn=reader,dc=example,dc=org";
 pub const READER_PASSWORD: &str = "reader-secret";
 /// A user whose uid needs escaping in a DN (not in [`LDAP_USERS`]: no local account, no groups).
@@ -228,7 +232,7 @@ pub fn ldif() -> String {
     }
     let _ = writeln!(
         s,
-        "\ndn: cn=ldap-rstudio,{GROUPS_DN}\nobjectClass: posixGroup\ncn: ldap-rstudio\ngidNumber: 3000"
+        "\ndn: {LDAP_RSTUDIO_DN}\nobjectClass: posixGroup\ncn: ldap-rstudio\ngidNumber: 3000"
     );
     for u in LDAP_USERS.iter().filter(|u| u.rstudio) {
         let _ = writeln!(s, "memberUid: {}", u.uid);
@@ -268,6 +272,9 @@ pub struct Slapd {
     pub port: u16,
     /// LDAPS.
     pub tls_port: u16,
+    /// slapd's `-d` level: `0` (nothing), or `256` (stats: every connection and operation,
+    /// see [`Slapd::start_logging_operations`]).
+    debug: &'static str,
     child: Option<Child>,
 }
 
@@ -287,6 +294,21 @@ impl Slapd {
     /// As [`Slapd::start`]; with `hide_groups`, only the service account may read
     /// `ou=Groups` (users bound as themselves cannot see any group).
     pub fn start_opts(name: &str, require_client_cert: bool, hide_groups: bool) -> Slapd {
+        Slapd::start_full(name, require_client_cert, hide_groups, "0")
+    }
+
+    /// As [`Slapd::start`], logging every connection and operation (`-d 256`, slapd's `stats`
+    /// level) to `slapd.log`, for [`Slapd::operations_since`].
+    pub fn start_logging_operations(name: &str) -> Slapd {
+        Slapd::start_full(name, false, false, "256")
+    }
+
+    fn start_full(
+        name: &str,
+        require_client_cert: bool,
+        hide_groups: bool,
+        debug: &'static str,
+    ) -> Slapd {
         require_slapd();
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -350,6 +372,7 @@ impl Slapd {
             dir: dir.to_path_buf(),
             port: free_port(),
             tls_port: free_port(),
+            debug,
             child: None,
         };
         s.resume();
@@ -385,7 +408,7 @@ impl Slapd {
     /// Starts slapd (again) on the same ports and waits until both accept connections.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "slapd already running");
-        // -d 0: stay in the foreground (so the test owns the process) with no debug output.
+        // -d: stay in the foreground (so the test owns the process); 0 = no debug output.
         let child = spawn_logged(
             Command::new(SLAPD)
                 .arg("-f")
@@ -395,7 +418,7 @@ impl Slapd {
                     "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
                     self.port, self.tls_port
                 ))
-                .args(["-d", "0"]),
+                .args(["-d", self.debug]),
             &self.dir.join("slapd.log"),
         );
         self.child = Some(child);
@@ -412,6 +435,79 @@ impl Slapd {
     /// Kills slapd and waits until its ports refuse connections.
     pub fn stop(&mut self) {
         kill_and_wait_closed(&mut self.child, self.port);
+    }
+
+    /// How far `slapd.log` goes now: [`Slapd::operations_since`] counts what comes after.
+    /// Waits until the log has been quiet for a moment, so that lines of operations already
+    /// answered are in it.
+    pub fn log_mark(&self) -> u64 {
+        let path = self.dir.join("slapd.log");
+        let size = || fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut last = size();
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = size();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
+    }
+
+    /// The connections and operations slapd logged after `mark` (from [`Slapd::log_mark`]);
+    /// needs a slapd from [`Slapd::start_logging_operations`].
+    pub fn operations_since(&self, mark: u64) -> Operations {
+        let end = self.log_mark();
+        let log = fs::read(self.dir.join("slapd.log")).expect("read slapd.log");
+        let from = usize::try_from(mark).unwrap_or(usize::MAX).min(log.len());
+        let to = usize::try_from(end)
+            .unwrap_or(usize::MAX)
+            .clamp(from, log.len());
+        Operations::parse(&String::from_utf8_lossy(&log[from..to]))
+    }
+}
+
+/// What slapd's stats log (`-d 256`) says clients did: connections, TLS set-ups and operations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Operations {
+    /// Connections accepted.
+    pub connections: usize,
+    /// StartTLS requests.
+    pub start_tls: usize,
+    /// TLS sessions set up (StartTLS or LDAPS).
+    pub tls_handshakes: usize,
+    /// Bind requests, one `dn` each.
+    pub binds: Vec<String>,
+    /// Search requests, one `base scope filter` each.
+    pub searches: Vec<String>,
+    pub unbinds: usize,
+}
+
+impl Operations {
+    /// Counts the request lines of a stats log (`conn=N op=M SRCH base=…`, `… BIND dn=… method=…`,
+    /// `conn=N fd=F ACCEPT from …`, …); with `-d` a line may start with a timestamp.
+    pub fn parse(log: &str) -> Operations {
+        let mut ops = Operations::default();
+        for line in log.lines() {
+            let Some(at) = line.find("conn=") else {
+                continue;
+            };
+            let line = &line[at..];
+            let words: Vec<&str> = line.split(' ').collect();
+            let verb = |i: usize| words.get(i).copied().unwrap_or_default();
+            let rest = |i: usize| words.get(i..).map(|w| w.join(" ")).unwrap_or_default();
+            match (verb(2), verb(3)) {
+                ("ACCEPT", _) => ops.connections += 1,
+                ("TLS", "established") => ops.tls_handshakes += 1,
+                ("STARTTLS", _) => ops.start_tls += 1,
+                ("BIND", _) if line.contains(" method=") => ops.binds.push(rest(3)),
+                ("SRCH", w) if w.starts_with("base=") => ops.searches.push(rest(3)),
+                ("UNBIND", _) => ops.unbinds += 1,
+                _ => {}
+            }
+        }
+        ops
     }
 }
 
@@ -458,6 +554,9 @@ pub struct Section {
     pub whitelist: &'static str,
     /// More keys for the section, as TOML lines (`nested_groups = true\n`).
     pub extra: &'static str,
+    /// `group_search_base_dn` (ou=Groups) and the group keys; false = no group names are read,
+    /// only `whitelisted_login_groups` is checked.
+    pub groups: bool,
 }
 
 impl Default for Section {
@@ -475,6 +574,7 @@ impl Default for Section {
             member_attribute: None,
             whitelist: SCIENTISTS_DN,
             extra: "",
+            groups: true,
         }
     }
 }
@@ -575,12 +675,16 @@ pub fn section_toml(env: &Env, slapd: &Slapd, s: &Section) -> String {
         "user_search_base_dn = \"{}\"\n\
          user_object_class = \"posixAccount\"\n\
          username_attribute = \"uid\"\n\
-         user_email_attribute = \"mail\"\n\
-         group_search_base_dn = \"{GROUPS_DN}\"\n\
-         group_object_class = \"posixGroup\"\n\
-         group_name_attribute = \"cn\"\n",
+         user_email_attribute = \"mail\"\n",
         s.user_base.as_deref().unwrap_or(PEOPLE_DN)
     );
+    if s.groups {
+        t += &format!(
+            "group_search_base_dn = \"{GROUPS_DN}\"\n\
+             group_object_class = \"posixGroup\"\n\
+             group_name_attribute = \"cn\"\n"
+        );
+    }
     if !s.whitelist.is_empty() {
         t += &format!("whitelisted_login_groups = [\"{}\"]\n", s.whitelist);
     }
