@@ -760,14 +760,16 @@ fn print_table(a: &Args, results: &mut [Measured], capped: bool, elapsed: Durati
         let find = |k: Kind| means.iter().find(|m| m.0 == k);
         if let (Some(s), Some(am)) = (find(Kind::SucceedIf), find(Kind::Accountmap)) {
             let ratio = am.1 / s.1;
+            // Issue 16's targets: at most pam_succeed_if's cost with one client, 1.2× with more.
+            let target = if threads == 1 { 1.0 } else { 1.2 };
             println!(
                 "{:>7}  ratio accountmap/succeed_if: {:.2}x per transaction (p50 {:.2}x, CPU {:.2}x); \
-                 target <= 1.00x: {}",
+                 target <= {target:.2}x: {}",
                 threads,
                 ratio,
                 am.2 / s.2,
                 am.3 / s.3,
-                if ratio <= 1.0 { "met" } else { "NOT met" }
+                if ratio <= target { "met" } else { "NOT met" }
             );
         }
     }
