@@ -138,41 +138,23 @@ fn fresh_processes(env: &Env) -> Option<String> {
         .map(|i| format!("ok\t@nss nosuch-bench-{i:04} -\n"))
         .collect();
     write_atomic(&new_names, &lines);
+    // The same missing name in every process: after the first, the daemon's cached answer.
+    let miss = |label: &str| job(label, "nosuch-bench-user", "-");
     // Compared in pairs (fresh-bench: the 2nd against the 1st, and so on).
     let cases = [
-        (
-            "files-miss",
-            job("files-miss", "nosuch-bench-user", "-"),
-            &files,
-        ),
-        (
-            "files-accountmap-miss",
-            job("am-miss", "nosuch-bench-user", "-"),
-            &files_am,
-        ),
+        ("files-miss", miss("files-miss"), &files),
+        ("files-accountmap-miss", miss("am-miss"), &files_am),
         (
             "files-hit-last-line",
             job("files-hit", &last, &last),
             &files,
         ),
         ("alias-from-cache", job("alias", ALIAS, "jdoe"), &files_am),
-        (
-            "files-miss-again",
-            job("files-miss", "nosuch-bench-user", "-"),
-            &files,
-        ),
+        ("files-miss-again", miss("files-miss"), &files),
         ("files-accountmap-new-name", new_names, &files_am),
         // The floor: a module that answers NOTFOUND at once (bench/floor_nss.c).
-        (
-            "files-miss-3",
-            job("files-miss", "nosuch-bench-user", "-"),
-            &files,
-        ),
-        (
-            "files-floor-module-miss",
-            job("floor-miss", "nosuch-bench-user", "-"),
-            &files_floor,
-        ),
+        ("files-miss-3", miss("files-miss"), &files),
+        ("files-floor-module-miss", miss("floor-miss"), &files_floor),
     ];
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
