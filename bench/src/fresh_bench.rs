@@ -18,6 +18,9 @@
 // A benchmark tool: a failure is reported and ends the process.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod stats;
+
+use stats::median;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -226,19 +229,6 @@ fn batch(case: &Case, clients: usize, n: usize, base: usize) -> (Vec<Sample>, Du
             .collect::<Vec<_>>()
     });
     (samples, t0.elapsed())
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
 }
 
 fn percentile_us(sorted: &[u64], p: usize) -> f64 {

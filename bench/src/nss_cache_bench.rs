@@ -16,7 +16,10 @@
 // A benchmark tool: a failure is reported and ends the process.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod stats;
+
 use accountmap_tests::*;
+use stats::median;
 use std::process::Command;
 
 const ALIAS: &str = "John.Doe@Company.com";
@@ -254,11 +257,6 @@ fn load_breakdown(env: &Env) -> String {
 
 /// Processes per module in [`load_breakdown`].
 const BREAKDOWN_RUNS: usize = 201;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 fn through_nss_wrapper(env: &Env, calls: &str) -> u64 {
     let mut cmd = Command::new(bench_artifact("nss-bench"));

@@ -103,6 +103,7 @@ impl Kind {
         }
     }
 }
+
 /// The layout version; a reader ignores a file of any other (2: "not an alias" records).
 pub const VERSION: u64 = 2;
 /// Words of the header.
@@ -374,9 +375,15 @@ impl<'a> Table<'a> {
         None
     }
 
-    /// Live (unexpired) records at `now`, for status output and tests.
+    /// Live (unexpired) records at `now`, reading every slot (tests compare the writer's
+    /// count, [`TableWriter::live`], with it).
     pub fn live(&self, now: u64) -> usize {
-        (0..SLOTS)
+        self.live_among(0..SLOTS, now)
+    }
+
+    /// How many of `slots` hold a record unexpired at `now`.
+    fn live_among(&self, slots: impl Iterator<Item = usize>, now: u64) -> usize {
+        slots
             .filter(|&s| self.record(s)[R_EXPIRY].load(Ordering::Relaxed) > now)
             .count()
     }
@@ -480,10 +487,8 @@ impl<'a> TableWriter<'a> {
 
     /// Unexpired records at `now`: what [`Table::live`] counts, reading only occupied slots.
     pub fn live(&self, now: u64) -> usize {
-        (0..SLOTS)
-            .filter(|&s| self.maybe_occupied(s))
-            .filter(|&s| self.table.record(s)[R_EXPIRY].load(Ordering::Relaxed) > now)
-            .count()
+        self.table
+            .live_among((0..SLOTS).filter(|&s| self.maybe_occupied(s)), now)
     }
 
     pub fn table(&self) -> Table<'a> {
